@@ -1,0 +1,46 @@
+# The two commands: `make run` (mcpd on the embedded SQLite default) and `make test`.
+# Both set up everything they need in .venv on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install run test lint typecheck policy-lint unit bench services clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# casbin-sqlalchemy-adapter depends on the old `casbin` name; never let the new one in too
+	@! $(BIN)/python -m pip show pycasbin >/dev/null 2>&1 || \
+	  (echo "pycasbin and casbin are both installed: they overwrite each other" >&2; exit 1)
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/mcpd serve
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+policy-lint: install
+	$(BIN)/mcpctl policy lint --strict
+
+services:
+	./scripts/ensure-services.sh
+
+unit: install services
+	$(BIN)/pytest --cov --cov-report=term:skip-covered
+
+test: lint typecheck policy-lint unit
+
+bench: install services
+	$(BIN)/python bench/authz.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage

@@ -1,0 +1,622 @@
+"""Decision tables: authorization cases as data, run by ``mcpctl policy test`` and pytest.
+
+A table is one YAML document: a small world (groups, runtime bindings, McpTokens) and
+the requests to ask about it, each with the decision it must get::
+
+    description: what this table is about           # optional
+    groups:                                         # g lines: group -> members
+      Group:devs: [User:bob, Group:interns]
+    bindings:                                       # stored bindings (like RbacDefinitions)
+      - subjects: [User:alice, Group:devs]
+        roleBindings: ["role:edit,resource:servers", "action:logs,project:web"]
+    tokens:                                         # McpTokens, named McpToken:<name> below
+      ci-bot:
+        project: web
+        creator: User:alice
+        rbac: clone                                 # empty (default) or clone
+        roleBindings: ["role:view,resource:servers"] # or explicit bindings (no `rbac`)
+        revoked: false                              # optional
+        expired: false                              # optional
+    cases:
+      - name: alice edits servers                   # optional label
+        subject: User:alice                         # or McpToken:ci-bot
+        action: update
+        kind: servers
+        object: foo                                 # optional, "" (the collection) if absent
+        project: web                                # optional, "" (no project) if absent
+        expect: allow                               # allow | deny
+        reason: "role:edit"                         # optional: the reason must contain it
+
+A case names the object it asks about with ``object``, not ``name``: ``name`` labels the
+case. A key given twice in one mapping is an error (YAML would silently keep the last).
+
+:func:`load_table` checks the whole document and raises :class:`DecisionTableError`
+naming the file, line, case and what is wrong. :func:`run_table` builds an
+:class:`~authz.engine.Authorizer` over the policy files plus the table's world and asks
+:meth:`~authz.engine.Authorizer.decide` every case.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import yaml
+
+from authz.bindings import RoleBinding
+from authz.engine import Authorizer, Decision, TokenGrant
+from authz.errors import BindingError, DecisionTableError, InvalidName
+from authz.policy import Rule
+from authz.vocabulary import (
+    ANY,
+    KINDS,
+    NO_PROJECT,
+    Subject,
+    check_dns_label,
+    check_object_name,
+    check_verb,
+)
+
+__all__ = [
+    "Case",
+    "CaseResult",
+    "DecisionTable",
+    "TableBinding",
+    "TableGroup",
+    "TableResult",
+    "TableToken",
+    "format_case_result",
+    "format_result",
+    "load_table",
+    "run_table",
+    "token_sha",
+]
+
+Expect = Literal["allow", "deny"]
+RbacMode = Literal["empty", "clone", "bind"]
+
+_TABLE_KEYS: Final = ("description", "groups", "bindings", "tokens", "cases")
+_BINDING_KEYS: Final = ("name", "subjects", "roleBindings")
+_TOKEN_KEYS: Final = (
+    "description",
+    "project",
+    "creator",
+    "rbac",
+    "roleBindings",
+    "revoked",
+    "expired",
+)
+_CASE_KEYS: Final = ("name", "subject", "action", "kind", "object", "project", "expect", "reason")
+_TOKEN_PREFIX: Final = "McpToken:"  # noqa: S105 - a subject prefix, not a secret
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+#: How long ago an ``expired: true`` token expired.
+_EXPIRED_AGO: Final = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class TableGroup:
+    group: str
+    members: tuple[str, ...]  # subjects, McpToken names resolved to McpToken:<sha>
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class TableBinding:
+    subjects: tuple[str, ...]  # McpToken names resolved to McpToken:<sha>
+    role_bindings: tuple[str, ...]  # as written; parsed against the policy when run
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class TableToken:
+    name: str
+    project: str
+    creator: str
+    rbac: RbacMode  # "bind" when roleBindings are given
+    role_bindings: tuple[str, ...]
+    revoked: bool
+    expired: bool
+    line: int
+
+    @property
+    def sha(self) -> str:
+        return token_sha(self.name)
+
+    @property
+    def subject(self) -> str:
+        return f"{_TOKEN_PREFIX}{self.sha}"
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    number: int  # 1-based position in `cases`
+    name: str
+    subject: str  # as written, e.g. McpToken:ci-bot
+    decide_as: str  # the subject asked about, e.g. McpToken:<sha256>
+    action: str
+    kind: str
+    object: str
+    project: str
+    expect: Expect
+    reason: str | None
+    source: str  # path:line
+
+    @property
+    def label(self) -> str:
+        return f"case {self.number}" + (f" `{self.name}`" if self.name else "")
+
+    def request(self) -> str:
+        obj = self.kind if not self.object else f"{self.kind}/{self.object}"
+        where = (
+            "outside any project" if self.project == NO_PROJECT else f"in project {self.project}"
+        )
+        return f"{self.subject} {self.action} {obj} {where}"
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionTable:
+    path: Path
+    description: str
+    groups: tuple[TableGroup, ...]
+    bindings: tuple[TableBinding, ...]
+    tokens: tuple[TableToken, ...]
+    cases: tuple[Case, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CaseResult:
+    case: Case
+    decision: Decision
+    problems: tuple[str, ...]  # empty when the case passed
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+    @property
+    def actual(self) -> Expect:
+        return "allow" if self.decision.allowed else "deny"
+
+    @property
+    def reason(self) -> str:
+        return self.decision.reason
+
+
+@dataclass(frozen=True, slots=True)
+class TableResult:
+    table: DecisionTable
+    results: tuple[CaseResult, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(r.passed for r in self.results)
+
+    @property
+    def failures(self) -> tuple[CaseResult, ...]:
+        return tuple(r for r in self.results if not r.passed)
+
+
+def token_sha(name: str) -> str:
+    """The SHA-256 a table's token named ``name`` stands for."""
+    return hashlib.sha256(name.encode()).hexdigest()
+
+
+# -- running -------------------------------------------------------------------------------
+
+
+def run_table(
+    table: DecisionTable, *, policy_dir: Path | None = None, model_path: Path | None = None
+) -> TableResult:
+    """Decide every case of ``table`` over the policy files plus the table's world.
+
+    Raises :class:`DecisionTableError` if a binding names a role or operation the policy
+    does not define, and :class:`~authz.errors.PolicyError` if the policy cannot load.
+    """
+    authorizer = _build(table, policy_dir, model_path)
+    results = []
+    for case in table.cases:
+        decision = authorizer.decide(
+            case.decide_as, case.project, case.kind, case.object, case.action
+        )
+        problems = []
+        actual = "allow" if decision.allowed else "deny"
+        if actual != case.expect:
+            problems.append(f"expected {case.expect}, got {actual}")
+        if case.reason is not None and case.reason not in decision.reason:
+            problems.append(f"reason does not contain `{case.reason}`")
+        results.append(CaseResult(case, decision, tuple(problems)))
+    return TableResult(table, tuple(results))
+
+
+def _build(table: DecisionTable, policy_dir: Path | None, model_path: Path | None) -> Authorizer:
+    now = time.time()
+
+    def at(line: int) -> str:  # where a rule came from, as decision reasons show it
+        return f"{table.path.name}:{line}"
+
+    groups = [Rule("g", (m, g.group), at(g.line)) for g in table.groups for m in g.members]
+    grants = [
+        TokenGrant(
+            sha=t.sha,
+            project=t.project,
+            creator=t.creator,
+            name=t.name,
+            revoked=t.revoked,
+            expires_at=now - _EXPIRED_AGO if t.expired else None,
+        )
+        for t in table.tokens
+    ]
+    authorizer = Authorizer(
+        policy_dir=policy_dir, model_path=model_path, stored=groups, tokens=grants
+    )
+    added: list[Rule] = []
+    for b, binding in _bindings(table, authorizer):
+        added.extend(binding.to_rule(sub, at(b.line)) for sub in b.subjects)
+    for t, binding in _token_bindings(table, authorizer):
+        added.append(binding.to_rule(t.subject, at(t.line)))
+    authorizer.apply(added=added)
+    # Clones copy what the creator holds in the world built so far, like mcpd at creation.
+    clones = [
+        binding.to_rule(t.subject, f"{at(t.line)}, clone of {t.creator}")
+        for t in table.tokens
+        if t.rbac == "clone"
+        for binding in authorizer.clone_bindings(t.creator, t.project)
+    ]
+    authorizer.apply(added=clones)
+    return authorizer
+
+
+def _bindings(
+    table: DecisionTable, authorizer: Authorizer
+) -> Iterator[tuple[TableBinding, RoleBinding]]:
+    for i, b in enumerate(table.bindings, start=1):
+        for text in b.role_bindings:
+            yield b, _parse_binding(authorizer, text, f"{table.path}:{b.line}: binding {i}")
+
+
+def _token_bindings(
+    table: DecisionTable, authorizer: Authorizer
+) -> Iterator[tuple[TableToken, RoleBinding]]:
+    for t in table.tokens:
+        for text in t.role_bindings:
+            yield t, _parse_binding(authorizer, text, f"{table.path}:{t.line}: token `{t.name}`")
+
+
+def _parse_binding(authorizer: Authorizer, text: str, where: str) -> RoleBinding:
+    try:
+        return authorizer.parse_binding(text)
+    except BindingError as exc:
+        raise DecisionTableError(f"{where}: {exc}") from exc
+
+
+# -- reporting ------------------------------------------------------------------------------
+
+
+def format_case_result(result: CaseResult) -> str:
+    """A failed case as a small diff: what the table expects (-) and what happened (+)."""
+    case = result.case
+    status = "ok" if result.passed else "FAIL"
+    want = case.expect + (f", reason containing `{case.reason}`" if case.reason else "")
+    lines = [
+        f"{status} {case.source} {case.label}: {case.request()}",
+        f"  - expected: {want}",
+        f"  + actual:   {result.actual}, {result.decision.reason}",
+    ]
+    lines.extend(f"    {p}" for p in result.problems)
+    return "\n".join(lines)
+
+
+def format_result(result: TableResult) -> str:
+    """A summary line, then every failed case."""
+    failed = len(result.failures)
+    total = len(result.results)
+    head = f"{result.table.path}: {total} cases, {total - failed} passed, {failed} failed"
+    return "\n".join([head, *(format_case_result(r) for r in result.failures)])
+
+
+# -- loading --------------------------------------------------------------------------------
+
+
+class _Map(dict[str, Any]):
+    """A YAML mapping that remembers the line it starts on."""
+
+    line = 0
+
+
+class _Seq(list[Any]):
+    """A YAML sequence that remembers the line it starts on."""
+
+    line = 0
+
+
+class _KeyError(Exception):
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing duplicate keys and recording line numbers."""
+
+
+def _construct_map(loader: _Loader, node: yaml.MappingNode) -> _Map:
+    loader.flatten_mapping(node)
+    out = _Map()
+    out.line = node.start_mark.line + 1
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        if not isinstance(key, str):
+            raise _KeyError(line, f"key `{key}` is not a string")
+        if key in out:
+            hint = (
+                " (in a case, `name` labels the case and `object` names the object)"
+                if key == "name"
+                else ""
+            )
+            raise _KeyError(line, f"key `{key}` appears twice in one mapping{hint}")
+        out[key] = loader.construct_object(value_node, deep=True)
+    return out
+
+
+def _construct_seq(loader: _Loader, node: yaml.SequenceNode) -> _Seq:
+    out = _Seq(loader.construct_object(child, deep=True) for child in node.value)
+    out.line = node.start_mark.line + 1
+    return out
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_seq)
+
+
+def load_table(
+    path: Path, *, policy_dir: Path | None = None, model_path: Path | None = None
+) -> DecisionTable:
+    """Read and check a decision table; bindings are checked against the policy files.
+
+    Raises :class:`DecisionTableError` (``path:line: where: what is wrong``).
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DecisionTableError(f"{path}: cannot read decision table: {exc}") from exc
+    try:
+        doc = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except _KeyError as exc:
+        raise DecisionTableError(f"{path}:{exc.line}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise DecisionTableError(f"{path}: not valid YAML: {exc}") from exc
+    table = _TableReader(path).read(doc)
+    authorizer = Authorizer(policy_dir=policy_dir, model_path=model_path)
+    for _ in _bindings(table, authorizer):
+        pass
+    for _ in _token_bindings(table, authorizer):
+        pass
+    return table
+
+
+class _TableReader:
+    """Turns the YAML document into a :class:`DecisionTable`, or says precisely what is wrong."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.tokens: dict[str, TableToken] = {}
+
+    def fail(self, line: int, where: str, message: str) -> DecisionTableError:
+        at = f"{self.path}:{line}" if line else str(self.path)
+        return DecisionTableError(f"{at}: {where}: {message}" if where else f"{at}: {message}")
+
+    def read(self, doc: object) -> DecisionTable:
+        if not isinstance(doc, _Map):
+            raise self.fail(0, "", "a decision table is a mapping with keys " + _keys(_TABLE_KEYS))
+        self.check_keys(doc, _TABLE_KEYS, "the table")
+        description = self.string(doc, "description", "the table", default="")
+        tokens_doc = doc.get("tokens", _Map())
+        if not isinstance(tokens_doc, _Map):
+            raise self.fail(doc.line, "`tokens`", "must map token names to tokens")
+        for name, spec in tokens_doc.items():
+            self.tokens[name] = self.token(name, spec, tokens_doc.line)
+        groups_doc = doc.get("groups", _Map())
+        if not isinstance(groups_doc, _Map):
+            raise self.fail(doc.line, "`groups`", "must map `Group:<name>` to member lists")
+        groups = tuple(self.group(g, m, groups_doc.line) for g, m in groups_doc.items())
+        bindings_doc = doc.get("bindings", _Seq())
+        if not isinstance(bindings_doc, _Seq):
+            raise self.fail(doc.line, "`bindings`", "must be a list of bindings")
+        bindings = tuple(self.binding(i, b, bindings_doc.line) for i, b in enumerate(bindings_doc))
+        cases_doc = doc.get("cases")
+        if not isinstance(cases_doc, _Seq) or not cases_doc:
+            raise self.fail(doc.line, "`cases`", "a table needs a non-empty list of cases")
+        cases = tuple(self.case(i, c, cases_doc.line) for i, c in enumerate(cases_doc, start=1))
+        return DecisionTable(
+            self.path, description, groups, bindings, tuple(self.tokens.values()), cases
+        )
+
+    # helpers
+
+    def check_keys(self, m: _Map, allowed: tuple[str, ...], where: str) -> None:
+        for key in m:
+            if key not in allowed:
+                raise self.fail(m.line, where, f"unknown key `{key}`; keys: {_keys(allowed)}")
+
+    def string(self, m: _Map, key: str, where: str, *, default: str | None = None) -> str:
+        value = m.get(key)
+        if value is None:
+            if default is None:
+                raise self.fail(m.line, where, f"`{key}` is missing")
+            return default
+        if not isinstance(value, str):
+            raise self.fail(
+                m.line, where, f"`{key}` must be a string, not `{value}` (quote it in YAML)"
+            )
+        return value
+
+    def flag(self, m: _Map, key: str, where: str) -> bool:
+        value = m.get(key, False)
+        if not isinstance(value, bool):
+            raise self.fail(m.line, where, f"`{key}` must be `true` or `false`, not `{value}`")
+        return value
+
+    def strings(self, value: object, line: int, where: str, key: str) -> tuple[str, ...]:
+        if not isinstance(value, _Seq) or not all(isinstance(v, str) for v in value):
+            raise self.fail(line, where, f"`{key}` must be a list of strings")
+        return tuple(value)
+
+    def subject(self, text: str, line: int, where: str) -> str:
+        """A subject as the engine sees it: McpToken:<name> becomes McpToken:<sha>."""
+        if text.startswith(_TOKEN_PREFIX):
+            name = text.removeprefix(_TOKEN_PREFIX)
+            if name in self.tokens:
+                return self.tokens[name].subject
+            if not _SHA256_HEX.match(name):
+                defined = ", ".join(sorted(self.tokens)) or "none"
+                raise self.fail(
+                    line,
+                    where,
+                    f"token `{name}` is not defined under `tokens` (defined: {defined}); "
+                    "use `McpToken:<64 hex digits>` for a token the engine does not know",
+                )
+            return text
+        try:
+            Subject.parse(text)
+        except InvalidName as exc:
+            raise self.fail(line, where, str(exc)) from exc
+        return text
+
+    # sections
+
+    def token(self, name: object, spec: object, line: int) -> TableToken:
+        where = f"token `{name}`"
+        if not isinstance(spec, _Map):
+            raise self.fail(line, where, "must be a mapping with keys " + _keys(_TOKEN_KEYS))
+        assert isinstance(name, str)  # _construct_map refuses other keys
+        self.check_keys(spec, _TOKEN_KEYS, where)
+        try:
+            check_dns_label(name, "token name")
+            project = check_dns_label(self.string(spec, "project", where), "project")
+        except InvalidName as exc:
+            raise self.fail(spec.line, where, str(exc)) from exc
+        self.string(spec, "description", where, default="")
+        creator = self.string(spec, "creator", where)
+        try:
+            creator_type = Subject.parse(creator).type
+        except InvalidName as exc:
+            raise self.fail(spec.line, where, f"`creator`: {exc}") from exc
+        if creator_type != "User":
+            raise self.fail(spec.line, where, f"`creator` must be a user, not `{creator}`")
+        bindings = (
+            self.strings(spec["roleBindings"], spec.line, where, "roleBindings")
+            if "roleBindings" in spec
+            else ()
+        )
+        rbac = self.string(spec, "rbac", where, default="")
+        if rbac not in ("", "empty", "clone"):
+            raise self.fail(spec.line, where, f"`rbac` must be `empty` or `clone`, not `{rbac}`")
+        if rbac and bindings:
+            raise self.fail(
+                spec.line,
+                where,
+                f"has both `rbac: {rbac}` and `roleBindings`: a token is empty, a clone of "
+                "its creator's bindings, or bound explicitly",
+            )
+        mode: RbacMode = "bind" if bindings else ("clone" if rbac == "clone" else "empty")
+        return TableToken(
+            name,
+            project,
+            creator,
+            mode,
+            bindings,
+            self.flag(spec, "revoked", where),
+            self.flag(spec, "expired", where),
+            spec.line,
+        )
+
+    def group(self, group: str, members: object, line: int) -> TableGroup:
+        where = f"group `{group}`"
+        try:
+            if Subject.parse(group).type != "Group":
+                raise InvalidName(f"`{group}` is not a group: expected `Group:<name>`")
+        except InvalidName as exc:
+            raise self.fail(line, where, str(exc)) from exc
+        found = self.strings(members, line, where, "members")
+        mline = members.line if isinstance(members, _Seq) else line
+        return TableGroup(
+            group,
+            tuple(self.subject(m, mline, where) for m in found),
+            mline,
+        )
+
+    def binding(self, index: int, spec: object, line: int) -> TableBinding:
+        where = f"binding {index + 1}"
+        if not isinstance(spec, _Map):
+            raise self.fail(line, where, "must be a mapping with keys " + _keys(_BINDING_KEYS))
+        self.check_keys(spec, _BINDING_KEYS, where)
+        name = self.string(spec, "name", where, default="")
+        if name:
+            where = f"{where} `{name}`"
+        for key in ("subjects", "roleBindings"):
+            if key not in spec:
+                raise self.fail(spec.line, where, f"`{key}` is missing")
+        subjects = self.strings(spec["subjects"], spec.line, where, "subjects")
+        texts = self.strings(spec["roleBindings"], spec.line, where, "roleBindings")
+        if not subjects or not texts:
+            raise self.fail(spec.line, where, "needs at least one subject and one role binding")
+        return TableBinding(
+            tuple(self.subject(s, spec.line, where) for s in subjects),
+            texts,
+            spec.line,
+        )
+
+    def case(self, number: int, spec: object, line: int) -> Case:
+        where = f"case {number}"
+        if not isinstance(spec, _Map):
+            raise self.fail(line, where, "must be a mapping with keys " + _keys(_CASE_KEYS))
+        name = self.string(spec, "name", where, default="")
+        if name:
+            where = f"{where} `{name}`"
+        self.check_keys(spec, _CASE_KEYS, where)
+        subject = self.string(spec, "subject", where)
+        action = self.string(spec, "action", where)
+        kind = self.string(spec, "kind", where)
+        obj = self.string(spec, "object", where, default="")
+        project = self.string(spec, "project", where, default=NO_PROJECT)
+        expect = self.string(spec, "expect", where)
+        reason = spec.get("reason")
+        if expect not in ("allow", "deny"):
+            raise self.fail(spec.line, where, f"`expect` must be `allow` or `deny`, not `{expect}`")
+        if reason is not None and (not isinstance(reason, str) or not reason):
+            raise self.fail(spec.line, where, "`reason` must be a non-empty string")
+        if kind != ANY and kind not in KINDS:
+            raise self.fail(
+                spec.line, where, f"unknown resource kind `{kind}`; kinds: {', '.join(KINDS)}"
+            )
+        try:
+            check_verb(action)
+            if obj not in ("", ANY):
+                check_object_name(obj, "tools" if kind == "tools" else None)
+            if project not in (NO_PROJECT, ANY):
+                check_dns_label(project, "project")
+        except InvalidName as exc:
+            raise self.fail(spec.line, where, str(exc)) from exc
+        return Case(
+            number=number,
+            name=name,
+            subject=subject,
+            decide_as=self.subject(subject, spec.line, where),
+            action=action,
+            kind=kind,
+            object=obj,
+            project=project,
+            expect="allow" if expect == "allow" else "deny",
+            reason=reason,
+            source=f"{self.path}:{spec.line}",
+        )
+
+
+def _keys(keys: tuple[str, ...]) -> str:
+    return ", ".join(f"`{k}`" for k in keys)

@@ -1,0 +1,465 @@
+"""The one decision point: :class:`Authorizer` and its ``decide`` entry.
+
+One instance per process (:func:`get_authorizer`) holds the model, the policy files
+and the stored bindings, and answers every authorization question of mcpd, mcplocal
+and the CLI's offline tooling. ``decide`` never raises: any unexpected error is a deny.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from authz.bindings import RoleBinding, parse_binding
+from authz.errors import AuthzError
+from authz.index import Match, PolicyIndex
+from authz.policy import ALLOW, DENY, Rule, default_model_path, default_policy_dir, load_policy_dir
+from authz.reference import build_reference, load_model, model_differences
+from authz.vocabulary import (
+    ANY,
+    KINDS,
+    NO_PROJECT,
+    OPERATION_PREFIX,
+    ROLE_PREFIX,
+    TOKENS_GROUP,
+    Subject,
+    check_dns_label,
+    check_object_name,
+    check_verb,
+)
+
+log = logging.getLogger("authz")
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The answer to one authorization question."""
+
+    allowed: bool
+    reason: str
+    rule: Rule | None = None  # the policy line that decided, if one did
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
+@dataclass(frozen=True, slots=True)
+class TokenGrant:
+    """What the engine must know of an McpToken to apply SPEC §4's token rules."""
+
+    sha: str
+    project: str
+    creator: str  # the creator's subject, e.g. "User:alice"
+    name: str = ""
+    expires_at: float | None = None  # epoch seconds; None = never
+    revoked: bool = False
+
+    @property
+    def subject(self) -> str:
+        return f"McpToken:{self.sha}"
+
+
+@dataclass(frozen=True, slots=True)
+class Missing:
+    """A permission a binding grants that its would-be granter does not hold."""
+
+    binding: RoleBinding
+    verb: str
+    reason: str
+
+    def __str__(self) -> str:
+        where = "" if self.binding.is_operation else f" on {self.binding.kind}/{self.binding.name}"
+        proj = "every project" if self.binding.project == ANY else f"project {self.binding.project}"
+        return f"{self.verb}{where} in {proj} ({self.reason})"
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Everything ``policy explain`` shows about one request."""
+
+    decision: Decision
+    subjects: tuple[str, ...]
+    acts: tuple[str, ...]
+    allows: tuple[Rule, ...]
+    denies: tuple[Rule, ...]
+    notes: tuple[str, ...] = ()
+
+
+def _rule_ref(rule: Rule) -> str:
+    return f"`{rule}` ({rule.source})" if rule.source else f"`{rule}`"
+
+
+def _target(proj: str, kind: str, name: str) -> str:
+    obj = kind if name == "" else f"{kind}/{name}"
+    where = (
+        "outside any project"
+        if proj == NO_PROJECT
+        else ("in every project" if proj == ANY else f"in project {proj}")
+    )
+    return f"{obj} {where}"
+
+
+class _RuleLog:
+    """Every rule in policy order, as a multiset that removes first occurrences."""
+
+    def __init__(self, rules: Iterable[Rule] = ()) -> None:
+        self._rules: dict[int, Rule] = {}
+        self._where: dict[Rule, list[int]] = {}
+        self._next = 0
+        for rule in rules:
+            self.add(rule)
+
+    def add(self, rule: Rule) -> None:
+        self._rules[self._next] = rule
+        self._where.setdefault(rule, []).append(self._next)
+        self._next += 1
+
+    def remove(self, rule: Rule) -> bool:
+        seqs = self._where.get(rule)
+        if not seqs:
+            return False
+        del self._rules[seqs.pop(0)]
+        if not seqs:
+            del self._where[rule]
+        return True
+
+    def __iter__(self) -> Any:
+        return iter(list(self._rules.values()))
+
+    def __len__(self) -> int:
+        return len(self._rules)
+
+
+class Authorizer:
+    """Model + policy files + stored bindings + token grants, and the decisions over them.
+
+    ``stored`` are the rules kept in mcpd's database (see :mod:`authz.store`); the
+    policy files are read-only. After a transaction that changed stored rules commits,
+    the caller reports the change with :meth:`apply`; :meth:`reload` rebuilds
+    everything and swaps it in atomically.
+    """
+
+    def __init__(
+        self,
+        *,
+        model_path: Path | None = None,
+        policy_dir: Path | None = None,
+        stored: Iterable[Rule] = (),
+        tokens: Iterable[TokenGrant] = (),
+        use_index: bool = True,
+    ) -> None:
+        self.model_path = model_path or default_model_path()
+        self.policy_dir = policy_dir or default_policy_dir()
+        self._write = threading.Lock()  # serialises writers; readers never wait on it
+        self._reference_lock = threading.Lock()  # casbin's evaluator is not thread-safe
+        model = load_model(self.model_path)
+        self.model_notes = tuple(model_differences(model))
+        self.indexed = use_index and not self.model_notes
+        if self.model_notes and use_index:
+            log.warning(
+                "model %s differs from the indexed model; deciding with the plain "
+                "Casbin enforcer (slow): %s",
+                self.model_path,
+                "; ".join(self.model_notes),
+            )
+        self._file_rules = load_policy_dir(self.policy_dir)
+        self._build(stored, tokens)
+
+    # -- building ---------------------------------------------------------------
+
+    def _build(self, stored: Iterable[Rule], tokens: Iterable[TokenGrant]) -> None:
+        grants = {t.sha: t for t in tokens}
+        rules = _RuleLog(self._file_rules)
+        for rule in stored:
+            rules.add(rule)
+        for grant in grants.values():
+            rules.add(self._token_link(grant))
+        index = PolicyIndex(rules)
+        reference = None if self.indexed else build_reference(self.model_path, rules)
+        # One assignment each; a reader sees either the old or the new state.
+        self._state = (rules, index, reference)
+        self._tokens = grants
+
+    def reload(self, stored: Iterable[Rule], tokens: Iterable[TokenGrant] | None = None) -> None:
+        """Rebuild from the policy files, ``stored`` rules and tokens, then swap it in."""
+        with self._write:
+            self._file_rules = load_policy_dir(self.policy_dir)
+            self._build(stored, self._tokens.values() if tokens is None else tokens)
+
+    def apply(self, added: Iterable[Rule] = (), removed: Iterable[Rule] = ()) -> None:
+        """Make a committed change to stored rules visible (incremental, no rebuild)."""
+        added, removed = list(added), list(removed)
+        with self._write:
+            rules, index, _ = self._state
+            index.remove(removed)
+            index.add(added)
+            for rule in removed:
+                rules.remove(rule)
+            for rule in added:
+                rules.add(rule)
+            if not self.indexed:
+                self._state = (rules, index, build_reference(self.model_path, rules))
+
+    @staticmethod
+    def _token_link(grant: TokenGrant) -> Rule:
+        return Rule("g", (grant.subject, TOKENS_GROUP), f"token {grant.name or grant.sha[:12]}")
+
+    def register_token(self, grant: TokenGrant) -> None:
+        """Tell the engine a token exists (its project, creator, expiry, revocation)."""
+        with self._write:
+            old = self._tokens.get(grant.sha)
+            tokens = dict(self._tokens)
+            tokens[grant.sha] = grant
+            self._tokens = tokens
+        if old is None:
+            self.apply(added=[self._token_link(grant)])
+
+    def unregister_token(self, sha: str) -> None:
+        with self._write:
+            grant = self._tokens.get(sha)
+            if grant is None:
+                return
+            tokens = dict(self._tokens)
+            del tokens[sha]
+            self._tokens = tokens
+        self.apply(removed=[self._token_link(grant)])
+
+    def token(self, sha: str) -> TokenGrant | None:
+        return self._tokens.get(sha)
+
+    # -- vocabulary from the policy ---------------------------------------------
+
+    @property
+    def index(self) -> PolicyIndex:
+        return self._state[1]
+
+    def rules(self) -> list[Rule]:
+        """Every rule the engine holds, in policy order."""
+        return list(self._state[0])
+
+    def _groups(self, prefix: str) -> set[str]:
+        names: set[str] = set()
+        for child, parents in self.index.parents("g2").items():
+            for name in (child, *parents):
+                if name.startswith(prefix):
+                    names.add(name[len(prefix) :])
+        return names
+
+    def roles(self) -> set[str]:
+        """Defined role names (``view``, ``edit``, ...), from the ``g2`` lines."""
+        return self._groups(ROLE_PREFIX)
+
+    def operations(self) -> set[str]:
+        """Defined operation names (``logs``, ``audit``, ...), from the ``g2`` lines."""
+        return self._groups(OPERATION_PREFIX)
+
+    def verbs_of(self, grant: str) -> set[str]:
+        """The verbs a role or operation includes (``role:view`` -> {get, list})."""
+        if not grant.startswith((ROLE_PREFIX, OPERATION_PREFIX)):
+            return {grant}
+        return {
+            m
+            for m in self.index.members_of(grant, "g2")
+            if not m.startswith((ROLE_PREFIX, OPERATION_PREFIX))
+        }
+
+    def parse_binding(self, text: str) -> RoleBinding:
+        return parse_binding(text, roles=self.roles(), operations=self.operations())
+
+    # -- deciding -----------------------------------------------------------------
+
+    def decide(self, subject: str, project: str, kind: str, name: str, action: str) -> Decision:
+        """May ``subject`` do ``action`` on ``kind/name`` in ``project``? Never raises."""
+        try:
+            return self._decide(subject, project, kind, name, action, depth=0)
+        except Exception:  # fail closed, whatever went wrong
+            log.exception("authorization error; denying %s %s %s/%s", subject, action, kind, name)
+            return Decision(False, "internal error while deciding; denied")
+
+    def _match(self, sub: str, proj: str, kind: str, name: str, act: str) -> Match:
+        _, index, reference = self._state
+        if reference is None:
+            return index.match(sub, proj, kind, name, act)
+        with self._reference_lock:
+            allowed, explain = reference.enforce_ex(sub, proj, kind, name, act)
+        rule = Rule("p", tuple(explain), "") if explain else None
+        if allowed:
+            return Match(
+                rule or Rule("p", (sub, proj, kind, name, act, ALLOW)), None, (sub,), (act,)
+            )
+        return Match(None, rule, (sub,), (act,))
+
+    def _decide(
+        self, subject: str, project: str, kind: str, name: str, action: str, *, depth: int
+    ) -> Decision:
+        problem = _request_problem(subject, project, kind, name, action)
+        if problem:
+            return Decision(False, f"invalid request: {problem}")
+        if subject.startswith("McpToken:"):
+            return self._decide_token(subject, project, kind, name, action, depth=depth)
+        m = self._match(subject, project, kind, name, action)
+        return _decision(m, subject, project, kind, name, action)
+
+    def _decide_token(
+        self, subject: str, project: str, kind: str, name: str, action: str, *, depth: int
+    ) -> Decision:
+        grant = self._tokens.get(subject.removeprefix("McpToken:"))
+        if grant is None:
+            return Decision(False, "unknown token")
+        if grant.revoked:
+            return Decision(False, "token is revoked")
+        if grant.expires_at is not None and grant.expires_at <= time.time():
+            return Decision(False, "token has expired")
+        if project != grant.project:
+            return Decision(
+                False,
+                f"token of project {grant.project} cannot act "
+                + ("outside any project" if project == NO_PROJECT else f"in project {project}"),
+            )
+        own = _decision(
+            self._match(subject, project, kind, name, action), subject, project, kind, name, action
+        )
+        if not own.allowed:
+            return own
+        if depth > 0 or grant.creator.startswith("McpToken:"):
+            return Decision(False, "a token's creator must be a user")
+        ceiling = self._decide(grant.creator, project, kind, name, action, depth=depth + 1)
+        if not ceiling.allowed:
+            return Decision(
+                False,
+                f"token's creator {grant.creator} is not allowed this now: {ceiling.reason}",
+                ceiling.rule,
+            )
+        return Decision(True, f"{own.reason}; creator {grant.creator} is allowed too", own.rule)
+
+    def explain(self, subject: str, project: str, kind: str, name: str, action: str) -> Explanation:
+        """The decision with the closures and every matching line, for ``policy explain``."""
+        decision = self.decide(subject, project, kind, name, action)
+        if _request_problem(subject, project, kind, name, action) or not self.indexed:
+            return Explanation(decision, (subject,), (action,), (), (), self.model_notes)
+        index = self.index
+        lines = index.matching_rules(subject, project, kind, name, action)
+        notes: list[str] = []
+        grant = self._tokens.get(subject.removeprefix("McpToken:"))
+        if grant is not None:
+            notes.append(
+                f"token {grant.name or grant.sha[:12]} of project {grant.project}, created by "
+                f"{grant.creator}: also needs its creator to be allowed"
+            )
+        return Explanation(
+            decision,
+            index.subjects_of(subject),
+            index.acts_of(action),
+            tuple(r for r in lines if r.eft == ALLOW),
+            tuple(r for r in lines if r.eft == DENY),
+            tuple(notes),
+        )
+
+    # -- ceilings -------------------------------------------------------------------
+
+    def covers(self, holder: str, requested: Iterable[RoleBinding]) -> list[Missing]:
+        """The permissions in ``requested`` that ``holder`` does not hold now (empty: covered).
+
+        Each binding is expanded to its verbs and checked with :meth:`decide` on the
+        binding's own scope, where ``*`` is asked as a literal: holding ``edit`` on
+        ``servers/*`` covers ``servers/foo``, but ``servers/foo`` does not cover
+        ``servers/*``. A deny line of the holder's that falls inside a wildcard scope
+        also counts as missing, so a grant can never reach what the holder is denied.
+        """
+        missing: list[Missing] = []
+        for binding in requested:
+            kind = ANY if binding.is_operation else binding.kind
+            for verb in sorted(self.verbs_of(binding.grant)):
+                d = self.decide(holder, binding.project, kind, binding.name, verb)
+                if not d.allowed:
+                    missing.append(Missing(binding, verb, d.reason))
+                    continue
+                deny = self._denied_inside(holder, binding, kind, verb)
+                if deny is not None:
+                    missing.append(Missing(binding, verb, f"denied in part by {_rule_ref(deny)}"))
+        return missing
+
+    def _denied_inside(self, holder: str, b: RoleBinding, kind: str, verb: str) -> Rule | None:
+        if ANY not in (b.project, kind, b.name):
+            return None
+        index = self.index
+        subjects = index.subjects_of(holder)
+        acts = set(index.acts_of(verb))
+        for rule in index.p_rules(subjects):
+            if rule.eft != DENY or rule.values[4] not in acts:
+                continue
+            _, proj, rkind, rname, _, _ = rule.values
+            if _overlaps(b.project, proj) and _overlaps(kind, rkind) and _overlaps(b.name, rname):
+                return rule
+        return None
+
+    def clone_bindings(self, creator: str, project: str) -> list[RoleBinding]:
+        """The creator's bindings that apply in ``project``, scoped to it (token mode clone)."""
+        index = self.index
+        out: list[RoleBinding] = []
+        for rule in index.p_rules(index.subjects_of(creator)):
+            binding = RoleBinding.from_rule(rule)
+            if binding is None or binding.project not in (ANY, project):
+                continue
+            scoped = binding.in_project(project)
+            if scoped not in out:
+                out.append(scoped)
+        return out
+
+
+def _overlaps(a: str, b: str) -> bool:
+    return ANY in (a, b) or a == b
+
+
+def _request_problem(subject: str, project: str, kind: str, name: str, action: str) -> str | None:
+    try:
+        Subject.parse(subject)
+        if project not in (NO_PROJECT, ANY):
+            check_dns_label(project, "project")
+        if kind != ANY and kind not in KINDS:
+            return f"unknown resource kind `{kind}`"
+        if name not in (NO_PROJECT, ANY):
+            check_object_name(name, kind if kind == "tools" else None)
+        check_verb(action)
+    except AuthzError as exc:
+        return str(exc)
+    return None
+
+
+def _decision(m: Match, sub: str, proj: str, kind: str, name: str, act: str) -> Decision:
+    if m.deny is not None:
+        return Decision(False, f"denied by {_rule_ref(m.deny)}", m.deny)
+    if m.allow is not None:
+        via = []
+        if m.allow.sub != sub:
+            via.append(f"{sub} is in {m.allow.sub}")
+        if m.allow.values[4] != act:
+            via.append(f"{m.allow.values[4]} includes {act}")
+        extra = f" ({'; '.join(via)})" if via else ""
+        return Decision(True, f"allowed by {_rule_ref(m.allow)}{extra}", m.allow)
+    return Decision(False, f"no policy line allows {sub} to {act} {_target(proj, kind, name)}")
+
+
+_default: Authorizer | None = None
+_default_lock = threading.Lock()
+
+
+def get_authorizer() -> Authorizer:
+    """The process's one Authorizer (built from the default model and policy on first use)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Authorizer()
+        return _default
+
+
+def set_authorizer(authorizer: Authorizer | None) -> None:
+    """Install the process's Authorizer (mcpd does this at start-up, with its stored rules)."""
+    global _default
+    with _default_lock:
+        _default = authorizer

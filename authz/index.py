@@ -1,0 +1,300 @@
+"""The hot path: an index over the policy that decides exactly as the model does.
+
+For the model in ``model.conf`` a policy line matches a request when
+
+* its subject is the request's subject or reachable from it through ``g`` links
+  (Casbin's role manager follows at most ``max_depth`` levels),
+* its act is the request's verb or reachable from it through ``g2`` links,
+* its project is ``*`` or the request's project, and
+* its (kind, name) is one of (kind|*, name|*), or - for a tool - (servers, toolServer(name)|*).
+
+So instead of scanning every line, the index looks up the few keys a request can
+match: for each subject in the caller's ``g`` closure and each act in the verb's
+``g2`` closure, a dict keyed by (project, kind, name). A decision costs a few dozen
+dict look-ups whatever the size of the policy. Closures are cached per subject and
+per verb; a ``g`` change drops exactly the cached closures that contain the changed
+member, a ``g2`` change the verb closures likewise, and a ``p`` change touches one
+bucket and no cache. The differential test holds this equal to ``casbin.Enforcer``.
+
+Thread safety: writers serialise on a lock; readers take no lock. Buckets are
+replaced, never mutated in place, and a closure computed while the graph changed
+is not cached (generation counter).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from authz.policy import ALLOW, DENY, Rule
+from authz.vocabulary import ANY, tool_server
+
+_Key = tuple[str, str, str]  # (proj, kind, name)
+_Entry = tuple[int, Rule]  # (position in policy order, rule)
+_Bucket = dict[_Key, tuple[_Entry, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """The outcome of matching one request against the policy."""
+
+    allow: Rule | None  # the first matching allow line, in policy order
+    deny: Rule | None  # the first matching deny line, in policy order
+    subjects: tuple[str, ...]  # the subject and everything it reaches through g
+    acts: tuple[str, ...]  # the verb and every role or operation that includes it
+
+    @property
+    def allowed(self) -> bool:
+        return self.allow is not None and self.deny is None
+
+
+class _Graph:
+    """A Casbin role graph (``g`` or ``g2``): member -> parents, with a multiset of links."""
+
+    def __init__(self) -> None:
+        self.up: dict[str, dict[str, int]] = {}
+
+    # Readers iterate a node's parents without a lock: replace that dict, never mutate it.
+    # Writers replace a member's parents dict instead of changing it in place, so a
+    # reader walking the graph without a lock never sees a dict change under it.
+    def add(self, child: str, parent: str) -> None:
+        parents = dict(self.up.get(child, {}))
+        parents[parent] = parents.get(parent, 0) + 1
+        self.up[child] = parents
+
+    def remove(self, child: str, parent: str) -> bool:
+        parents = dict(self.up.get(child, {}))
+        if parent not in parents:
+            return False
+        if parents[parent] > 1:
+            parents[parent] -= 1
+        else:
+            del parents[parent]
+        if parents:
+            self.up[child] = parents
+        else:
+            del self.up[child]
+        return True
+
+    def closure(self, name: str, max_depth: int) -> tuple[str, ...]:
+        """``name`` and every node at most ``max_depth - 1`` links above it (Casbin's BFS)."""
+        seen = {name}
+        order = [name]
+        frontier = [name]
+        for _ in range(max_depth - 1):
+            nxt = []
+            for node in frontier:
+                for parent in self.up.get(node, ()):
+                    if parent not in seen:
+                        seen.add(parent)
+                        order.append(parent)
+                        nxt.append(parent)
+            if not nxt:
+                break
+            frontier = nxt
+        return tuple(order)
+
+
+class PolicyIndex:
+    """Index of ``p``, ``g`` and ``g2`` rules answering :meth:`match` without a scan."""
+
+    def __init__(self, rules: Iterable[Rule] = (), *, max_depth: int = 10) -> None:
+        self.max_depth = max_depth
+        self._lock = threading.Lock()
+        self._p: dict[tuple[str, str], _Bucket] = {}
+        self._next = 0  # position of the next rule in policy order
+        self._g = _Graph()
+        self._g2 = _Graph()
+        self._sub_cache: dict[str, tuple[str, ...]] = {}
+        self._act_cache: dict[str, tuple[str, ...]] = {}
+        self._gen = 0
+        self._count = 0
+        with self._lock:
+            for rule in rules:
+                self._add(rule)
+
+    def __len__(self) -> int:
+        return self._count
+
+    # -- writing ---------------------------------------------------------------
+
+    def add(self, rules: Iterable[Rule]) -> None:
+        with self._lock:
+            for rule in rules:
+                self._add(rule)
+
+    def remove(self, rules: Iterable[Rule]) -> list[Rule]:
+        """Remove one occurrence of each rule; returns the ones that were present."""
+        removed = []
+        with self._lock:
+            for rule in rules:
+                if self._remove(rule):
+                    removed.append(rule)
+        return removed
+
+    def _add(self, rule: Rule) -> None:
+        self._count += 1
+        pos = self._next
+        self._next += 1
+        if rule.ptype == "p":
+            sub, proj, kind, name, act, _ = rule.values
+            bucket = self._p.get((sub, act))
+            if bucket is None:
+                bucket = self._p[(sub, act)] = {}
+            key = (proj, kind, name)
+            bucket[key] = (*bucket.get(key, ()), (pos, rule))
+        elif rule.ptype == "g":
+            self._g.add(*rule.values)
+            self._invalidate(self._sub_cache, rule.values[0])
+        elif rule.ptype == "g2":
+            self._g2.add(*rule.values)
+            self._invalidate(self._act_cache, rule.values[0])
+
+    def _remove(self, rule: Rule) -> bool:
+        if rule.ptype == "p":
+            sub, proj, kind, name, act, _ = rule.values
+            bucket = self._p.get((sub, act))
+            key = (proj, kind, name)
+            entries = bucket.get(key, ()) if bucket else ()
+            for i, (_, held) in enumerate(entries):
+                if held == rule:  # the first occurrence in policy order, as Casbin removes
+                    rest = entries[:i] + entries[i + 1 :]
+                    assert bucket is not None
+                    if rest:
+                        bucket[key] = rest
+                    else:
+                        del bucket[key]
+                        if not bucket:
+                            del self._p[(sub, act)]
+                    self._count -= 1
+                    return True
+            return False
+        graph, cache = (
+            (self._g, self._sub_cache) if rule.ptype == "g" else (self._g2, self._act_cache)
+        )
+        if not graph.remove(*rule.values):
+            return False
+        self._invalidate(cache, rule.values[0])
+        self._count -= 1
+        return True
+
+    def _invalidate(self, cache: dict[str, tuple[str, ...]], member: str) -> None:
+        """Drop the cached closures that reach ``member``: only those can change."""
+        self._gen += 1
+        # Readers add closures concurrently: iterate a snapshot (dict.copy is atomic).
+        for key, closure in cache.copy().items():
+            if member in closure:
+                cache.pop(key, None)
+
+    # -- reading ---------------------------------------------------------------
+
+    def subjects_of(self, sub: str) -> tuple[str, ...]:
+        return self._closure(self._g, self._sub_cache, sub)
+
+    def acts_of(self, verb: str) -> tuple[str, ...]:
+        return self._closure(self._g2, self._act_cache, verb)
+
+    def _closure(
+        self, graph: _Graph, cache: dict[str, tuple[str, ...]], name: str
+    ) -> tuple[str, ...]:
+        hit = cache.get(name)
+        if hit is not None:
+            return hit
+        gen = self._gen
+        closure = graph.closure(name, self.max_depth)
+        if gen == self._gen and len(cache) < 1_000_000:
+            cache[name] = closure
+            if gen != self._gen:  # a writer changed the graph meanwhile: maybe stale
+                cache.pop(name, None)
+        return closure
+
+    @staticmethod
+    def object_keys(kind: str, name: str) -> list[tuple[str, str]]:
+        """The (kind, name) values of policy lines that can match a request's object."""
+        keys = [(kind, name)]
+        if name != ANY:
+            keys.append((kind, ANY))
+        if kind != ANY:
+            keys.append((ANY, name))
+            if name != ANY:
+                keys.append((ANY, ANY))
+        if kind == "tools":
+            server = tool_server(name)
+            keys.append(("servers", server))
+            if server != ANY:
+                keys.append(("servers", ANY))
+        return keys
+
+    def match(self, sub: str, proj: str, kind: str, name: str, act: str) -> Match:
+        """The first matching allow and deny lines (in policy order) for a request."""
+        subjects = self.subjects_of(sub)
+        acts = self.acts_of(act)
+        allow: _Entry | None = None
+        deny: _Entry | None = None
+        for entry in self._entries(subjects, acts, proj, kind, name):
+            eft = entry[1].values[5]
+            if eft == DENY:
+                if deny is None or entry[0] < deny[0]:
+                    deny = entry
+            elif eft == ALLOW and (allow is None or entry[0] < allow[0]):
+                allow = entry
+        return Match(allow[1] if allow else None, deny[1] if deny else None, subjects, acts)
+
+    def matching_rules(self, sub: str, proj: str, kind: str, name: str, act: str) -> list[Rule]:
+        """Every policy line that matches the request, in policy order (for explain)."""
+        entries = sorted(
+            self._entries(self.subjects_of(sub), self.acts_of(act), proj, kind, name),
+            key=lambda e: e[0],
+        )
+        return [rule for _, rule in entries]
+
+    def _entries(
+        self, subjects: tuple[str, ...], acts: tuple[str, ...], proj: str, kind: str, name: str
+    ) -> Iterator[_Entry]:
+        projs = (proj,) if proj == ANY else (proj, ANY)
+        objects = self.object_keys(kind, name)
+        p = self._p
+        for s in subjects:
+            for a in acts:
+                bucket = p.get((s, a))
+                if not bucket:
+                    continue
+                for pj in projs:
+                    for k, n in objects:
+                        yield from bucket.get((pj, k, n), ())
+
+    # -- inspection (lint, ceilings, clone) ----------------------------------------
+
+    def p_rules(self, subjects: Iterable[str] | None = None) -> list[Rule]:
+        """The ``p`` rules (of ``subjects`` only, when given), in policy order."""
+        wanted = None if subjects is None else set(subjects)
+        entries = [
+            e
+            for (s, _), bucket in self._p.copy().items()
+            if wanted is None or s in wanted
+            for es in bucket.copy().values()
+            for e in es
+        ]
+        entries.sort(key=lambda e: e[0])
+        return [rule for _, rule in entries]
+
+    def members_of(self, parent: str, ptype: str = "g2") -> set[str]:
+        """Everything below ``parent`` in the ``g`` or ``g2`` graph (transitively)."""
+        graph = self._g if ptype == "g" else self._g2
+        down: dict[str, set[str]] = {}
+        for child, parents in graph.up.copy().items():
+            for par in parents:
+                down.setdefault(par, set()).add(child)
+        found: set[str] = set()
+        stack = [parent]
+        while stack:
+            for child in down.get(stack.pop(), ()):
+                if child not in found:
+                    found.add(child)
+                    stack.append(child)
+        return found
+
+    def parents(self, ptype: str) -> dict[str, set[str]]:
+        graph = self._g if ptype == "g" else self._g2
+        return {c: set(ps) for c, ps in graph.up.copy().items()}

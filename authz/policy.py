@@ -1,0 +1,127 @@
+"""Policy rules, the model file, and loading policy files with their line numbers."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Final
+
+from authz.errors import PolicyError
+
+#: Number of values of each rule type in model.conf.
+RULE_ARITY: Final = {"p": 6, "g": 2, "g2": 2}
+
+#: Characters a rule value may contain. Commas split rows and brackets confuse Casbin's
+#: CSV reader; quotes and spaces have no meaning here. Anything else is refused.
+_VALUE = re.compile(r"^[A-Za-z0-9._@+:*-]+$")
+
+ALLOW: Final = "allow"
+DENY: Final = "deny"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One policy line: ``ptype`` (p, g or g2) and its values, plus where it came from.
+
+    ``source`` is ``path:line`` for a policy file or ``db:ORIGIN#ID`` for a stored rule.
+    Equality and hashing use only ``ptype`` and ``values``.
+    """
+
+    ptype: str
+    values: tuple[str, ...]
+    source: str = field(default="", compare=False)
+
+    def __str__(self) -> str:
+        return ", ".join((self.ptype, *self.values))
+
+    @property
+    def sub(self) -> str:
+        return self.values[0]
+
+    @property
+    def eft(self) -> str:
+        return self.values[5] if self.ptype == "p" else ""
+
+
+def check_rule(ptype: str, values: Iterable[str], source: str = "") -> Rule:
+    """Validate the shape of a rule (type, arity, characters) and return it."""
+    vals = tuple(values)
+    if ptype not in RULE_ARITY:
+        raise PolicyError(
+            f"unknown rule type `{ptype}`: expected one of p, g, g2", source=source or None
+        )
+    if len(vals) != RULE_ARITY[ptype]:
+        raise PolicyError(
+            f"a `{ptype}` line has {RULE_ARITY[ptype]} values after the type, "
+            f"this one has {len(vals)}",
+            source=source or None,
+        )
+    for v in vals:
+        if not _VALUE.match(v):
+            raise PolicyError(
+                f"value `{v}` is not allowed: use letters, digits and . _ @ + : * -",
+                source=source or None,
+            )
+    if ptype == "p" and vals[5] not in (ALLOW, DENY):
+        raise PolicyError(
+            f"effect `{vals[5]}` is unknown: expected `allow` or `deny`", source=source or None
+        )
+    return Rule(ptype, vals, source)
+
+
+def parse_policy_line(text: str, source: str) -> Rule | None:
+    """Parse one CSV policy line; ``None`` for blank lines and comments."""
+    line = text.strip()
+    if not line or line.startswith("#"):
+        return None
+    parts = [p.strip() for p in line.split(",")]
+    return check_rule(parts[0], parts[1:], source)
+
+
+def iter_policy_file(path: Path, display: str | None = None) -> Iterator[Rule]:
+    name = display or str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError(f"cannot read policy file: {exc}", source=name) from exc
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        rule = parse_policy_line(raw, f"{name}:{lineno}")
+        if rule is not None:
+            yield rule
+
+
+def policy_files(policy_dir: Path) -> list[Path]:
+    if not policy_dir.is_dir():
+        raise PolicyError(f"policy directory `{policy_dir}` does not exist")
+    files = sorted(p for p in policy_dir.iterdir() if p.suffix == ".csv" and p.is_file())
+    if not files:
+        raise PolicyError(f"policy directory `{policy_dir}` has no .csv files")
+    return files
+
+
+def load_policy_dir(policy_dir: Path) -> list[Rule]:
+    """Every rule of every ``*.csv`` file in ``policy_dir``, files in name order."""
+    rules: list[Rule] = []
+    for path in policy_files(policy_dir):
+        rules.extend(iter_policy_file(path, display=f"{policy_dir.name}/{path.name}"))
+    return rules
+
+
+def default_model_path() -> Path:
+    """The model file: ``$MCPCTL_MODEL`` or the one shipped inside the package."""
+    env = os.environ.get("MCPCTL_MODEL")
+    if env:
+        return Path(env)
+    return Path(str(resources.files("authz").joinpath("model.conf")))
+
+
+def default_policy_dir() -> Path:
+    """The policy files: ``$MCPCTL_POLICY_DIR`` or the ones shipped inside the package."""
+    env = os.environ.get("MCPCTL_POLICY_DIR")
+    if env:
+        return Path(env)
+    return Path(str(resources.files("authz").joinpath("policies")))

@@ -1,0 +1,65 @@
+"""``mcpd``: the control-plane daemon's command line."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from mcpd.settings import Settings
+
+app = typer.Typer(help="mcpd: the mcpctl control plane.", no_args_is_help=True)
+
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="database URL (default: $MCPD_DATABASE_URL or a SQLite file)"),
+]
+
+
+def _settings(**overrides: object) -> Settings:
+    values = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**values)  # type: ignore[arg-type]
+    except ValueError as exc:
+        typer.echo(f"error: invalid settings: {exc}", err=True)
+        raise typer.Exit(3) from exc
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="port to listen on")] = None,
+    db: DbOption = None,
+) -> None:
+    """Run mcpd (migrating an empty database first)."""
+    import uvicorn
+
+    from mcpd.app import create_app
+
+    settings = _settings(host=host, port=port, database_url=db)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    typer.echo(f"mcpd: database {_redact(settings.database_url)}", err=True)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+@app.command("migrate")
+def migrate_cmd(db: DbOption = None) -> None:
+    """Bring the database schema up to date, then exit."""
+    from mcpd.db import current_revision, make_engine, migrate
+
+    settings = _settings(database_url=db)
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    typer.echo(f"database {_redact(settings.database_url)} at revision {current_revision(engine)}")
+
+
+def _redact(url: str) -> str:
+    """A database URL without its password."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,52 @@
+"""mcpd's settings, from the environment (``MCPD_*``) and command-line flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_database_url() -> str:
+    """The embedded default: a SQLite file in the user's data directory."""
+    data = Path(platformdirs.user_data_dir("mcpd", appauthor=False))
+    return f"sqlite:///{data / 'mcpd.db'}"
+
+
+class Settings(BaseSettings):
+    """Every setting can be given as an environment variable ``MCPD_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="MCPD_", extra="ignore")
+
+    database_url: str = Field(
+        default_factory=default_database_url,
+        description="SQLAlchemy URL: sqlite:///PATH (default) or postgresql+psycopg://...",
+    )
+    host: str = Field(default="127.0.0.1", description="address to listen on")
+    port: int = Field(default=8420, ge=1, le=65535, description="port to listen on")
+    policy_dir: Path | None = Field(
+        default=None, description="policy files directory (default: the shipped policies/)"
+    )
+    model_path: Path | None = Field(
+        default=None, description="Casbin model file (default: the shipped model.conf)"
+    )
+    bootstrap_admin: str | None = Field(
+        default=None, description="user name of the admin created on first start"
+    )
+    bootstrap_password: SecretStr | None = Field(
+        default=None, description="that admin's password (never a default)"
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, v: str) -> str:
+        if not v.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
+            raise ValueError(
+                "database URL must start with sqlite:// or postgresql+psycopg:// "
+                f"(got `{v.split('://', 1)[0]}://...`)"
+            )
+        if v.startswith("postgresql://"):
+            v = "postgresql+psycopg://" + v.removeprefix("postgresql://")
+        return v
