@@ -3,19 +3,40 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import sqlalchemy as sa
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from authz import set_authorizer
-from authz.store import load_authorizer
+from mcpd.api import auditevents, auth, mcptokens, rbac, resources, users
+from mcpd.api.route_table import ROUTES
+from mcpd.bootstrap import bootstrap_admin
 from mcpd.db import make_engine, migrate
+from mcpd.errors import install_error_handlers
+from mcpd.runtime import build_runtime
 from mcpd.settings import Settings
 
 log = logging.getLogger("mcpd")
+
+
+def check_route_table(app: FastAPI) -> None:
+    """Every /api/v1 route has exactly one entry in the route table, and vice versa."""
+    served = {
+        (method.upper(), path)
+        for path, ops in app.openapi()["paths"].items()
+        if path.startswith("/api/v1")
+        for method in ops
+    }
+    missing = served - set(ROUTES)
+    stale = set(ROUTES) - served
+    if missing or stale:
+        raise RuntimeError(
+            f"route table out of date: no entry for {sorted(missing)}; no route for {sorted(stale)}"
+        )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -25,16 +46,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.database_url)
         migrate(engine)  # an empty database is brought to the newest schema
-        authorizer = load_authorizer(
-            engine, model_path=settings.model_path, policy_dir=settings.policy_dir
-        )
-        set_authorizer(authorizer)
-        app.state.engine = engine
-        app.state.authorizer = authorizer
+        rt = build_runtime(settings, engine)
+        if settings.bootstrap_admin and settings.bootstrap_password:
+            with rt.sessions() as s:
+                bootstrap_admin(
+                    s,
+                    rt.authorizer,
+                    settings.bootstrap_admin,
+                    settings.bootstrap_password.get_secret_value(),
+                )
+        set_authorizer(rt.authorizer)
+        app.state.runtime = rt
         log.info(
-            "mcpd ready: %d policy lines, %s index",
-            len(authorizer.index),
-            "fast" if authorizer.indexed else "no (plain enforcer)",
+            "mcpd ready: %d policy lines, %s",
+            len(rt.authorizer.index),
+            "indexed" if rt.authorizer.indexed else "plain enforcer (model differs from index)",
         )
         try:
             yield
@@ -43,18 +69,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             engine.dispose()
 
     app = FastAPI(title="mcpd", version="0.1.0", lifespan=lifespan)
+    install_error_handlers(app)
+    for module in (auth, users, rbac, mcptokens, resources, auditevents):
+        app.include_router(module.router)
+    check_route_table(app)
+
+    @app.middleware("http")
+    async def _request_id(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        rid = request.headers.get("x-request-id", "")[:64] or uuid.uuid4().hex
+        request.state.request_id = rid
+        response = await call_next(request)
+        response.headers["X-Request-Id"] = rid
+        return response
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/readyz", include_in_schema=False)
-    def readyz() -> JSONResponse:
+    def readyz(request: Request) -> JSONResponse:
         try:
-            with app.state.engine.connect() as conn:
+            with request.app.state.runtime.engine.connect() as conn:
                 conn.execute(sa.text("SELECT 1"))
         except Exception as exc:  # any database failure means not ready
-            return JSONResponse({"status": "unavailable", "database": str(exc)[:200]}, 503)
+            return JSONResponse({"status": "unavailable", "database": type(exc).__name__}, 503)
         return JSONResponse({"status": "ok", "database": "ok"})
 
     return app

@@ -32,6 +32,21 @@ class Settings(BaseSettings):
     model_path: Path | None = Field(
         default=None, description="Casbin model file (default: the shipped model.conf)"
     )
+    secrets_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key encrypting secret values at rest (default: a key file "
+        "created beside the data directory, mode 0600)",
+    )
+    secrets_key_file: Path = Field(
+        default_factory=lambda: (
+            Path(platformdirs.user_data_dir("mcpd", appauthor=False)) / "secrets.key"
+        ),
+        description="where the generated key is kept when MCPD_SECRETS_KEY is not set",
+    )
+    session_ttl_seconds: int = Field(default=12 * 3600, ge=60, description="login session life")
+    login_attempts_per_minute: int = Field(
+        default=10, ge=1, description="failed logins allowed per user and address per minute"
+    )
     bootstrap_admin: str | None = Field(
         default=None, description="user name of the admin created on first start"
     )

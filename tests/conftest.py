@@ -56,3 +56,20 @@ def db_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Eng
     with setup.connect() as conn:
         conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
     setup.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL for an empty database of each kind (SQLite file; a schema of the PG database)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'mcpd.db'}"
+        return
+    url = request.getfixturevalue("pg_url")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    setup = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with setup.connect() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    yield f"{url}?options=-csearch_path%3D{schema}"
+    with setup.connect() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    setup.dispose()

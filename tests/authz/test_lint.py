@@ -319,8 +319,10 @@ def test_chains_deeper_than_casbin_follows(policy: Policy, ptype: str, links: in
         [("error", policy.at("test.csv", MAX_HIERARCHY_LEVEL), "too-deep")] if too_deep else []
     )
     # The limit is Casbin's own: its enforcer reaches the top exactly when lint is quiet.
-    base = [Rule("g2", tuple(part.strip() for part in line.split(",")[1:])) for line in
-            BASE.splitlines()]  # fmt: skip
+    base = [
+        Rule("g2", tuple(part.strip() for part in line.split(",")[1:]))
+        for line in BASE.splitlines()
+    ]
     enforcer = build_reference(MODEL, [*base, *chain, grant])
     assert enforcer.enforce("User:u", "web", "servers", "x", "get") is not too_deep
 

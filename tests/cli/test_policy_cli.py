@@ -57,11 +57,19 @@ def test_explain_allowed_exits_0_and_shows_the_line() -> None:
     result = runner.invoke(
         app,
         [
-            "policy", "explain", "User:bob", "get", "servers/github", "--project", "web",
-            "--member", "User:bob=Group:devs",
-            "--bind", "Group:devs=role:view,resource:servers,project:web",
+            "policy",
+            "explain",
+            "User:bob",
+            "get",
+            "servers/github",
+            "--project",
+            "web",
+            "--member",
+            "User:bob=Group:devs",
+            "--bind",
+            "Group:devs=role:view,resource:servers,project:web",
         ],
-    )  # fmt: skip
+    )
     assert result.exit_code == 0, result.output
     assert result.output.startswith("yes - allowed by `p, Group:devs, web, servers, *, role:view")
     assert "User:bob, Group:devs" in result.output
@@ -71,11 +79,19 @@ def test_explain_denied_exits_2_and_json_names_the_deny_line() -> None:
     result = runner.invoke(
         app,
         [
-            "policy", "explain", "User:x", "create", "mcptokens", "-o", "json",
-            "--member", "User:x=Group:system:mcptokens",
-            "--bind", "User:x=role:admin,resource:*",
+            "policy",
+            "explain",
+            "User:x",
+            "create",
+            "mcptokens",
+            "-o",
+            "json",
+            "--member",
+            "User:x=Group:system:mcptokens",
+            "--bind",
+            "User:x=role:admin,resource:*",
         ],
-    )  # fmt: skip
+    )
     assert result.exit_code == 2, result.output
     body = json.loads(result.output)
     assert body["allowed"] is False

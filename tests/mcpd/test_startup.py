@@ -25,7 +25,7 @@ def test_migrate_is_idempotent_and_creates_the_policy_table(db_engine: sa.Engine
     assert current_revision(db_engine) is None
     migrate(db_engine)
     migrate(db_engine)
-    assert current_revision(db_engine) == "0001"
+    assert current_revision(db_engine) == "0002"
     cols = {c["name"] for c in sa.inspect(db_engine).get_columns("casbin_rule")}
     assert cols == {"id", "ptype", "v0", "v1", "v2", "v3", "v4", "v5", "origin"}
     indexes = {i["name"] for i in sa.inspect(db_engine).get_indexes("casbin_rule")}
@@ -34,20 +34,20 @@ def test_migrate_is_idempotent_and_creates_the_policy_table(db_engine: sa.Engine
 
 def test_app_loads_stored_rules_into_the_shared_authorizer(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'data' / 'mcpd.db'}"
-    settings = Settings(database_url=url)
+    settings = Settings(database_url=url, secrets_key_file=tmp_path / "secrets.key")
     with TestClient(create_app(settings)) as client:
         assert client.get("/healthz").json() == {"status": "ok"}
         assert client.get("/readyz").json() == {"status": "ok", "database": "ok"}
-        engine = client.app.state.engine  # type: ignore[attr-defined]
-        authorizer = client.app.state.authorizer  # type: ignore[attr-defined]
+        engine = client.app.state.runtime.engine  # type: ignore[attr-defined]
+        authorizer = client.app.state.runtime.authorizer  # type: ignore[attr-defined]
         rule = authorizer.parse_binding("role:view,resource:servers").to_rule("User:alice")
         with Session(engine) as s, s.begin():
             write_rules(s, [rule], origin="rbac/t")
     assert (tmp_path / "data" / "mcpd.db").is_file()
     with TestClient(create_app(settings)) as client:
-        authorizer = client.app.state.authorizer  # type: ignore[attr-defined]
+        authorizer = client.app.state.runtime.authorizer  # type: ignore[attr-defined]
         assert authorizer.decide("User:alice", "", "servers", "x", "get").allowed
-        assert load_stored_rules(client.app.state.engine) == [rule]  # type: ignore[attr-defined]
+        assert load_stored_rules(client.app.state.runtime.engine) == [rule]  # type: ignore[attr-defined]
 
 
 def test_bad_database_url_is_refused_with_a_clear_message() -> None:

@@ -1,0 +1,167 @@
+"""/api/v1/auth: login, logout, me, can-i; and token introspection."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from fastapi import APIRouter, Request, Response
+from pydantic import Field
+from sqlalchemy import delete, select
+
+from authz.tokens import generate_session_token, token_kind, token_sha256
+from mcpd import audit
+from mcpd.api.common import CamelModel
+from mcpd.api.deps import DbDep, Principal, PrincipalDep, RequestIdDep, RuntimeDep
+from mcpd.errors import Forbidden, TooManyRequests, Unauthorized
+from mcpd.models import LoginSession, McpToken, User
+from mcpd.runtime import aware
+from mcpd.security import verify_password
+
+router = APIRouter(prefix="/api/v1", tags=["auth"])
+
+
+class LoginIn(CamelModel):
+    username: str = Field(min_length=1, max_length=255)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class LoginOut(CamelModel):
+    token: str
+    expires_at: datetime
+    user: str
+
+
+@router.post("/auth/login", response_model=LoginOut, response_model_by_alias=True)
+def login(
+    body: LoginIn, request: Request, db: DbDep, rt: RuntimeDep, rid: RequestIdDep
+) -> LoginOut:
+    """Exchange a user name and password for a session bearer token."""
+    address = request.client.host if request.client else "-"
+    key = f"{body.username}|{address}"
+    wait = rt.login_limiter.blocked(key)
+    if wait:
+        err = TooManyRequests(f"too many failed logins; try again in {int(wait) + 1} s")
+        err.headers = {"Retry-After": str(int(wait) + 1)}
+        raise err
+    user = db.scalars(select(User).where(User.name == body.username)).first()
+    ok = verify_password(user.password_hash if user else None, body.password)
+    if not ok or user is None or user.disabled:
+        rt.login_limiter.hit(key)
+        audit.record(
+            db,
+            Principal(f"User:{body.username}", user=body.username),
+            action="login",
+            kind="users",
+            name=body.username,
+            outcome="deny",
+            request_id=rid,
+            detail={"reason": "bad credentials", "address": address},
+        )
+        db.commit()
+        raise Unauthorized("wrong user name or password")
+    rt.login_limiter.reset(key)
+    raw = generate_session_token()
+    expires = datetime.now(UTC) + timedelta(seconds=rt.settings.session_ttl_seconds)
+    db.add(LoginSession(token_sha=token_sha256(raw), user_id=user.id, expires_at=expires))
+    audit.record(
+        db,
+        Principal(f"User:{user.name}", user=user.name),
+        action="login",
+        kind="users",
+        name=user.name,
+        request_id=rid,
+        detail={"address": address},
+    )
+    db.commit()
+    return LoginOut(token=raw, expires_at=expires, user=user.name)
+
+
+@router.post("/auth/logout", status_code=204)
+def logout(principal: PrincipalDep, db: DbDep) -> Response:
+    """End the session whose bearer this is."""
+    if principal.session_sha is None:
+        raise Forbidden("only a login session can log out; revoke a token instead")
+    db.execute(delete(LoginSession).where(LoginSession.token_sha == principal.session_sha))
+    db.commit()
+    return Response(status_code=204)
+
+
+class MeOut(CamelModel):
+    subject: str
+    user: str | None = None
+    token_name: str | None = None
+    project: str | None = None
+
+
+@router.get("/auth/me", response_model=MeOut, response_model_by_alias=True)
+def me(principal: PrincipalDep) -> MeOut:
+    return MeOut(
+        subject=principal.subject if principal.user else f"McpToken:{principal.token_name}",
+        user=principal.user,
+        token_name=principal.token_name,
+        project=principal.token_project,
+    )
+
+
+class CanIIn(CamelModel):
+    action: str = Field(min_length=1, max_length=63)
+    kind: str = Field(min_length=1, max_length=63)
+    name: str = Field(default="", max_length=255)
+    project: str = Field(default="", max_length=63)
+    subject: str | None = Field(default=None, description="ask for another subject (impersonate)")
+
+
+class CanIOut(CamelModel):
+    allowed: bool
+    reason: str
+
+
+@router.post("/auth/can-i", response_model=CanIOut, response_model_by_alias=True)
+def can_i(body: CanIIn, principal: PrincipalDep, rt: RuntimeDep) -> CanIOut:
+    """May I (or, with the `impersonate` operation, SUBJECT) do ACTION on KIND[/NAME]?"""
+    subject = principal.subject
+    if body.subject and body.subject != principal.subject:
+        may = rt.authorizer.decide(principal.subject, body.project, "*", "*", "impersonate")
+        if not may.allowed:
+            raise Forbidden(
+                f"asking for another subject needs the impersonate operation: {may.reason}"
+            )
+        subject = body.subject
+    d = rt.authorizer.decide(subject, body.project, body.kind, body.name, body.action)
+    return CanIOut(allowed=d.allowed, reason=d.reason)
+
+
+class IntrospectOut(CamelModel):
+    active: bool
+    status: str  # valid | revoked | expired | unknown
+    name: str | None = None
+    project: str | None = None
+    expires_at: datetime | None = None
+
+
+@router.get("/mcptokens/introspect", response_model=IntrospectOut, response_model_by_alias=True)
+def introspect(request: Request, db: DbDep) -> IntrospectOut:
+    """Say whether the bearer McpToken is valid, revoked, expired or unknown."""
+    header = request.headers.get("authorization", "")
+    scheme, _, raw = header.partition(" ")
+    if scheme.lower() != "bearer" or token_kind(raw.strip()) != "mcptoken":
+        raise Unauthorized("send the McpToken to introspect as `Authorization: Bearer <token>`")
+    token = db.scalars(
+        select(McpToken).where(McpToken.token_sha == token_sha256(raw.strip()))
+    ).first()
+    if token is None:
+        return IntrospectOut(active=False, status="unknown")
+    expires = aware(token.expires_at)
+    if token.revoked_at is not None:
+        status = "revoked"
+    elif expires is not None and expires <= datetime.now(UTC):
+        status = "expired"
+    else:
+        status = "valid"
+    return IntrospectOut(
+        active=status == "valid",
+        status=status,
+        name=token.name,
+        project=token.project.name,
+        expires_at=expires,
+    )

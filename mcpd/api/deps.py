@@ -1,0 +1,203 @@
+"""FastAPI dependencies: the database session, the caller, and the one authorization check."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from authz import Decision
+from authz.tokens import token_kind, token_sha256
+from mcpd import audit
+from mcpd.api.route_table import PUBLIC, SELF, Guard, guard_for
+from mcpd.errors import Forbidden, NotFound, Unauthorized
+from mcpd.models import LoginSession, McpToken
+from mcpd.runtime import Runtime, aware
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller."""
+
+    subject: str  # User:<name> or McpToken:<sha>
+    user: str | None = None  # the user's name (for a token: None)
+    token_name: str | None = None
+    token_sha: str | None = None
+    token_project: str | None = None
+    session_sha: str | None = None
+
+    @property
+    def display(self) -> str:
+        return self.user or f"token {self.token_name}"
+
+
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+RuntimeDep = Annotated[Runtime, Depends(runtime)]
+
+
+def get_db(rt: RuntimeDep) -> Iterator[Session]:
+    with rt.sessions() as session:
+        yield session
+
+
+DbDep = Annotated[Session, Depends(get_db)]
+
+
+def request_id(request: Request) -> str:
+    rid: str | None = getattr(request.state, "request_id", None)
+    if rid is None:
+        rid = request.headers.get("x-request-id", "")[:64] or uuid.uuid4().hex
+        request.state.request_id = rid
+    return rid
+
+
+def bearer(request: Request) -> str:
+    """The raw bearer token; only from the Authorization header, never a query string."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if not header:
+        raise Unauthorized("no credentials: send `Authorization: Bearer <token>`")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise Unauthorized("credentials must be `Authorization: Bearer <token>`")
+    return value.strip()
+
+
+_LAST_USED_EVERY = timedelta(seconds=60)
+
+
+def authenticate(session: Session, raw: str) -> Principal:
+    """Who sent this bearer? Unknown, expired and revoked all get the same 401."""
+    kind = token_kind(raw)
+    now = datetime.now(UTC)
+    if kind == "session":
+        sha = token_sha256(raw)
+        login = session.scalars(select(LoginSession).where(LoginSession.token_sha == sha)).first()
+        if login is None or aware(login.expires_at) <= now or login.user.disabled:
+            raise Unauthorized("invalid or expired credentials")
+        return Principal(f"User:{login.user.name}", user=login.user.name, session_sha=sha)
+    if kind == "mcptoken":
+        sha = token_sha256(raw)
+        token = session.scalars(select(McpToken).where(McpToken.token_sha == sha)).first()
+        if token is None or token.revoked_at is not None:
+            raise Unauthorized("invalid or expired credentials")
+        expires = aware(token.expires_at)
+        if expires is not None and expires <= now:
+            raise Unauthorized("invalid or expired credentials")
+        last = aware(token.last_used_at)
+        if last is None or now - last > _LAST_USED_EVERY:
+            session.execute(
+                update(McpToken).where(McpToken.id == token.id).values(last_used_at=now)
+            )
+            session.commit()
+        return Principal(
+            f"McpToken:{sha}",
+            token_name=token.name,
+            token_sha=sha,
+            token_project=token.project.name,
+        )
+    raise Unauthorized("invalid or expired credentials")
+
+
+async def _request_project(request: Request, guard: Guard, session: Session) -> str:
+    source = guard.project
+    if source == "none":
+        return ""
+    if source.startswith("path:"):
+        return str(request.path_params.get(source[5:], ""))
+    if source == "query":
+        return request.query_params.get("project", "")
+    if source == "body":
+        try:
+            body: Any = json.loads(await request.body() or b"{}")
+        except ValueError:
+            return ""  # the handler's validation reports the malformed body
+        project = body.get("project") if isinstance(body, dict) else None
+        return project if isinstance(project, str) else ""
+    if source == "token":
+        name = request.path_params.get("name", "")
+        token = await run_in_threadpool(
+            lambda: session.scalars(select(McpToken).where(McpToken.name == name)).first()
+        )
+        return token.project.name if token is not None else ""
+    raise AssertionError(f"unknown project source {source!r}")
+
+
+async def guard(request: Request, rt: RuntimeDep) -> Principal:
+    """Authenticate the caller, then ask the shared enforcer about this route (route table).
+
+    A deny is audited. It is a 404 when the caller may not even view the object (so
+    existence does not leak), else a 403 carrying the reason.
+    """
+    route = request.scope.get("route")
+    path_format = getattr(route, "path_format", request.url.path)
+    entry = guard_for(request.method, path_format)
+    if entry is None:  # start-up checks every route is in the table; never fail open
+        raise Forbidden(f"route {request.method} {path_format} has no authorization entry")
+    if entry == PUBLIC:
+        return Principal("")
+    raw = bearer(request)
+    with rt.sessions() as session:
+        principal = await run_in_threadpool(authenticate, session, raw)
+        request.state.principal = principal
+        if entry == SELF:
+            return principal
+        assert isinstance(entry, Guard)
+        project = await _request_project(request, entry, session)
+        name = str(request.path_params.get("name", ""))
+        decision = rt.authorizer.decide(principal.subject, project, entry.kind, name, entry.action)
+        if decision.allowed:
+            return principal
+        hidden = bool(name) and (
+            entry.action == "get"
+            or not rt.authorizer.decide(principal.subject, project, entry.kind, name, "get").allowed
+        )
+        await run_in_threadpool(
+            _audit_deny, session, principal, entry, name, project, decision, request_id(request)
+        )
+    if hidden:
+        raise NotFound(f"{entry.kind} `{name}` not found")
+    raise Forbidden(
+        f"{principal.display} may not {entry.action} {entry.kind}"
+        + (f"/{name}" if name else "")
+        + (f" in project {project}" if project else "")
+        + f": {decision.reason}"
+    )
+
+
+def _audit_deny(
+    session: Session,
+    principal: Principal,
+    entry: Guard,
+    name: str,
+    project: str,
+    decision: Decision,
+    rid: str,
+) -> None:
+    audit.record(
+        session,
+        principal,
+        action=entry.action,
+        kind=entry.kind,
+        name=name,
+        project=project,
+        outcome="deny",
+        request_id=rid,
+        detail={"reason": decision.reason},
+    )
+    session.commit()
+
+
+PrincipalDep = Annotated[Principal, Depends(guard)]
+RequestIdDep = Annotated[str, Depends(request_id)]

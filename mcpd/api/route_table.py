@@ -1,0 +1,91 @@
+"""The one table from every API route to the (kind, action) the shared enforcer checks.
+
+Every route under ``/api/v1`` must appear here (a test and start-up both check).
+``Guard(kind, action, project=...)`` says how the request's project is found:
+
+* ``"none"``        the request is in no project ("")
+* ``"path:PARAM"``  the path parameter PARAM names the project
+* ``"query"``       ``?project=P`` if given, else no project
+* ``"body"``        the JSON body's ``project`` field
+* ``"token"``       the project of the McpToken named by the ``name`` path parameter
+
+The object's name is the ``name`` path parameter when the route has one.
+``SELF`` marks routes any authenticated caller may use on itself (me, logout,
+introspect, can-i about oneself); ``PUBLIC`` routes need no credentials.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+
+@dataclass(frozen=True, slots=True)
+class Guard:
+    kind: str
+    action: str
+    project: str = "none"
+
+
+SELF: Final = "self"
+PUBLIC: Final = "public"
+
+V1 = "/api/v1"
+
+ROUTES: Final[dict[tuple[str, str], Guard | str]] = {
+    # identities
+    ("POST", f"{V1}/auth/login"): PUBLIC,
+    ("POST", f"{V1}/auth/logout"): SELF,
+    ("GET", f"{V1}/auth/me"): SELF,
+    ("POST", f"{V1}/auth/can-i"): SELF,  # asking for another subject needs `impersonate`
+    ("GET", f"{V1}/mcptokens/introspect"): PUBLIC,  # the bearer is the token asked about
+    # users
+    ("GET", f"{V1}/users"): Guard("users", "list"),
+    ("POST", f"{V1}/users"): Guard("users", "create"),
+    ("GET", f"{V1}/users/{{name}}"): Guard("users", "get"),
+    ("PUT", f"{V1}/users/{{name}}"): Guard("users", "update"),
+    ("DELETE", f"{V1}/users/{{name}}"): Guard("users", "delete"),
+    # groups
+    ("GET", f"{V1}/groups"): Guard("groups", "list"),
+    ("POST", f"{V1}/groups"): Guard("groups", "create"),
+    ("GET", f"{V1}/groups/{{name}}"): Guard("groups", "get"),
+    ("PUT", f"{V1}/groups/{{name}}"): Guard("groups", "update"),
+    ("DELETE", f"{V1}/groups/{{name}}"): Guard("groups", "delete"),
+    # projects: a project is in itself
+    ("GET", f"{V1}/projects"): Guard("projects", "list"),
+    ("POST", f"{V1}/projects"): Guard("projects", "create"),
+    ("GET", f"{V1}/projects/{{name}}"): Guard("projects", "get", "path:name"),
+    ("PUT", f"{V1}/projects/{{name}}"): Guard("projects", "update", "path:name"),
+    ("DELETE", f"{V1}/projects/{{name}}"): Guard("projects", "delete", "path:name"),
+    ("GET", f"{V1}/projects/{{project}}/servers"): Guard("servers", "list", "path:project"),
+    # servers
+    ("GET", f"{V1}/servers"): Guard("servers", "list"),
+    ("POST", f"{V1}/servers"): Guard("servers", "create"),
+    ("GET", f"{V1}/servers/{{name}}"): Guard("servers", "get"),
+    ("PUT", f"{V1}/servers/{{name}}"): Guard("servers", "update"),
+    ("DELETE", f"{V1}/servers/{{name}}"): Guard("servers", "delete"),
+    # secrets
+    ("GET", f"{V1}/secrets"): Guard("secrets", "list"),
+    ("POST", f"{V1}/secrets"): Guard("secrets", "create"),
+    ("GET", f"{V1}/secrets/{{name}}"): Guard("secrets", "get"),
+    ("PUT", f"{V1}/secrets/{{name}}"): Guard("secrets", "update"),
+    ("DELETE", f"{V1}/secrets/{{name}}"): Guard("secrets", "delete"),
+    # rbac definitions
+    ("GET", f"{V1}/rbac"): Guard("rbac", "list"),
+    ("POST", f"{V1}/rbac"): Guard("rbac", "create"),
+    ("GET", f"{V1}/rbac/{{name}}"): Guard("rbac", "get"),
+    ("PUT", f"{V1}/rbac/{{name}}"): Guard("rbac", "update"),
+    ("DELETE", f"{V1}/rbac/{{name}}"): Guard("rbac", "delete"),
+    # mcp tokens: each lives in one project
+    ("GET", f"{V1}/mcptokens"): Guard("mcptokens", "list", "query"),
+    ("POST", f"{V1}/mcptokens"): Guard("mcptokens", "create", "body"),
+    ("GET", f"{V1}/mcptokens/{{name}}"): Guard("mcptokens", "get", "token"),
+    ("DELETE", f"{V1}/mcptokens/{{name}}"): Guard("mcptokens", "delete", "token"),
+    ("POST", f"{V1}/mcptokens/{{name}}/revoke"): Guard("mcptokens", "update", "token"),
+    # audit
+    ("GET", f"{V1}/auditevents"): Guard("auditevents", "audit"),
+}
+
+
+def guard_for(method: str, path_format: str) -> Guard | str | None:
+    return ROUTES.get((method, path_format))

@@ -1,0 +1,162 @@
+"""mcpd's tables (SQLAlchemy 2). Schema changes go through Alembic (``mcpd/migrations``)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON}
+
+
+class Resource:
+    """Columns every resource kind has (SPEC §3)."""
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+    created_by: Mapped[str] = mapped_column(String(255), default="")
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class User(Resource, Base):
+    __tablename__ = "users"
+    display_name: Mapped[str] = mapped_column(String(255), default="")
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Group(Resource, Base):
+    __tablename__ = "groups"
+    members: Mapped[list[GroupMember]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="GroupMember.user_name"
+    )
+
+
+class GroupMember(Base):
+    __tablename__ = "group_members"
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_name: Mapped[str] = mapped_column(String(255), primary_key=True)
+
+
+class Project(Resource, Base):
+    __tablename__ = "projects"
+    description: Mapped[str] = mapped_column(Text, default="")
+    proxy_model: Mapped[str] = mapped_column(String(63), default="passthrough")
+    servers: Mapped[list[ProjectServer]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="ProjectServer.server_name"
+    )
+
+
+class ProjectServer(Base):
+    __tablename__ = "project_servers"
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    server_name: Mapped[str] = mapped_column(String(255), primary_key=True)
+
+
+class Server(Resource, Base):
+    __tablename__ = "servers"
+    description: Mapped[str] = mapped_column(Text, default="")
+    transport: Mapped[str] = mapped_column(String(16))  # stdio | http
+    spec: Mapped[dict[str, Any]] = mapped_column(
+        JSON, default=dict
+    )  # command/args/env or url/headers
+    health_check: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class Secret(Resource, Base):
+    __tablename__ = "secrets"
+    keys: Mapped[list[str]] = mapped_column(JSON, default=list)  # names only, for display
+    ciphertext: Mapped[str] = mapped_column(Text)  # Fernet token of the JSON data
+
+
+class RbacDefinition(Resource, Base):
+    __tablename__ = "rbac_definitions"
+    subjects: Mapped[list[str]] = mapped_column(JSON, default=list)
+    role_bindings: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # set when the definition holds an McpToken's bindings: deleted with the token
+    token_id: Mapped[int | None] = mapped_column(
+        ForeignKey("mcp_tokens.id", ondelete="CASCADE"), index=True
+    )
+
+
+class McpToken(Resource, Base):
+    __tablename__ = "mcp_tokens"
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    project: Mapped[Project] = relationship(lazy="joined")
+    description: Mapped[str] = mapped_column(Text, default="")
+    token_sha: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(32))
+    rbac_mode: Mapped[str] = mapped_column(String(16), default="empty")
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class LoginSession(Base):
+    __tablename__ = "login_sessions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_sha: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    user: Mapped[User] = relationship(lazy="joined")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_time", "time"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    subject: Mapped[str] = mapped_column(String(255), index=True)
+    token_name: Mapped[str | None] = mapped_column(String(255))
+    token_sha: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(63))
+    kind: Mapped[str] = mapped_column(String(63))
+    name: Mapped[str] = mapped_column(String(255), default="")
+    project: Mapped[str] = mapped_column(String(63), default="")
+    outcome: Mapped[str] = mapped_column(String(16))  # allow | deny | error
+    request_id: Mapped[str] = mapped_column(String(64), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+__all__ = [
+    "AuditEvent",
+    "Base",
+    "Group",
+    "GroupMember",
+    "LoginSession",
+    "McpToken",
+    "Project",
+    "ProjectServer",
+    "RbacDefinition",
+    "Secret",
+    "Server",
+    "User",
+]
