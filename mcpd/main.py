@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Annotated
 
 import typer
@@ -52,6 +53,41 @@ def migrate_cmd(db: DbOption = None) -> None:
     engine = make_engine(settings.database_url)
     migrate(engine)
     typer.echo(f"database {_redact(settings.database_url)} at revision {current_revision(engine)}")
+
+
+@app.command()
+def bootstrap(
+    name: Annotated[str, typer.Option("--name", help="the first admin's user name")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="read the password from standard input")
+    ] = False,
+    db: DbOption = None,
+) -> None:
+    """Create the first admin (member of group `admins`) in an empty database."""
+    from mcpd.bootstrap import bootstrap_admin
+    from mcpd.db import make_engine, migrate
+    from mcpd.runtime import build_runtime
+
+    settings = _settings(database_url=db)
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    rt = build_runtime(settings, engine)
+    try:
+        with rt.sessions() as session:
+            created = bootstrap_admin(session, rt.authorizer, name, password)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(3) from exc
+    if not created:
+        typer.echo(
+            "error: the database already has users; bootstrap only fills an empty one", err=True
+        )
+        raise typer.Exit(1)
+    typer.echo(f"created admin {name}")
 
 
 def _redact(url: str) -> str:

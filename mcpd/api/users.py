@@ -28,7 +28,7 @@ from mcpd.errors import Invalid
 from mcpd.models import Group, GroupMember, McpToken, User, utcnow
 from mcpd.runtime import Runtime, token_grant
 from mcpd.security import MIN_PASSWORD_LENGTH, hash_password
-from mcpd.services.policy import PolicyChange, group_bindings, require_covered
+from mcpd.services.policy import PolicyChange, held_bindings, require_covered
 
 router = APIRouter(prefix="/api/v1", tags=["users"])
 
@@ -80,8 +80,14 @@ def list_users(
 
 
 @router.post("/users", status_code=201, response_model=UserOut, response_model_by_alias=True)
-def create_user(body: UserIn, p: PrincipalDep, db: DbDep, rid: RequestIdDep) -> UserOut:
+def create_user(
+    body: UserIn, p: PrincipalDep, db: DbDep, rt: RuntimeDep, rid: RequestIdDep
+) -> UserOut:
     taken(db, User, body.name, "user")
+    # bindings that still name this user (e.g. of a deleted user) go to whoever is created
+    require_covered(
+        rt.authorizer, p.subject, p.display, held_bindings(rt.authorizer, f"User:{body.name}")
+    )
     user = User(
         name=body.name,
         display_name=body.display_name,
@@ -102,10 +108,15 @@ def get_user(name: str, _: PrincipalDep, db: DbDep) -> UserOut:
 
 @router.put("/users/{name}", response_model=UserOut, response_model_by_alias=True)
 def update_user(
-    name: str, body: UserUpdate, p: PrincipalDep, db: DbDep, rid: RequestIdDep
+    name: str, body: UserUpdate, p: PrincipalDep, db: DbDep, rt: RuntimeDep, rid: RequestIdDep
 ) -> UserOut:
     user = get_or_404(db, User, name, "user")
     check_version(user, body.version, "user")
+    if body.password is not None and p.user != name:
+        # whoever sets a password can log in as that user: only for a caller covering it
+        require_covered(
+            rt.authorizer, p.subject, p.display, held_bindings(rt.authorizer, f"User:{name}")
+        )
     if body.display_name is not None:
         user.display_name = body.display_name
     if body.password is not None:
@@ -203,7 +214,7 @@ def create_group(
     members = _check_members(db, body.members)
     if members:  # joining a group grants what the group holds: the creator ceiling applies
         require_covered(
-            rt.authorizer, p.subject, p.display, group_bindings(rt.authorizer, body.name)
+            rt.authorizer, p.subject, p.display, held_bindings(rt.authorizer, f"Group:{body.name}")
         )
     group = Group(
         name=body.name, created_by=p.display, members=[GroupMember(user_name=m) for m in members]
@@ -239,7 +250,9 @@ def update_group(
     members = _check_members(db, body.members)
     before = {m.user_name for m in group.members}
     if set(members) - before:
-        require_covered(rt.authorizer, p.subject, p.display, group_bindings(rt.authorizer, name))
+        require_covered(
+            rt.authorizer, p.subject, p.display, held_bindings(rt.authorizer, f"Group:{name}")
+        )
     group.members = [GroupMember(user_name=m) for m in members]
     group.version += 1
     change = PolicyChange()

@@ -75,10 +75,14 @@ def require_covered(
         )
 
 
-def group_bindings(authorizer: Authorizer, group: str) -> list[RoleBinding]:
-    """What membership of ``group`` grants (its allow bindings)."""
+def held_bindings(authorizer: Authorizer, subject: str) -> list[RoleBinding]:
+    """Every allow binding ``subject`` holds, directly or through its groups.
+
+    Becoming that subject - joining a group, setting a user's password, creating a user
+    whose name old bindings still mention - gains all of these, so the creator ceiling
+    applies to them."""
     out = []
-    for rule in authorizer.index.p_rules(authorizer.index.subjects_of(f"Group:{group}")):
+    for rule in authorizer.index.p_rules(authorizer.index.subjects_of(subject)):
         b = RoleBinding.from_rule(rule)
         if b is not None:
             out.append(b)

@@ -411,3 +411,29 @@ def test_a_failure_mid_transaction_writes_no_rule_and_changes_no_decision(
 
     assert not any(r.sub == "User:x" for r in load_stored_rules(rt.engine))
     assert not rt.authorizer.decide("User:x", "", "servers", "s", "get").allowed
+
+
+def test_user_editor_cannot_take_over_a_stronger_account(api: Api) -> None:
+    ed = api.user("ed", "role:edit,resource:users")
+    r = api.call("PUT", "/users/root@example.com", ed, json={"password": "taken over!"})
+    assert r.status_code == 403
+    assert "cannot grant permissions it does not hold" in r.json()["detail"]
+    assert api.login("root@example.com")  # the admin's password is unchanged
+    # a weaker account is fine, and anyone may change their own password
+    api.user("intern")
+    assert (
+        api.call("PUT", "/users/intern", ed, json={"password": "new password"}).status_code == 200
+    )
+    assert api.call("PUT", "/users/ed", ed, json={"password": "my new password"}).status_code == 200
+
+
+def test_recreating_a_deleted_users_name_needs_its_leftover_bindings(api: Api) -> None:
+    api.user("boss", "role:admin,resource:*")
+    api.ok("DELETE", "/users/boss")
+    ed = api.user("ed", "role:edit,resource:users")
+    r = api.call("POST", "/users", ed, json={"name": "boss", "password": "i am the boss now"})
+    assert r.status_code == 403
+    assert (
+        api.call("POST", "/users", json={"name": "boss", "password": "admin may"}).status_code
+        == 201
+    )

@@ -91,3 +91,38 @@ def test_mcpd_serve_runs_as_a_real_process(tmp_path: Path) -> None:
         out, _ = proc.communicate(timeout=10)
     assert (tmp_path / "mcpd.db").is_file()
     assert b"Application startup complete" in out
+
+
+def test_mcpd_bootstrap_command(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "MCPD_DATABASE_URL": f"sqlite:///{tmp_path / 'b.db'}",
+        "MCPD_SECRETS_KEY_FILE": str(tmp_path / "k"),
+    }
+    mcpd = str(Path(sys.executable).with_name("mcpd"))
+    run = [mcpd, "bootstrap", "--name", "root", "--password-stdin"]
+    short = subprocess.run(
+        run, input="short\n", env=env, capture_output=True, text=True, timeout=60
+    )
+    assert short.returncode == 3
+    assert "at least 8 characters" in short.stderr
+    ok = subprocess.run(
+        run, input="long enough pw\n", env=env, capture_output=True, text=True, timeout=60
+    )
+    assert ok.returncode == 0, ok.stderr
+    again = subprocess.run(
+        run, input="long enough pw\n", env=env, capture_output=True, text=True, timeout=60
+    )
+    assert again.returncode == 1
+    assert "already has users" in again.stderr
+    settings = Settings(database_url=env["MCPD_DATABASE_URL"], secrets_key_file=tmp_path / "k")
+    with TestClient(create_app(settings)) as client:
+        r = client.post(
+            "/api/v1/auth/login", json={"username": "root", "password": "long enough pw"}
+        )
+        assert r.status_code == 200
+        token = r.json()["token"]
+        assert (
+            client.get("/api/v1/users", headers={"Authorization": f"Bearer {token}"}).status_code
+            == 200
+        )
