@@ -24,7 +24,7 @@ is not cached (generation counter).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from authz.policy import ALLOW, DENY, Rule
@@ -55,7 +55,6 @@ class _Graph:
     def __init__(self) -> None:
         self.up: dict[str, dict[str, int]] = {}
 
-    # Readers iterate a node's parents without a lock: replace that dict, never mutate it.
     # Writers replace a member's parents dict instead of changing it in place, so a
     # reader walking the graph without a lock never sees a dict change under it.
     def add(self, child: str, parent: str) -> None:
@@ -251,18 +250,19 @@ class PolicyIndex:
 
     def _entries(
         self, subjects: tuple[str, ...], acts: tuple[str, ...], proj: str, kind: str, name: str
-    ) -> Iterator[_Entry]:
+    ) -> list[_Entry]:
+        """The entries under every (subject, act, project, kind, name) key the request can match."""
         projs = (proj,) if proj == ANY else (proj, ANY)
-        objects = self.object_keys(kind, name)
+        keys = [(pj, k, n) for pj in projs for k, n in self.object_keys(kind, name)]
         p = self._p
-        for s in subjects:
-            for a in acts:
-                bucket = p.get((s, a))
-                if not bucket:
-                    continue
-                for pj in projs:
-                    for k, n in objects:
-                        yield from bucket.get((pj, k, n), ())
+        return [
+            entry
+            for s in subjects
+            for a in acts
+            if (bucket := p.get((s, a)))
+            for key in keys
+            for entry in bucket.get(key, ())
+        ]
 
     # -- inspection (lint, ceilings, clone) ----------------------------------------
 

@@ -1,0 +1,41 @@
+"""Smoke test: ``bench/authz.py --quick`` runs and ends with its JSON report line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "authz.py"
+
+
+@pytest.mark.timeout(120)
+def test_bench_quick_prints_its_report() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert lines, f"no output on stdout; stderr:\n{proc.stderr}"
+    report = json.loads(lines[-1])
+    assert set(report) == {"results", "load_100k_s", "update_ms"}
+    assert isinstance(report["load_100k_s"], float)
+    assert isinstance(report["update_ms"], float)
+    assert report["results"]
+    engines = set()
+    for row in report["results"]:
+        assert set(row) == {"engine", "policy_lines", "users", "p50_us", "p99_us"}
+        assert row["engine"] in ("fast", "reference")
+        assert isinstance(row["policy_lines"], int)
+        assert isinstance(row["users"], int)
+        assert isinstance(row["p50_us"], float)
+        assert isinstance(row["p99_us"], float)
+        engines.add(row["engine"])
+    assert engines == {"fast", "reference"}
