@@ -1,0 +1,70 @@
+"""A real mcpd process on a loopback port, and an isolated mcpctl config per test."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+ADMIN = "admin@example.com"
+PASSWORD = "correct horse battery"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def mcpd_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    data = tmp_path_factory.mktemp("mcpd")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "MCPD_DATABASE_URL": f"sqlite:///{data / 'mcpd.db'}",
+        "MCPD_SECRETS_KEY_FILE": str(data / "secrets.key"),
+        "MCPD_BOOTSTRAP_ADMIN": ADMIN,
+        "MCPD_BOOTSTRAP_PASSWORD": PASSWORD,
+        "MCPD_LOGIN_ATTEMPTS_PER_MINUTE": "1000",
+    }
+    exe = str(Path(sys.executable).with_name("mcpd"))
+    log = (data / "mcpd.log").open("wb")
+    proc = subprocess.Popen([exe, "serve", "--port", str(port)], env=env, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"mcpd did not start: {(data / 'mcpd.log').read_text()}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, mcpd_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Environment of one CLI user: its own config file, pointed at the test mcpd."""
+    cfg = tmp_path / "mcpctl" / "config.yaml"
+    monkeypatch.setenv("MCPCTL_CONFIG", str(cfg))
+    monkeypatch.setenv("MCPCTL_SERVER", mcpd_url)
+    return {**os.environ, "MCPCTL_CONFIG": str(cfg), "MCPCTL_SERVER": mcpd_url}
