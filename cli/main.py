@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cli import policy, resources, session
+from cli import apply, policy, resources, session
 from cli.state import State
 
 app = typer.Typer(
@@ -35,6 +35,8 @@ app.command("login")(session.login)
 app.command("logout")(session.logout)
 app.command("get")(resources.get)
 app.command("delete")(resources.delete)
+app.command("apply")(apply.apply)
+app.command("describe")(resources.describe)
 app.add_typer(resources.create, name="create")
 app.add_typer(resources.mcptoken, name="mcptoken")
 

@@ -9,7 +9,7 @@ import typer
 
 from cli.client import collection
 from cli.errors import INVALID, fail
-from cli.output import Format, show
+from cli.output import Format, cell, show
 from cli.state import State
 
 COLUMNS: dict[str, list[tuple[str, str]]] = {
@@ -278,3 +278,49 @@ def revoke(ctx: typer.Context, name: str) -> None:
     with state.client() as c:
         c.revoke_token(name)
     typer.echo(f"mcptoken/{name} revoked")
+
+
+def describe(
+    ctx: typer.Context,
+    kind: Annotated[str, typer.Argument()],
+    name: Annotated[str, typer.Argument()],
+) -> None:
+    """Show one object with what relates to it (a project's servers and tokens, ...)."""
+    state: State = ctx.obj
+    plural = _kind(kind)
+    related: list[tuple[str, list[str]]] = []
+    with state.client() as c:
+        obj = c.get(plural, name)
+        if plural == "projects":
+            related.append(("Servers", [s["name"] for s in c.project_servers(name)]))
+            tokens = list(c.list("mcptokens", project=name))
+            related.append(
+                (
+                    "McpTokens",
+                    [
+                        f"{t['name']}  {t['rbacMode']}  expires {t['expiresAt'] or 'never'}"
+                        + ("  REVOKED" if t["revokedAt"] else "")
+                        for t in tokens
+                    ],
+                )
+            )
+        elif plural == "servers":
+            projects = [p["name"] for p in c.list("projects") if name in p.get("servers", [])]
+            related.append(("Projects", projects))
+        elif plural == "mcptokens":
+            related.append(("Bindings", obj.get("bindings") or ["(none: rbac mode empty)"]))
+    typer.echo(f"Kind:       {plural}")
+    for key, value in obj.items():
+        if key in ("bindings",):
+            continue
+        label = f"{key}:".ljust(12)
+        if isinstance(value, dict):
+            typer.echo(label)
+            for k, v in value.items():
+                typer.echo(f"  {k}: {cell(v)}")
+        else:
+            typer.echo(f"{label}{cell(value)}")
+    for title, lines in related:
+        typer.echo(f"{title}:")
+        for line in lines or ["(none)"]:
+            typer.echo(f"  {line}")

@@ -203,3 +203,22 @@ def test_main_flow_as_a_real_process(cli_env: dict[str, str], tmp_path: Path) ->
     assert r.returncode == 1
     assert "run `mcpctl login`" in r.stderr
     assert run("delete", "project", proj).returncode == 0
+
+
+def test_describe_shows_related_objects(cli_env: dict[str, str]) -> None:
+    login(cli_env)
+    srv, proj = uniq("srv"), uniq("proj")
+    assert (
+        mcpctl("create", "server", srv, "--transport", "http", "--url", "http://127.0.0.1:9/m")[0]
+        == 0
+    )
+    assert mcpctl("create", "project", proj, "--server", srv)[0] == 0
+    assert mcpctl("create", "mcptoken", "tok-" + proj, "--project", proj, "--ttl", "never")[0] == 0
+    code, out, err = mcpctl("describe", "project", proj)
+    assert code == 0, err
+    assert f"Servers:\n  {srv}" in out
+    assert f"tok-{proj}  empty  expires never" in out
+    code, out, _ = mcpctl("describe", "server", srv)
+    assert f"Projects:\n  {proj}" in out
+    code, out, _ = mcpctl("describe", "mcptoken", "tok-" + proj)
+    assert "Bindings:\n  (none: rbac mode empty)" in out
