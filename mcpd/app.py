@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import sqlalchemy as sa
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from authz import set_authorizer
 from mcpd.api import auditevents, auth, mcptokens, rbac, resources, users
+from mcpd.api.deps import guard
 from mcpd.api.route_table import ROUTES
 from mcpd.bootstrap import bootstrap_admin
 from mcpd.db import make_engine, migrate
@@ -70,8 +71,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="mcpd", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
+    # guard runs on every API route, whether or not the handler asks for the caller
+    # (FastAPI then reuses its result for a handler's PrincipalDep): nothing fails open.
     for module in (auth, users, rbac, mcptokens, resources, auditevents):
-        app.include_router(module.router)
+        app.include_router(module.router, dependencies=[Depends(guard)])
     check_route_table(app)
 
     @app.middleware("http")

@@ -159,3 +159,15 @@ def test_health_endpoints(api: Api) -> None:
     client: TestClient = api.client
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").json()["database"] == "ok"
+
+
+def test_every_route_but_the_public_ones_needs_credentials(api: Api) -> None:
+    from mcpd.api.route_table import PUBLIC
+
+    for (method, path), entry in ROUTES.items():
+        url = path.replace("{name}", "x").replace("{project}", "x")
+        r = api.client.request(method, url, json={})
+        if entry == PUBLIC:
+            assert r.status_code != 401 or "introspect" in path, (method, path)
+        else:
+            assert r.status_code == 401, (method, path, r.status_code)
