@@ -23,6 +23,7 @@ import yaml
 
 from cli.client import McpdClient, NotFound
 from cli.errors import INVALID, fail
+from cli.output import busy
 from cli.state import State
 
 API_VERSION: Final = "mcpctl/v1"
@@ -136,6 +137,7 @@ def apply(
         fail(str(exc), INVALID)
     suffix = " (dry run)" if dry_run else ""
     with state.client() as c:
-        for doc in docs:
-            outcome = apply_one(c, doc, dry_run)
+        for i, doc in enumerate(docs, start=1):
+            with busy(f"applying {i}/{len(docs)}: {doc['kind']} {doc['name']}"):
+                outcome = apply_one(c, doc, dry_run)
             typer.echo(f"{doc['kind'].lower()}/{doc['name']} {outcome}{suffix}")

@@ -9,7 +9,7 @@ import typer
 
 from cli.client import collection
 from cli.errors import INVALID, fail
-from cli.output import Format, cell, show
+from cli.output import Format, busy, cell, show
 from cli.state import State
 
 COLUMNS: dict[str, list[tuple[str, str]]] = {
@@ -65,21 +65,36 @@ def get(
     kind: Annotated[str, typer.Argument(help="user, group, project, server, secret, rbac, ...")],
     name: Annotated[str | None, typer.Argument(help="one object; all when omitted")] = None,
     output: OutputOpt = Format.table,
-    project: Annotated[str | None, typer.Option("--project", "-p", help="filter tokens")] = None,
+    project: Annotated[
+        str | None, typer.Option("--project", "-p", help="only this project's servers or tokens")
+    ] = None,
+    filters: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--filter",
+            help="KEY=VALUE passed to the API, e.g. outcome=deny or subject=bob for auditevents",
+        ),
+    ] = None,
     limit: Annotated[int, typer.Option(help="at most this many objects", min=1)] = 10_000,
 ) -> None:
     """List objects of a kind, or show one."""
     state: State = ctx.obj
     plural = _kind(kind)
-    with state.client() as c:
+    extra = {}
+    for f in filters or []:
+        key, sep, value = f.partition("=")
+        if not sep or not key:
+            fail(f"--filter `{f}` is not KEY=VALUE", INVALID)
+        extra[key] = value
+    with state.client() as c, busy(f"getting {plural}"):
         if name:
             items = [c.get(plural, name)]
         elif plural == "servers" and project:
             items = c.project_servers(project)
         else:
             items = []
-            params = {"project": project} if plural == "mcptokens" else {}
-            for item in c.list(plural, **params):
+            params = {"project": project} if project else {}
+            for item in c.list(plural, **params, **extra):
                 items.append(item)
                 if len(items) >= limit:
                     break

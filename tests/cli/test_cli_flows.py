@@ -222,3 +222,20 @@ def test_describe_shows_related_objects(cli_env: dict[str, str]) -> None:
     assert f"Projects:\n  {proj}" in out
     code, out, _ = mcpctl("describe", "mcptoken", "tok-" + proj)
     assert "Bindings:\n  (none: rbac mode empty)" in out
+
+
+def test_get_auditevents_with_filters(cli_env: dict[str, str]) -> None:
+    login(cli_env)
+    name = uniq("aud")
+    assert mcpctl("create", "project", name)[0] == 0
+    code, out, err = mcpctl("get", "auditevents", "--filter", f"name={name}", "-o", "json")
+    assert code == 0, err
+    events = json.loads(out)
+    assert [(e["action"], e["kind"], e["outcome"]) for e in events] == [
+        ("create", "projects", "allow")
+    ]
+    code, _, err = mcpctl("get", "auditevents", "--filter", "nonsense")
+    assert code == 3
+    code, _, err = mcpctl("get", "auditevents", "--filter", "outcome=maybe")
+    assert code == 3
+    assert "outcome" in err
