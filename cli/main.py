@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cli import apply, policy, resources, session
+from cli import apply, policy, resources, session, testmcp
 from cli.state import State
 
 app = typer.Typer(
@@ -39,6 +39,7 @@ app.command("apply")(apply.apply)
 app.command("describe")(resources.describe)
 app.add_typer(resources.create, name="create")
 app.add_typer(resources.mcptoken, name="mcptoken")
+app.add_typer(testmcp.app, name="test")
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Small servers the tests start as subprocesses on loopback ports."""
