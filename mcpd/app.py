@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import sqlalchemy as sa
@@ -12,12 +11,14 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from authz import set_authorizer
-from mcpd.api import auditevents, auth, mcptokens, rbac, resources, users
+from mcpd.api import auditevents, auth, backup, mcptokens, rbac, resources, users
 from mcpd.api.deps import guard
 from mcpd.api.route_table import ROUTES
 from mcpd.bootstrap import bootstrap_admin
 from mcpd.db import make_engine, migrate
 from mcpd.errors import install_error_handlers
+from mcpd.metrics import CONTENT_TYPE_LATEST, Metrics, MetricsMiddleware
+from mcpd.requestid import RequestIdMiddleware
 from mcpd.runtime import build_runtime
 from mcpd.settings import Settings
 
@@ -71,21 +72,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="mcpd", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
+    metrics = Metrics()  # a registry per app: several apps in one process never collide
+    app.state.metrics = metrics
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
     # guard runs on every API route, whether or not the handler asks for the caller
     # (FastAPI then reuses its result for a handler's PrincipalDep): nothing fails open.
-    for module in (auth, users, rbac, mcptokens, resources, auditevents):
+    for module in (auth, users, rbac, mcptokens, resources, auditevents, backup):
         app.include_router(module.router, dependencies=[Depends(guard)])
     check_route_table(app)
 
-    @app.middleware("http")
-    async def _request_id(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        rid = request.headers.get("x-request-id", "")[:64] or uuid.uuid4().hex
-        request.state.request_id = rid
-        response = await call_next(request)
-        response.headers["X-Request-Id"] = rid
-        return response
+    app.add_middleware(RequestIdMiddleware)
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        """Prometheus text exposition; public, like /healthz."""
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

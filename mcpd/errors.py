@@ -6,7 +6,8 @@ ApiError              base: status, title, detail (a sentence a person can act o
 ├── Forbidden         403  denied by policy; ``missing`` lists what a grant lacks
 ├── NotFound          404  absent, or present but not visible to the caller
 ├── Conflict          409  name taken, or a stale ``version``
-├── Invalid           422  a body or parameter fails validation
+├── Invalid           422  a body or parameter fails validation (also: a value the
+│                          database refuses - too long, out of range, a NUL character)
 └── TooManyRequests   429  login rate limit
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("mcpd")
@@ -93,6 +95,18 @@ def install_error_handlers(app: FastAPI) -> None:
         ]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "invalid request"
         return problem(422, "Unprocessable Content", detail, errors=errors)
+
+    @app.exception_handler(DataError)
+    async def _data(request: Request, exc: DataError) -> JSONResponse:
+        # only the driver's message: SQLAlchemy's text would log the (maybe secret) parameters
+        log.warning(
+            "database refused a value on %s %s: %s", request.method, request.url.path, exc.orig
+        )
+        return problem(
+            422,
+            "Unprocessable Content",
+            "a value is too long, out of range, or contains a NUL character",
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

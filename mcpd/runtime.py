@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import overload
@@ -18,6 +19,42 @@ from mcpd.security import SecretBox
 from mcpd.settings import Settings
 
 
+class SessionCache:
+    """Login sessions already looked up, remembered for at most ``ttl`` seconds.
+
+    A busy client sends many requests on one session; each would otherwise cost a query
+    (and a thread hop) before anything else. Logging out, and any change to users, forget
+    here at once; other replicas forget within ``ttl`` (a second: the time SPEC §6 allows a
+    revocation to reach every replica). Plain dict operations: safe across threads.
+    """
+
+    def __init__(self, ttl: float = 1.0, max_entries: int = 10_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[float, object]] = {}
+
+    def get(self, sha: str) -> object | None:
+        entry = self._entries.get(sha)
+        if entry is None:
+            return None
+        if entry[0] <= time.monotonic():
+            self._entries.pop(sha, None)
+            return None
+        return entry[1]
+
+    def put(self, sha: str, value: object, valid_for: float) -> None:
+        """Remember ``value`` for ``ttl`` seconds, or ``valid_for`` if that is shorter."""
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[sha] = (time.monotonic() + min(self.ttl, valid_for), value)
+
+    def forget(self, sha: str) -> None:
+        self._entries.pop(sha, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -26,6 +63,7 @@ class Runtime:
     authorizer: Authorizer
     secret_box: SecretBox
     login_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(10, 60.0))
+    session_cache: SessionCache = field(default_factory=SessionCache)
 
 
 def token_grant(token: McpToken) -> TokenGrant:

@@ -50,7 +50,7 @@ def list_audit(
     until: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     before: Annotated[
-        int | None, Query(ge=1, description="page: events older than this id")
+        int | None, Query(ge=1, le=2**31 - 1, description="page: events older than this id")
     ] = None,
 ) -> AuditPage:
     """Newest first; filter by any field; page with `before`."""

@@ -77,12 +77,13 @@ def login(
 
 
 @router.post("/auth/logout", status_code=204)
-def logout(principal: PrincipalDep, db: DbDep) -> Response:
+def logout(principal: PrincipalDep, db: DbDep, rt: RuntimeDep) -> Response:
     """End the session whose bearer this is."""
     if principal.session_sha is None:
         raise Forbidden("only a login session can log out; revoke a token instead")
     db.execute(delete(LoginSession).where(LoginSession.token_sha == principal.session_sha))
     db.commit()
+    rt.session_cache.forget(principal.session_sha)
     return Response(status_code=204)
 
 
@@ -124,11 +125,12 @@ def can_i(body: CanIIn, principal: PrincipalDep, rt: RuntimeDep) -> CanIOut:
         may = rt.authorizer.decide(principal.subject, body.project, "*", "*", "impersonate")
         if not may.allowed:
             raise Forbidden(
-                f"asking for another subject needs the impersonate operation: {may.reason}"
+                "asking for another subject needs the impersonate operation: "
+                + principal.redact(may.reason)
             )
         subject = body.subject
     d = rt.authorizer.decide(subject, body.project, body.kind, body.name, body.action)
-    return CanIOut(allowed=d.allowed, reason=d.reason)
+    return CanIOut(allowed=d.allowed, reason=principal.redact(d.reason))
 
 
 class IntrospectOut(CamelModel):

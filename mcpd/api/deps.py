@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -19,8 +19,9 @@ from authz.tokens import token_kind, token_sha256
 from mcpd import audit
 from mcpd.api.route_table import PUBLIC, SELF, Guard, guard_for
 from mcpd.errors import Forbidden, NotFound, Unauthorized
+from mcpd.metrics import record_decision
 from mcpd.models import LoginSession, McpToken
-from mcpd.runtime import Runtime, aware
+from mcpd.runtime import Runtime, SessionCache, aware
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,13 @@ class Principal:
     def display(self) -> str:
         return self.user or f"token {self.token_name}"
 
+    def redact(self, text: str) -> str:
+        """``text`` (e.g. a decision's reason) as the caller sees it: a token is named, as in
+        /auth/me, never shown by its hash."""
+        if self.token_sha is None:
+            return text
+        return text.replace(self.subject, f"McpToken:{self.token_name}")
+
 
 def runtime(request: Request) -> Runtime:
     rt: Runtime = request.app.state.runtime
@@ -47,9 +55,15 @@ def runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(runtime)]
 
 
-def get_db(rt: RuntimeDep) -> Iterator[Session]:
-    with rt.sessions() as session:
+async def get_db(rt: RuntimeDep) -> AsyncIterator[Session]:
+    # A session connects only when first used (in the handler's worker thread), so it is
+    # made here, on the event loop; closing may talk to the database, so it goes to a
+    # worker thread: one thread hop per request, where a sync generator would take two.
+    session = rt.sessions()
+    try:
         yield session
+    finally:
+        await run_in_threadpool(session.close)
 
 
 DbDep = Annotated[Session, Depends(get_db)]
@@ -77,8 +91,11 @@ def bearer(request: Request) -> str:
 _LAST_USED_EVERY = timedelta(seconds=60)
 
 
-def authenticate(session: Session, raw: str) -> Principal:
-    """Who sent this bearer? Unknown, expired and revoked all get the same 401."""
+def authenticate(session: Session, raw: str, cache: SessionCache | None = None) -> Principal:
+    """Who sent this bearer? Unknown, expired and revoked all get the same 401.
+
+    A valid login session is remembered in ``cache`` (briefly: see :class:`SessionCache`).
+    """
     kind = token_kind(raw)
     now = datetime.now(UTC)
     if kind == "session":
@@ -86,7 +103,10 @@ def authenticate(session: Session, raw: str) -> Principal:
         login = session.scalars(select(LoginSession).where(LoginSession.token_sha == sha)).first()
         if login is None or aware(login.expires_at) <= now or login.user.disabled:
             raise Unauthorized("invalid or expired credentials")
-        return Principal(f"User:{login.user.name}", user=login.user.name, session_sha=sha)
+        principal = Principal(f"User:{login.user.name}", user=login.user.name, session_sha=sha)
+        if cache is not None:
+            cache.put(sha, principal, (aware(login.expires_at) - now).total_seconds())
+        return principal
     if kind == "mcptoken":
         sha = token_sha256(raw)
         token = session.scalars(select(McpToken).where(McpToken.token_sha == sha)).first()
@@ -134,6 +154,13 @@ async def _request_project(request: Request, guard: Guard, session: Session) -> 
     raise AssertionError(f"unknown project source {source!r}")
 
 
+def _remembered_session(rt: Runtime, raw: str) -> Principal | None:
+    if token_kind(raw) != "session":
+        return None
+    cached = rt.session_cache.get(token_sha256(raw))
+    return cached if isinstance(cached, Principal) else None
+
+
 async def guard(request: Request, rt: RuntimeDep) -> Principal:
     """Authenticate the caller, then ask the shared enforcer about this route (route table).
 
@@ -149,7 +176,9 @@ async def guard(request: Request, rt: RuntimeDep) -> Principal:
         return Principal("")
     raw = bearer(request)
     with rt.sessions() as session:
-        principal = await run_in_threadpool(authenticate, session, raw)
+        principal = _remembered_session(rt, raw)
+        if principal is None:
+            principal = await run_in_threadpool(authenticate, session, raw, rt.session_cache)
         request.state.principal = principal
         if entry == SELF:
             return principal
@@ -157,6 +186,7 @@ async def guard(request: Request, rt: RuntimeDep) -> Principal:
         project = await _request_project(request, entry, session)
         name = str(request.path_params.get("name", ""))
         decision = rt.authorizer.decide(principal.subject, project, entry.kind, name, entry.action)
+        record_decision(request, entry.kind, decision.allowed)
         if decision.allowed:
             return principal
         hidden = bool(name) and (
@@ -172,7 +202,7 @@ async def guard(request: Request, rt: RuntimeDep) -> Principal:
         f"{principal.display} may not {entry.action} {entry.kind}"
         + (f"/{name}" if name else "")
         + (f" in project {project}" if project else "")
-        + f": {decision.reason}"
+        + f": {principal.redact(decision.reason)}"
     )
 
 

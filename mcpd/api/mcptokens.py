@@ -34,6 +34,9 @@ router = APIRouter(prefix="/api/v1", tags=["mcptokens"])
 
 _TTL = re.compile(r"^(\d{1,6})([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+# the latest expiry: a day short of year 9999 ending, so no time zone takes it past what
+# Python and the database drivers can represent (an expiry there is as good as `never`)
+_LATEST = datetime(9999, 12, 30, tzinfo=UTC)
 
 
 def parse_ttl(text: str, now: datetime) -> datetime | None:
@@ -45,6 +48,8 @@ def parse_ttl(text: str, now: datetime) -> datetime | None:
         delta = timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
         if not delta:
             raise Invalid("ttl: must be longer than zero")
+        if delta >= _LATEST - now:
+            raise Invalid(f"ttl: `{text}` is too far in the future; use `never`")
         return now + delta
     try:
         when = datetime.fromisoformat(text)
@@ -54,6 +59,8 @@ def parse_ttl(text: str, now: datetime) -> datetime | None:
         ) from exc
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
+    if when.replace(tzinfo=None) >= _LATEST.replace(tzinfo=None):
+        raise Invalid(f"ttl: `{text}` is too far in the future; use `never`")
     if when <= now:
         raise Invalid(f"ttl: `{text}` is in the past")
     return when

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from authz import RoleBinding
 from mcpd import audit
@@ -29,10 +29,24 @@ from mcpd.services.policy import PolicyChange, parse_bindings, parse_subjects, r
 router = APIRouter(prefix="/api/v1", tags=["rbac"])
 
 
+# the definitions holding McpTokens' bindings are named so
+TOKEN_RBAC_PREFIX = "mcptoken-"  # noqa: S105 - a name prefix, not a secret
+
+
 class RbacIn(CamelModel):
     name: DnsName
     subjects: list[str] = Field(min_length=1, max_length=1000)
     role_bindings: list[str] = Field(min_length=1, max_length=1000)
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, v: str) -> str:
+        if v.startswith(TOKEN_RBAC_PREFIX):
+            raise ValueError(
+                f"`{TOKEN_RBAC_PREFIX}` names are reserved for the definitions that hold "
+                "McpTokens' bindings; choose another name"
+            )
+        return v
 
 
 class RbacUpdate(CamelModel):

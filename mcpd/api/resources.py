@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 from pydantic import Field, field_validator, model_validator
-from sqlalchemy import delete, select
+from sqlalchemy import Row, delete, select
 
 from mcpd import audit
 from mcpd.api.common import (
@@ -17,9 +17,11 @@ from mcpd.api.common import (
     Page,
     check_version,
     get_or_404,
+    json_response,
     meta,
     page_query,
     paginate,
+    paginate_rows,
     taken,
 )
 from mcpd.api.deps import DbDep, PrincipalDep, RequestIdDep, RuntimeDep
@@ -263,7 +265,7 @@ class ServerOut(Meta):
     health_check: dict[str, Any] | None = None
 
 
-def _server_out(s: Server) -> ServerOut:
+def _server_out(s: Server | Row[Any]) -> ServerOut:
     return ServerOut(
         **meta(s),
         description=s.description,
@@ -294,11 +296,11 @@ def _dump(spec: StdioSpec | HttpSpec) -> dict[str, Any]:
 @router.get(
     "/servers", response_model=Page[ServerOut], response_model_by_alias=True, tags=["servers"]
 )
-def list_servers(
-    _: PrincipalDep, db: DbDep, limit: Limit = 100, after: After = None
-) -> Page[ServerOut]:
-    rows, nxt = paginate(db, page_query(Server, limit, after), limit)
-    return Page[ServerOut](items=[_server_out(s) for s in rows], next=nxt)
+def list_servers(_: PrincipalDep, db: DbDep, limit: Limit = 100, after: After = None) -> Response:
+    # the hot read path (bench/mcpd.py): plain rows rather than ORM objects, serialized here
+    stmt = page_query(Server, limit, after, select(*Server.__table__.columns))
+    rows, nxt = paginate_rows(db, stmt, limit)
+    return json_response(Page[ServerOut](items=[_server_out(s) for s in rows], next=nxt))
 
 
 @router.get(

@@ -84,6 +84,9 @@ ROUTES: Final[dict[tuple[str, str], Guard | str]] = {
     ("POST", f"{V1}/mcptokens/{{name}}/revoke"): Guard("mcptokens", "update", "token"),
     # audit
     ("GET", f"{V1}/auditevents"): Guard("auditevents", "audit"),
+    # backup and restore: operations on the whole configuration
+    ("GET", f"{V1}/backup"): Guard("*", "backup"),
+    ("POST", f"{V1}/restore"): Guard("*", "restore"),
 }
 
 

@@ -129,6 +129,7 @@ def update_user(
         db, p, action="update", kind="users", name=name, request_id=rid, detail={"fields": changed}
     )
     db.commit()
+    rt.session_cache.clear()  # a disabled user's sessions end now
     return _user_out(user)
 
 
@@ -154,6 +155,7 @@ def delete_user(
     db.delete(user)
     audit.record(db, p, action="delete", kind="users", name=name, request_id=rid)
     db.commit()
+    rt.session_cache.clear()  # its sessions went with it
     change.publish(rt.authorizer)
     _refresh_tokens_of(rt, db, name)
     return Response(status_code=204)

@@ -437,3 +437,17 @@ def test_recreating_a_deleted_users_name_needs_its_leftover_bindings(api: Api) -
         api.call("POST", "/users", json={"name": "boss", "password": "admin may"}).status_code
         == 201
     )
+
+
+def test_token_rbac_names_are_reserved(api: Api) -> None:
+    r = api.call(
+        "POST",
+        "/rbac",
+        json={
+            "name": "mcptoken-ci",
+            "subjects": ["User:bob"],
+            "roleBindings": ["role:view,resource:servers"],
+        },
+    )
+    assert r.status_code == 422
+    assert "reserved" in r.json()["detail"]

@@ -1,0 +1,410 @@
+"""Backup and restore of the whole configuration as manifests (:mod:`mcpd.manifests`).
+
+:func:`export` writes every user, group, secret, server, project and RbacDefinition as a
+manifest document. Secret values are left out unless asked for: a Secret document then
+carries only its key names (``spec: {keys: [...]}``), and restoring such a document never
+touches the stored values. McpTokens and the RbacDefinitions holding a token's bindings
+are never exported (a token's raw value is unrecoverable), nor are passwords: a user
+created by a restore has none until one is set.
+
+:func:`restore` imports documents in one transaction, all or nothing. Each object that
+exists and matches is ``unchanged``; one that differs is ``updated`` (its version goes
+up) to exactly what the manifest says; a missing one is ``created``. Objects absent from
+the manifest are left alone: a restore never deletes. It applies the checks of the API's
+create and update routes - reusing their helpers - the creator ceiling included (so
+``action:restore`` cannot grant what its holder lacks), writes the policy rows with the
+objects, audits each change and the restore itself, and publishes the policy change
+after commit. A dry run does all of that and rolls back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mcpd import audit, manifests
+from mcpd.api.deps import Principal
+from mcpd.api.rbac import RbacIn, _validated, rules_of
+from mcpd.api.resources import ProjectIn, SecretIn, ServerIn, _check_refs, _dump, _known_servers
+from mcpd.api.users import GroupIn, UserIn, _check_members, _member_rules
+from mcpd.errors import ApiError, Forbidden, Invalid
+from mcpd.manifests import Document, SecretKeys
+from mcpd.models import Group, GroupMember, Project, ProjectServer, RbacDefinition, Secret, Server
+from mcpd.models import User as UserRow
+from mcpd.runtime import Runtime
+from mcpd.services.policy import (
+    PolicyChange,
+    held_bindings,
+    parse_bindings,
+    parse_subjects,
+    require_covered,
+)
+
+Outcome = Literal["created", "updated", "unchanged"]
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """What a restore did (or, in a dry run, would do) to one object."""
+
+    kind: str
+    name: str
+    outcome: Outcome
+    version: int
+    fields: list[str]  # what an update changed
+
+
+# -- backup ----------------------------------------------------------------------------
+
+
+def export(*, session: Session, rt: Runtime, secrets: bool) -> list[dict[str, Any]]:
+    """Every exportable object as a manifest document, in dependency order."""
+    doc = manifests.document
+    out = [
+        doc("User", u.name, {"displayName": u.display_name, "disabled": u.disabled})
+        for u in session.scalars(select(UserRow).order_by(UserRow.name))
+    ]
+    out += [
+        doc("Group", g.name, {"members": [m.user_name for m in g.members]})
+        for g in session.scalars(select(Group).order_by(Group.name))
+    ]
+    for s in session.scalars(select(Secret).order_by(Secret.name)):
+        if not secrets:
+            out.append(doc("Secret", s.name, {"keys": sorted(s.keys)}))
+            continue
+        try:
+            data = rt.secret_box.open(s.ciphertext)
+        except ValueError as exc:
+            raise ApiError(f"secret `{s.name}`: {exc}") from exc
+        out.append(doc("Secret", s.name, {"data": dict(sorted(data.items()))}))
+    for srv in session.scalars(select(Server).order_by(Server.name)):
+        spec: dict[str, Any] = {
+            "description": srv.description,
+            "transport": srv.transport,
+            srv.transport: srv.spec,
+        }
+        if srv.health_check is not None:
+            spec["healthCheck"] = srv.health_check
+        out.append(doc("Server", srv.name, spec))
+    out += [
+        doc(
+            "Project",
+            p.name,
+            {
+                "description": p.description,
+                "servers": [s.server_name for s in p.servers],
+                "proxyModel": p.proxy_model,
+            },
+        )
+        for p in session.scalars(select(Project).order_by(Project.name))
+    ]
+    out += [
+        doc("RbacDefinition", r.name, {"subjects": r.subjects, "roleBindings": r.role_bindings})
+        for r in session.scalars(
+            select(RbacDefinition)
+            .where(RbacDefinition.token_id.is_(None))
+            .order_by(RbacDefinition.name)
+        )
+    ]
+    return out
+
+
+# -- restore ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Restore:
+    """One restore's transaction: the session, the caller, and what it has done so far."""
+
+    db: Session
+    rt: Runtime
+    p: Principal
+    rid: str
+    change: PolicyChange = field(default_factory=PolicyChange)
+    done: list[tuple[Document, Outcome, Any, list[str]]] = field(default_factory=list)
+
+    def get(self, model: Any, name: str) -> Any:
+        return self.db.scalars(select(model).where(model.name == name)).first()
+
+    def ceiling(self, subject: str) -> None:
+        """Becoming ``subject`` (or joining it) gains what it holds: the caller must too."""
+        a = self.rt.authorizer
+        require_covered(a, self.p.subject, self.p.display, held_bindings(a, subject))
+
+    def record(
+        self,
+        doc: Document,
+        obj: Any,
+        changed: list[str] | None,
+        detail: dict[str, Any] | None = None,
+        project: str = "",
+    ) -> None:
+        """``changed`` is None for a new object, else the fields that differ (may be none)."""
+        if changed == []:
+            self.done.append((doc, "unchanged", obj, []))
+            return
+        outcome: Outcome = "created" if changed is None else "updated"
+        if changed is not None:
+            obj.version += 1
+        self.done.append((doc, outcome, obj, changed or []))
+        audit.record(
+            self.db,
+            self.p,
+            action="create" if changed is None else "update",
+            kind=manifests.KINDS[doc.kind].collection,
+            name=doc.name,
+            project=project,
+            request_id=self.rid,
+            detail={"restore": True, **({"fields": changed} if changed else {}), **(detail or {})},
+        )
+
+
+def _diff(pairs: dict[str, tuple[Any, Any]]) -> list[str]:
+    return [f for f, (have, want) in pairs.items() if have != want]
+
+
+def _user(r: _Restore, doc: Document, body: UserIn) -> None:
+    user = r.get(UserRow, body.name)
+    if user is None:
+        r.ceiling(f"User:{body.name}")  # bindings that still name it go to whoever is created
+        user = UserRow(
+            name=body.name,
+            display_name=body.display_name,
+            disabled=body.disabled,
+            created_by=r.p.display,
+        )
+        r.db.add(user)
+        return r.record(doc, user, None)
+    changed = _diff(
+        {
+            "displayName": (user.display_name, body.display_name),
+            "disabled": (user.disabled, body.disabled),
+        }
+    )
+    user.display_name, user.disabled = body.display_name, body.disabled
+    r.record(doc, user, changed)
+
+
+def _group(r: _Restore, doc: Document, body: GroupIn) -> None:
+    members = _check_members(r.db, body.members)
+    group = r.get(Group, body.name)
+    before = [m.user_name for m in group.members] if group is not None else []
+    if set(members) - set(before):  # joining a group grants what it holds
+        r.ceiling(f"Group:{body.name}")
+    if group is not None and before == members:
+        return r.record(doc, group, [])
+    if group is None:
+        group = Group(name=body.name, created_by=r.p.display)
+        r.db.add(group)
+        changed, detail = None, {"members": members}
+    else:
+        added, removed = set(members) - set(before), set(before) - set(members)
+        changed, detail = ["members"], {"added": sorted(added), "removed": sorted(removed)}
+    group.members = [GroupMember(user_name=m) for m in members]
+    r.change.replace(r.db, f"group/{body.name}", _member_rules(body.name, members))
+    r.record(doc, group, changed, detail)
+
+
+def _secret(r: _Restore, doc: Document, body: SecretIn | SecretKeys) -> None:
+    secret = r.get(Secret, body.name)
+    if isinstance(body, SecretKeys):  # key names only: never changes a stored value
+        if secret is None:
+            raise Invalid(
+                "the manifest has no values for this secret (a backup made without "
+                "`?secrets=true`) and it does not exist here: restore from a backup with "
+                "secrets, or create the secret first"
+            )
+        if sorted(secret.keys) != body.keys:
+            raise Invalid(
+                f"the manifest lists keys {', '.join(body.keys) or '(none)'} without values, "
+                f"but the stored secret has {', '.join(sorted(secret.keys)) or '(none)'}: "
+                "restore from a backup with secrets, or update the secret first"
+            )
+        return r.record(doc, secret, [])
+    keys = sorted(body.data)
+    if secret is None:
+        secret = Secret(
+            name=body.name,
+            keys=keys,
+            ciphertext=r.rt.secret_box.seal(body.data),
+            created_by=r.p.display,
+        )
+        r.db.add(secret)
+        return r.record(doc, secret, None, {"keys": keys})
+    try:
+        same = r.rt.secret_box.open(secret.ciphertext) == body.data
+    except ValueError:  # sealed with another key: the manifest's values replace it
+        same = False
+    if same:
+        return r.record(doc, secret, [])
+    secret.keys, secret.ciphertext = keys, r.rt.secret_box.seal(body.data)
+    r.record(doc, secret, ["data"], {"keys": keys})
+
+
+def _server(r: _Restore, doc: Document, body: ServerIn) -> None:
+    spec = _dump(body.stdio or body.http)  # type: ignore[arg-type]
+    _check_refs(r.db, spec)
+    health = body.health_check.model_dump(by_alias=True) if body.health_check else None
+    server = r.get(Server, body.name)
+    if server is None:
+        server = Server(
+            name=body.name,
+            description=body.description,
+            transport=body.transport,
+            spec=spec,
+            health_check=health,
+            created_by=r.p.display,
+        )
+        r.db.add(server)
+        return r.record(doc, server, None)
+    if server.transport != body.transport:
+        raise Invalid(
+            f"server `{body.name}` uses {server.transport} here and {body.transport} in the "
+            "manifest: a transport cannot change; delete the server first"
+        )
+    changed = _diff(
+        {
+            "description": (server.description, body.description),
+            body.transport: (server.spec, spec),
+            "healthCheck": (server.health_check, health),
+        }
+    )
+    server.description, server.spec, server.health_check = body.description, spec, health
+    r.record(doc, server, changed)
+
+
+def _project(r: _Restore, doc: Document, body: ProjectIn) -> None:
+    servers = _known_servers(r.db, body.servers)
+    project = r.get(Project, body.name)
+    if project is None:
+        project = Project(
+            name=body.name,
+            description=body.description,
+            proxy_model=body.proxy_model,
+            servers=[ProjectServer(server_name=s) for s in servers],
+            created_by=r.p.display,
+        )
+        r.db.add(project)
+        return r.record(doc, project, None, {"servers": servers}, project=body.name)
+    changed = _diff(
+        {
+            "description": (project.description, body.description),
+            "servers": ([s.server_name for s in project.servers], servers),
+            "proxyModel": (project.proxy_model, body.proxy_model),
+        }
+    )
+    project.description, project.proxy_model = body.description, body.proxy_model
+    if "servers" in changed:
+        project.servers = [ProjectServer(server_name=s) for s in servers]
+    r.record(doc, project, changed, project=body.name)
+
+
+def _rbac(r: _Restore, doc: Document, body: RbacIn) -> None:
+    rbac = r.get(RbacDefinition, body.name)
+    if rbac is not None and rbac.token_id is not None:
+        raise Forbidden(
+            f"rbac definition `{body.name}` belongs to an McpToken here: revoke or delete the "
+            "token, or rename the definition in the manifest"
+        )
+    subjects = parse_subjects(body.subjects)
+    bindings = [str(b) for b in parse_bindings(r.rt.authorizer, body.role_bindings)]
+    if rbac is not None and rbac.subjects == subjects and rbac.role_bindings == bindings:
+        return r.record(doc, rbac, [])
+    subjects, parsed = _validated(r.rt, r.p, body.subjects, body.role_bindings)  # the ceiling
+    detail = {"subjects": subjects, "roleBindings": bindings}
+    r.change.replace(r.db, f"rbac/{body.name}", rules_of(subjects, parsed))
+    if rbac is None:
+        rbac = RbacDefinition(
+            name=body.name, subjects=subjects, role_bindings=bindings, created_by=r.p.display
+        )
+        r.db.add(rbac)
+        return r.record(doc, rbac, None, detail)
+    changed = _diff(
+        {"subjects": (rbac.subjects, subjects), "roleBindings": (rbac.role_bindings, bindings)}
+    )
+    rbac.subjects, rbac.role_bindings = subjects, bindings
+    r.record(doc, rbac, changed, detail)
+
+
+def _import(r: _Restore, doc: Document) -> None:
+    body = doc.body
+    if isinstance(body, UserIn):
+        _user(r, doc, body)
+    elif isinstance(body, GroupIn):
+        _group(r, doc, body)
+    elif isinstance(body, SecretIn | SecretKeys):
+        _secret(r, doc, body)
+    elif isinstance(body, ServerIn):
+        _server(r, doc, body)
+    elif isinstance(body, ProjectIn):
+        _project(r, doc, body)
+    elif isinstance(body, RbacIn):
+        _rbac(r, doc, body)
+    else:  # pragma: no cover - manifests.KINDS and this list are kept together
+        raise AssertionError(f"no importer for {type(body).__name__}")
+
+
+def _check_secret_refs(db: Session) -> None:
+    """After secrets changed: every server's secretRefs must still resolve."""
+    for server in db.scalars(select(Server).order_by(Server.name)):
+        try:
+            _check_refs(db, server.spec)
+        except Invalid as exc:
+            raise Invalid(f"server `{server.name}` would break: {exc.detail}") from None
+
+
+def restore(
+    *,
+    session: Session,
+    rt: Runtime,
+    principal: Principal,
+    docs: list[Document],
+    request_id: str,
+    dry_run: bool,
+) -> list[Done]:
+    """Import ``docs`` in one transaction; commit and publish, or roll back for a dry run.
+
+    An error names the document it arose in, and leaves the database as it was; a refusal
+    by the creator ceiling is audited as a deny."""
+    r = _Restore(session, rt, principal, request_id)
+    for doc in docs:
+        try:
+            _import(r, doc)
+        except ApiError as exc:
+            exc.detail = f"{doc.where}: {exc.detail}"
+            exc.extra = {"document": doc.index, "kind": doc.kind, "name": doc.name, **exc.extra}
+            if isinstance(exc, Forbidden):
+                session.rollback()
+                audit.record(
+                    session,
+                    principal,
+                    action="restore",
+                    kind="*",
+                    outcome="deny",
+                    request_id=request_id,
+                    detail={"reason": exc.detail, "dryRun": dry_run},
+                )
+                session.commit()
+            raise
+    if any(doc.kind == "Secret" and outcome == "updated" for doc, outcome, _, _ in r.done):
+        _check_secret_refs(session)
+    session.flush()  # new objects get their version
+    done = [Done(d.kind, d.name, o, obj.version, f) for d, o, obj, f in r.done]
+    if dry_run:
+        session.rollback()
+        return done
+    counts = {o: sum(1 for d in done if d.outcome == o) for o in ("created", "updated")}
+    audit.record(
+        session,
+        principal,
+        action="restore",
+        kind="*",
+        request_id=request_id,
+        detail={"documents": len(done), **counts},
+    )
+    session.commit()
+    r.change.publish(rt.authorizer)
+    return done

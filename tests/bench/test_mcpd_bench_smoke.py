@@ -1,0 +1,40 @@
+"""Smoke test: ``bench/mcpd.py --quick`` runs on both databases and ends with its JSON line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "mcpd.py"
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(180)
+def test_mcpd_bench_quick_prints_its_report() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=170,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert lines, f"no output on stdout; stderr:\n{proc.stderr}"
+    report = json.loads(lines[-1])
+    assert set(report) == {"results"}
+    seen = set()
+    for row in report["results"]:
+        assert set(row) == {"db", "op", "rps", "p50_ms", "p99_ms"}
+        assert row["db"] in ("sqlite", "postgresql")
+        assert row["op"] in ("get", "create")
+        for key in ("rps", "p50_ms", "p99_ms"):
+            assert isinstance(row[key], float), (key, row)
+            assert row[key] > 0, (key, row)
+        seen.add((row["db"], row["op"]))
+    assert seen == {(db, op) for db in ("sqlite", "postgresql") for op in ("get", "create")}
+    assert len(report["results"]) == 4
