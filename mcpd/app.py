@@ -8,15 +8,17 @@ from contextlib import asynccontextmanager
 
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from authz import set_authorizer
+from mcpd import audit
 from mcpd.api import auditevents, auth, backup, mcptokens, rbac, resources, users
-from mcpd.api.deps import guard
-from mcpd.api.route_table import ROUTES
+from mcpd.api.deps import Principal, guard, request_id
+from mcpd.api.route_table import ROUTES, Guard, guard_for
 from mcpd.bootstrap import bootstrap_admin
 from mcpd.db import make_engine, migrate
-from mcpd.errors import install_error_handlers
+from mcpd.errors import Forbidden, install_error_handlers, problem
 from mcpd.metrics import CONTENT_TYPE_LATEST, Metrics, MetricsMiddleware
 from mcpd.requestid import RequestIdMiddleware
 from mcpd.runtime import build_runtime
@@ -39,6 +41,25 @@ def check_route_table(app: FastAPI) -> None:
         raise RuntimeError(
             f"route table out of date: no entry for {sorted(missing)}; no route for {sorted(stale)}"
         )
+
+
+def _audit_handler_deny(request: Request, principal: Principal, exc: Forbidden) -> None:
+    route = request.scope.get("route")
+    entry = guard_for(request.method, getattr(route, "path_format", request.url.path))
+    kind, action = (entry.kind, entry.action) if isinstance(entry, Guard) else ("*", "*")
+    rt = request.app.state.runtime
+    with rt.sessions() as session:
+        audit.record(
+            session,
+            principal,
+            action=action,
+            kind=kind,
+            name=str(request.path_params.get("name", "")),
+            outcome="deny",
+            request_id=request_id(request),
+            detail={"reason": exc.detail[:2000]},
+        )
+        session.commit()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -72,6 +93,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="mcpd", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
+
+    @app.exception_handler(Forbidden)
+    async def _audited_forbidden(request: Request, exc: Forbidden) -> JSONResponse:
+        """Every deny is audited: those raised inside a handler (the creator ceiling,
+        can-i for another subject, ...) are written here, after the handler's
+        transaction was rolled back."""
+        principal = getattr(request.state, "principal", None)
+        if not exc.audited and principal is not None:
+            await run_in_threadpool(_audit_handler_deny, request, principal, exc)
+        return problem(exc.status, exc.title, exc.detail, **exc.extra)
+
     metrics = Metrics()  # a registry per app: several apps in one process never collide
     app.state.metrics = metrics
     app.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -51,7 +51,11 @@ class Unauthorized(ApiError):
 
 
 class Forbidden(ApiError):
+    """A deny. mcpd audits every one that reaches the client; ``audited`` marks those
+    already written to the audit log where they arose."""
+
     status, title = 403, "Forbidden"
+    audited = False
 
 
 class NotFound(ApiError):

@@ -198,12 +198,14 @@ async def guard(request: Request, rt: RuntimeDep) -> Principal:
         )
     if hidden:
         raise NotFound(f"{entry.kind} `{name}` not found")
-    raise Forbidden(
+    denied = Forbidden(
         f"{principal.display} may not {entry.action} {entry.kind}"
         + (f"/{name}" if name else "")
         + (f" in project {project}" if project else "")
         + f": {principal.redact(decision.reason)}"
     )
+    denied.audited = True
+    raise denied
 
 
 def _audit_deny(

@@ -388,6 +388,7 @@ def restore(
                     detail={"reason": exc.detail, "dryRun": dry_run},
                 )
                 session.commit()
+                exc.audited = True
             raise
     if any(doc.kind == "Secret" and outcome == "updated" for doc, outcome, _, _ in r.done):
         _check_secret_refs(session)

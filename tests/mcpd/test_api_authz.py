@@ -451,3 +451,21 @@ def test_token_rbac_names_are_reserved(api: Api) -> None:
     )
     assert r.status_code == 422
     assert "reserved" in r.json()["detail"]
+
+
+def test_a_ceiling_refusal_is_audited(api: Api) -> None:
+    mallory = api.user("mallory", "role:edit,resource:rbac")
+    r = api.call(
+        "POST",
+        "/rbac",
+        mallory,
+        json={
+            "name": "pwn",
+            "subjects": ["User:mallory"],
+            "roleBindings": ["role:admin,resource:*"],
+        },
+    )
+    assert r.status_code == 403
+    (event,) = _audit(api, subject="mallory", outcome="deny")
+    assert (event["action"], event["kind"]) == ("create", "rbac")
+    assert "cannot grant permissions" in event["detail"]["reason"]  # type: ignore[index]
