@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Response
+from fastapi import Query, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from sqlalchemy import Select, select
@@ -62,7 +62,9 @@ class Page(CamelModel, Generic[T]):
     next: str | None = Field(default=None, description="pass as `after` for the next page")
 
 
-LimitQuery = Annotated[int, Field(ge=1, le=500)]
+#: The list endpoints' page parameters.
+Limit = Annotated[int, Query(ge=1, le=500)]
+After = Annotated[str | None, Query(max_length=255)]
 
 
 def page_query(

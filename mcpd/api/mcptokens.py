@@ -14,8 +14,10 @@ from authz import RoleBinding
 from authz.tokens import display_prefix, generate_mcp_token, token_sha256
 from mcpd import audit
 from mcpd.api.common import (
+    After,
     CamelModel,
     DnsName,
+    Limit,
     Meta,
     Page,
     get_or_404,
@@ -110,10 +112,6 @@ def _out(db: DbDep, t: McpToken) -> TokenOut:
         last_used_at=aware(t.last_used_at),
         revoked_at=aware(t.revoked_at),
     )
-
-
-Limit = Annotated[int, Query(ge=1, le=500)]
-After = Annotated[str | None, Query(max_length=255)]
 
 
 @router.get("/mcptokens", response_model=Page[TokenOut], response_model_by_alias=True)

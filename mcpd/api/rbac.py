@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 from pydantic import Field, field_validator
 
 from authz import RoleBinding
 from mcpd import audit
 from mcpd.api.common import (
+    After,
     CamelModel,
     DnsName,
+    Limit,
     Meta,
     Page,
     check_version,
@@ -69,10 +69,6 @@ def _out(r: RbacDefinition) -> RbacOut:
 
 def rules_of(subjects: list[str], bindings: list[RoleBinding]) -> list:  # type: ignore[type-arg]
     return [b.to_rule(s) for s in subjects for b in bindings]
-
-
-Limit = Annotated[int, Query(ge=1, le=500)]
-After = Annotated[str | None, Query(max_length=255)]
 
 
 @router.get("/rbac", response_model=Page[RbacOut], response_model_by_alias=True)

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 from pydantic import Field, field_validator, model_validator
 from sqlalchemy import Row, delete, select
 
 from mcpd import audit
 from mcpd.api.common import (
+    After,
     CamelModel,
     DnsName,
+    Limit,
     Meta,
     Page,
     check_version,
@@ -30,8 +32,6 @@ from mcpd.models import McpToken, Project, ProjectServer, Secret, Server
 
 router = APIRouter(prefix="/api/v1")
 
-Limit = Annotated[int, Query(ge=1, le=500)]
-After = Annotated[str | None, Query(max_length=255)]
 
 PROXY_MODELS = ("passthrough", "paginate", "summarize")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 from pydantic import AfterValidator, Field
 from sqlalchemy import delete, select, update
 
@@ -12,8 +12,10 @@ from authz import InvalidName, Rule
 from authz.vocabulary import Subject
 from mcpd import audit
 from mcpd.api.common import (
+    After,
     CamelModel,
     DnsName,
+    Limit,
     Meta,
     Page,
     check_version,
@@ -65,10 +67,6 @@ class UserOut(Meta):
 
 def _user_out(u: User) -> UserOut:
     return UserOut(**meta(u), display_name=u.display_name, disabled=u.disabled)
-
-
-Limit = Annotated[int, Query(ge=1, le=500)]
-After = Annotated[str | None, Query(max_length=255)]
 
 
 @router.get("/users", response_model=Page[UserOut], response_model_by_alias=True)
