@@ -30,7 +30,12 @@ from mcpd.api.deps import DbDep, PrincipalDep, RequestIdDep, RuntimeDep
 from mcpd.errors import Forbidden, Invalid
 from mcpd.models import McpToken, Project, RbacDefinition, utcnow
 from mcpd.runtime import aware, token_grant
-from mcpd.services.policy import PolicyChange, parse_bindings, require_covered
+from mcpd.services.policy import (
+    PolicyChange,
+    parse_bindings,
+    require_covered,
+    token_rbac_name,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["mcptokens"])
 
@@ -162,7 +167,7 @@ def create_token(
     if project is None:
         raise Invalid(f"project: project `{body.project}` does not exist")
     taken(db, McpToken, body.name, "mcptoken")
-    rbac_name = f"mcptoken-{body.name}"
+    rbac_name = token_rbac_name(body.name)
     taken(db, RbacDefinition, rbac_name, "rbac definition")
     now = datetime.now(UTC)
     expires = parse_ttl(body.ttl, now)
@@ -226,9 +231,7 @@ def revoke_token(
     if token.revoked_at is None:
         token.revoked_at = utcnow()
         token.version += 1
-        change.drop(db, f"rbac/mcptoken-{name}")
-        for rbac in db.scalars(select(RbacDefinition).where(RbacDefinition.token_id == token.id)):
-            db.delete(rbac)
+        _drop_bindings(db, change, token)
         audit.record(
             db,
             p,
@@ -244,6 +247,13 @@ def revoke_token(
     return _out(db, token)
 
 
+def _drop_bindings(db: DbDep, change: PolicyChange, token: McpToken) -> None:
+    """Remove a token's RbacDefinition and its policy rows (in the caller's transaction)."""
+    change.drop(db, f"rbac/{token_rbac_name(token.name)}")
+    for rbac in db.scalars(select(RbacDefinition).where(RbacDefinition.token_id == token.id)):
+        db.delete(rbac)
+
+
 @router.delete("/mcptokens/{name}", status_code=204)
 def delete_token(
     name: str, p: PrincipalDep, db: DbDep, rt: RuntimeDep, rid: RequestIdDep
@@ -251,9 +261,7 @@ def delete_token(
     token = get_or_404(db, McpToken, name, "mcptoken")
     sha, project = token.token_sha, token.project.name
     change = PolicyChange()
-    change.drop(db, f"rbac/mcptoken-{name}")
-    for rbac in db.scalars(select(RbacDefinition).where(RbacDefinition.token_id == token.id)):
-        db.delete(rbac)
+    _drop_bindings(db, change, token)
     db.delete(token)
     audit.record(
         db, p, action="delete", kind="mcptokens", name=name, project=project, request_id=rid

@@ -24,13 +24,15 @@ from mcpd.api.common import (
 from mcpd.api.deps import DbDep, PrincipalDep, RequestIdDep, RuntimeDep
 from mcpd.errors import Forbidden, Invalid
 from mcpd.models import RbacDefinition
-from mcpd.services.policy import PolicyChange, parse_bindings, parse_subjects, require_covered
+from mcpd.services.policy import (
+    TOKEN_RBAC_PREFIX,
+    PolicyChange,
+    parse_bindings,
+    parse_subjects,
+    require_covered,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["rbac"])
-
-
-# the definitions holding McpTokens' bindings are named so
-TOKEN_RBAC_PREFIX = "mcptoken-"  # noqa: S105 - a name prefix, not a secret
 
 
 class RbacIn(CamelModel):

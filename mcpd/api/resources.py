@@ -29,6 +29,7 @@ from mcpd.api.common import (
 from mcpd.api.deps import DbDep, PrincipalDep, RequestIdDep, RuntimeDep
 from mcpd.errors import Conflict, Invalid
 from mcpd.models import McpToken, Project, ProjectServer, Secret, Server
+from mcpd.services.policy import PolicyChange, token_rbac_name
 
 router = APIRouter(prefix="/api/v1")
 
@@ -150,13 +151,11 @@ def delete_project(
     name: str, p: PrincipalDep, db: DbDep, rt: RuntimeDep, rid: RequestIdDep
 ) -> Response:
     """Delete a project and, with it, its McpTokens (and their bindings)."""
-    from mcpd.services.policy import PolicyChange
-
     project = get_or_404(db, Project, name, "project")
     tokens = list(db.scalars(select(McpToken).where(McpToken.project_id == project.id)))
     change = PolicyChange()
     for t in tokens:
-        change.drop(db, f"rbac/mcptoken-{t.name}")
+        change.drop(db, f"rbac/{token_rbac_name(t.name)}")  # definitions go by FK cascade
     shas = [t.token_sha for t in tokens]
     db.delete(project)
     audit.record(

@@ -35,6 +35,16 @@ class PolicyChange:
             fn()
 
 
+# The RbacDefinition holding an McpToken's bindings is named TOKEN_RBAC_PREFIX + token name;
+# users may not take such names (see mcpd/api/rbac.py).
+TOKEN_RBAC_PREFIX = "mcptoken-"  # noqa: S105 - a name prefix, not a secret
+
+
+def token_rbac_name(token_name: str) -> str:
+    """The RbacDefinition (and rule origin ``rbac/<it>``) of an McpToken's bindings."""
+    return TOKEN_RBAC_PREFIX + token_name
+
+
 def parse_subjects(values: Iterable[str]) -> list[str]:
     out = []
     for v in values:
