@@ -33,6 +33,7 @@ policy-lint: install
 
 services:
 	./scripts/ensure-services.sh
+	./scripts/ensure-node-tools.sh
 
 unit: install services
 	$(BIN)/pytest --cov --cov-report=term:skip-covered

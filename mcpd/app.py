@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 
 from authz import set_authorizer
 from mcpd import audit
-from mcpd.api import auditevents, auth, backup, mcptokens, rbac, resources, users
+from mcpd.api import auditevents, auth, backup, instances, mcptokens, rbac, resources, users
 from mcpd.api.deps import Principal, guard, request_id
 from mcpd.api.route_table import ROUTES, Guard, guard_for
 from mcpd.bootstrap import bootstrap_admin
@@ -86,7 +86,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "indexed" if rt.authorizer.indexed else "plain enforcer (model differs from index)",
         )
         try:
-            yield
+            # the supervisor's children are stopped (SIGTERM, then SIGKILL) on the way out
+            async with rt.supervisor.running(), app.state.mcp_sessions.run():
+                yield
         finally:
             set_authorizer(None)
             engine.dispose()
@@ -109,7 +111,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     # guard runs on every API route, whether or not the handler asks for the caller
     # (FastAPI then reuses its result for a handler's PrincipalDep): nothing fails open.
-    for module in (auth, users, rbac, mcptokens, resources, auditevents, backup):
+    app.state.mcp_sessions = instances.build_session_manager()
+    for module in (auth, users, rbac, mcptokens, resources, auditevents, backup, instances):
         app.include_router(module.router, dependencies=[Depends(guard)])
     check_route_table(app)
 

@@ -7,12 +7,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import overload
 
+import anyio
+import anyio.from_thread
+import anyio.to_thread
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from authz import Authorizer, TokenGrant
 from authz.store import load_authorizer
+from mcpd.instances.spec import UpstreamSpec, load_spec
+from mcpd.instances.supervisor import Supervisor, SupervisorSettings
 from mcpd.models import McpToken
 from mcpd.ratelimit import RateLimiter
 from mcpd.security import SecretBox
@@ -20,7 +25,7 @@ from mcpd.settings import Settings
 
 
 class SessionCache:
-    """Login sessions already looked up, remembered for at most ``ttl`` seconds.
+    """Login sessions and McpTokens already looked up, remembered for at most ``ttl`` seconds.
 
     A busy client sends many requests on one session; each would otherwise cost a query
     (and a thread hop) before anything else. Logging out, and any change to users, forget
@@ -62,8 +67,20 @@ class Runtime:
     sessions: sessionmaker[Session]
     authorizer: Authorizer
     secret_box: SecretBox
+    supervisor: Supervisor
     login_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(10, 60.0))
     session_cache: SessionCache = field(default_factory=SessionCache)
+    # project name -> the names of its servers, for the per-server MCP endpoint
+    project_servers: SessionCache = field(default_factory=SessionCache)
+
+    def server_changed(self, name: str | None = None) -> None:
+        """Called from a request's worker thread after a commit changed server ``name``'s
+        config (None: a secret, so any server): its instance restarts, or stops if deleted."""
+        self.project_servers.clear()
+        if name is None:
+            anyio.from_thread.run(self.supervisor.refresh_all)
+        else:
+            anyio.from_thread.run(self.supervisor.refresh, name)
 
 
 def token_grant(token: McpToken) -> TokenGrant:
@@ -93,12 +110,35 @@ def build_runtime(settings: Settings, engine: Engine) -> Runtime:
         engine, tokens=grants, model_path=settings.model_path, policy_dir=settings.policy_dir
     )
     key = settings.secrets_key.get_secret_value() if settings.secrets_key else None
+    box = SecretBox.from_settings(key, settings.secrets_key_file)
+
+    def load_sync(name: str) -> UpstreamSpec | None:
+        with sessions() as s:
+            return load_spec(s, box, name)
+
+    async def load(name: str) -> UpstreamSpec | None:
+        return await anyio.to_thread.run_sync(load_sync, name)
+
+    supervisor = Supervisor(
+        SupervisorSettings(
+            log_dir=settings.log_dir,
+            start_timeout=settings.instance_start_timeout,
+            call_timeout=settings.instance_call_timeout,
+            stop_grace=settings.instance_stop_grace,
+            max_crashes=settings.instance_max_crashes,
+            probe_interval=settings.probe_interval,
+            tools_ttl=settings.tools_cache_ttl,
+            negative_ttl=settings.tools_cache_negative_ttl,
+        ),
+        load,
+    )
     return Runtime(
         settings=settings,
         engine=engine,
         sessions=sessions,
         authorizer=authorizer,
-        secret_box=SecretBox.from_settings(key, settings.secrets_key_file),
+        secret_box=box,
+        supervisor=supervisor,
         login_limiter=RateLimiter(settings.login_attempts_per_minute, 60.0),
     )
 

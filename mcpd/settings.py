@@ -54,6 +54,30 @@ class Settings(BaseSettings):
         default=None, description="that admin's password (never a default)"
     )
 
+    log_dir: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_data_dir("mcpd", appauthor=False)) / "logs",
+        description="where each stdio server's stderr is kept (<server>.log, rotated at 10 MB)",
+    )
+    instance_start_timeout: float = Field(
+        default=15.0, gt=0, description="seconds for an upstream to start and answer initialize"
+    )
+    instance_call_timeout: float = Field(
+        default=300.0, gt=0, description="seconds an upstream may take to answer one request"
+    )
+    instance_stop_grace: float = Field(
+        default=5.0, ge=0, description="seconds between SIGTERM and SIGKILL when stopping"
+    )
+    instance_max_crashes: int = Field(
+        default=5, ge=1, description="quick crashes in a row after which an instance is FAILED"
+    )
+    probe_interval: float = Field(
+        default=30.0, gt=0, description="seconds between liveness probes of a RUNNING instance"
+    )
+    tools_cache_ttl: float = Field(default=60.0, ge=0, description="tools/list cache life")
+    tools_cache_negative_ttl: float = Field(
+        default=5.0, ge=0, description="how long a failed tools/list is answered from cache"
+    )
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, v: str) -> str:

@@ -94,7 +94,7 @@ _LAST_USED_EVERY = timedelta(seconds=60)
 def authenticate(session: Session, raw: str, cache: SessionCache | None = None) -> Principal:
     """Who sent this bearer? Unknown, expired and revoked all get the same 401.
 
-    A valid login session is remembered in ``cache`` (briefly: see :class:`SessionCache`).
+    A valid login session or McpToken is remembered in ``cache`` (briefly: see SessionCache).
     """
     kind = token_kind(raw)
     now = datetime.now(UTC)
@@ -121,19 +121,27 @@ def authenticate(session: Session, raw: str, cache: SessionCache | None = None) 
                 update(McpToken).where(McpToken.id == token.id).values(last_used_at=now)
             )
             session.commit()
-        return Principal(
+        principal = Principal(
             f"McpToken:{sha}",
             token_name=token.name,
             token_sha=sha,
             token_project=token.project.name,
         )
+        if cache is not None:
+            remaining = (expires - now).total_seconds() if expires is not None else cache.ttl
+            cache.put(sha, principal, remaining)
+        return principal
     raise Unauthorized("invalid or expired credentials")
 
 
-async def _request_project(request: Request, guard: Guard, session: Session) -> str:
+async def _request_project(
+    request: Request, guard: Guard, session: Session, principal: Principal
+) -> str:
     source = guard.project
     if source == "none":
         return ""
+    if source == "caller":
+        return request.query_params.get("project") or principal.token_project or ""
     if source.startswith("path:"):
         return str(request.path_params.get(source[5:], ""))
     if source == "query":
@@ -154,8 +162,9 @@ async def _request_project(request: Request, guard: Guard, session: Session) -> 
     raise AssertionError(f"unknown project source {source!r}")
 
 
-def _remembered_session(rt: Runtime, raw: str) -> Principal | None:
-    if token_kind(raw) != "session":
+def _remembered(rt: Runtime, raw: str) -> Principal | None:
+    """A login session or McpToken seen valid within the last second (SessionCache)."""
+    if token_kind(raw) is None:
         return None
     cached = rt.session_cache.get(token_sha256(raw))
     return cached if isinstance(cached, Principal) else None
@@ -176,14 +185,15 @@ async def guard(request: Request, rt: RuntimeDep) -> Principal:
         return Principal("")
     raw = bearer(request)
     with rt.sessions() as session:
-        principal = _remembered_session(rt, raw)
+        principal = _remembered(rt, raw)
         if principal is None:
             principal = await run_in_threadpool(authenticate, session, raw, rt.session_cache)
         request.state.principal = principal
         if entry == SELF:
             return principal
         assert isinstance(entry, Guard)
-        project = await _request_project(request, entry, session)
+        project = await _request_project(request, entry, session, principal)
+        request.state.project = project
         name = str(request.path_params.get("name", ""))
         decision = rt.authorizer.decide(principal.subject, project, entry.kind, name, entry.action)
         record_decision(request, entry.kind, decision.allowed)

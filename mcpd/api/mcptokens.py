@@ -243,6 +243,7 @@ def revoke_token(
         )
         db.commit()
         rt.authorizer.register_token(token_grant(token))
+        rt.session_cache.forget(token.token_sha)
         change.publish(rt.authorizer)
     return _out(db, token)
 
@@ -269,4 +270,5 @@ def delete_token(
     db.commit()
     change.publish(rt.authorizer)
     rt.authorizer.unregister_token(sha)
+    rt.session_cache.forget(sha)
     return Response(status_code=204)

@@ -130,7 +130,7 @@ def get_project(name: str, _: PrincipalDep, db: DbDep) -> ProjectOut:
     "/projects/{name}", response_model=ProjectOut, response_model_by_alias=True, tags=["projects"]
 )
 def update_project(
-    name: str, body: ProjectUpdate, p: PrincipalDep, db: DbDep, rid: RequestIdDep
+    name: str, body: ProjectUpdate, p: PrincipalDep, db: DbDep, rt: RuntimeDep, rid: RequestIdDep
 ) -> ProjectOut:
     project = get_or_404(db, Project, name, "project")
     check_version(project, body.version, "project")
@@ -143,6 +143,7 @@ def update_project(
     project.version += 1
     audit.record(db, p, action="update", kind="projects", name=name, project=name, request_id=rid)
     db.commit()
+    rt.project_servers.forget(name)
     return _project_out(project)
 
 
@@ -172,6 +173,7 @@ def delete_project(
     change.publish(rt.authorizer)
     for sha in shas:
         rt.authorizer.unregister_token(sha)
+    rt.project_servers.forget(name)
     return Response(status_code=204)
 
 
@@ -351,7 +353,7 @@ def get_server(name: str, _: PrincipalDep, db: DbDep) -> ServerOut:
     "/servers/{name}", response_model=ServerOut, response_model_by_alias=True, tags=["servers"]
 )
 def update_server(
-    name: str, body: ServerUpdate, p: PrincipalDep, db: DbDep, rid: RequestIdDep
+    name: str, body: ServerUpdate, p: PrincipalDep, db: DbDep, rt: RuntimeDep, rid: RequestIdDep
 ) -> ServerOut:
     server = get_or_404(db, Server, name, "server")
     check_version(server, body.version, "server")
@@ -370,16 +372,20 @@ def update_server(
     server.version += 1
     audit.record(db, p, action="update", kind="servers", name=name, request_id=rid)
     db.commit()
+    rt.server_changed(name)
     return _server_out(server)
 
 
 @router.delete("/servers/{name}", status_code=204, tags=["servers"])
-def delete_server(name: str, p: PrincipalDep, db: DbDep, rid: RequestIdDep) -> Response:
+def delete_server(
+    name: str, p: PrincipalDep, db: DbDep, rt: RuntimeDep, rid: RequestIdDep
+) -> Response:
     server = get_or_404(db, Server, name, "server")
     db.execute(delete(ProjectServer).where(ProjectServer.server_name == name))
     db.delete(server)
     audit.record(db, p, action="delete", kind="servers", name=name, request_id=rid)
     db.commit()
+    rt.server_changed(name)  # its instance is stopped before the answer
     return Response(status_code=204)
 
 
@@ -456,6 +462,7 @@ def create_secret(
         detail={"keys": sorted(body.data)},
     )
     db.commit()
+    rt.server_changed()  # instances using the secret restart with the new values
     return _secret_out(secret)
 
 
@@ -492,6 +499,7 @@ def update_secret(
         detail={"keys": sorted(body.data)},
     )
     db.commit()
+    rt.server_changed()  # instances using the secret restart with the new values
     return _secret_out(secret)
 
 

@@ -8,6 +8,7 @@ Every route under ``/api/v1`` must appear here (a test and start-up both check).
 * ``"query"``       ``?project=P`` if given, else no project
 * ``"body"``        the JSON body's ``project`` field
 * ``"token"``       the project of the McpToken named by the ``name`` path parameter
+* ``"caller"``      ``?project=P`` if given, else an McpToken caller's own project
 
 The object's name is the ``name`` path parameter when the route has one.
 ``SELF`` marks routes any authenticated caller may use on itself (me, logout,
@@ -64,6 +65,13 @@ ROUTES: Final[dict[tuple[str, str], Guard | str]] = {
     ("GET", f"{V1}/servers/{{name}}"): Guard("servers", "get"),
     ("PUT", f"{V1}/servers/{{name}}"): Guard("servers", "update"),
     ("DELETE", f"{V1}/servers/{{name}}"): Guard("servers", "delete"),
+    # a server's MCP endpoint, its instance and its logs
+    ("GET", f"{V1}/servers/{{name}}/mcp"): Guard("servers", "run", "caller"),
+    ("POST", f"{V1}/servers/{{name}}/mcp"): Guard("servers", "run", "caller"),
+    ("DELETE", f"{V1}/servers/{{name}}/mcp"): Guard("servers", "run", "caller"),
+    ("GET", f"{V1}/servers/{{name}}/logs"): Guard("servers", "logs"),
+    ("GET", f"{V1}/instances"): Guard("instances", "list"),
+    ("GET", f"{V1}/instances/{{name}}"): Guard("instances", "get"),
     # secrets
     ("GET", f"{V1}/secrets"): Guard("secrets", "list"),
     ("POST", f"{V1}/secrets"): Guard("secrets", "create"),

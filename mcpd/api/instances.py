@@ -1,0 +1,336 @@
+"""Reaching the MCP servers: the per-server MCP endpoint, instance status, and logs.
+
+``/api/v1/servers/{name}/mcp`` is a Streamable HTTP MCP endpoint for one server, its tool
+names unchanged. The route table's guard has already authenticated the caller and checked
+``run`` on the server (in the caller's project: ``?project=P``, or an McpToken's own);
+the MCP handlers below then check each tool (``run`` on ``tools/<server>__<tool>``, so a
+tool-level deny hides and blocks that tool) and forward to the supervised upstream
+session. The caller's bearer never goes further than here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import mcp_types as types
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
+from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel.server import Server as McpServer
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
+from mcp.shared.exceptions import MCPError
+from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
+from pydantic import Field
+from sqlalchemy import select
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from mcpd import audit
+from mcpd.api.common import CamelModel
+from mcpd.api.deps import DbDep, Principal, PrincipalDep, RuntimeDep, request_id
+from mcpd.errors import NotFound
+from mcpd.instances.supervisor import STOPPED, Supervisor, UpstreamError
+from mcpd.models import Project, Server
+from mcpd.runtime import Runtime
+
+log = logging.getLogger("mcpd.mcp")
+
+router = APIRouter(prefix="/api/v1", tags=["instances"])
+
+
+# -- the MCP server behind /servers/{name}/mcp ------------------------------------------------
+
+
+def _caller(ctx: ServerRequestContext[Any]) -> tuple[Runtime, str, Principal, str]:
+    request = ctx.request
+    assert isinstance(request, Request), "served only through the guarded route"
+    rt: Runtime = request.app.state.runtime
+    return rt, request.path_params["name"], request.state.principal, request.state.project
+
+
+def _unavailable(exc: UpstreamError) -> MCPError:
+    return MCPError(types.INTERNAL_ERROR, str(exc))
+
+
+def build_mcp_server() -> McpServer[Any]:
+    async def list_tools(
+        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        rt, name, principal, project = _caller(ctx)
+        try:
+            tools = await (await rt.supervisor.instance(name)).list_tools()
+        except UpstreamError as exc:
+            raise _unavailable(exc) from None
+        decide = rt.authorizer.decide
+        return types.ListToolsResult(
+            tools=[
+                t
+                for t in tools
+                if decide(principal.subject, project, "tools", f"{name}__{t.name}", "run").allowed
+            ]
+        )
+
+    async def call_tool(
+        ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
+        rt, name, principal, project = _caller(ctx)
+        tool = f"{name}__{params.name}"
+        decision = rt.authorizer.decide(principal.subject, project, "tools", tool, "run")
+        if not decision.allowed:
+            assert isinstance(ctx.request, Request)
+            await run_in_threadpool(
+                _audit_tool_deny, rt, principal, tool, project, decision.reason, ctx.request
+            )
+            # the same answer as for a tool that does not exist: nothing leaks
+            raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {params.name}")
+        token = progress_token_from_params(ctx.params)
+
+        async def progress(progress: float, total: float | None, message: str | None) -> None:
+            assert token is not None
+            await ctx.session.send_progress_notification(
+                token, progress, total, message, related_request_id=str(ctx.request_id)
+            )
+
+        try:
+            instance = await rt.supervisor.instance(name)
+            return await instance.call_tool(
+                params.name, params.arguments, progress if token is not None else None
+            )
+        except UpstreamError as exc:
+            return types.CallToolResult(
+                content=[types.TextContent(type="text", text=str(exc))], is_error=True
+            )
+
+    async def list_resources(
+        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourcesResult:
+        rt, name, _, _ = _caller(ctx)
+        try:
+            instance = await rt.supervisor.instance(name)
+            return await instance.request(
+                "resources/list", lambda s: s.list_resources(params=params)
+            )
+        except UpstreamError as exc:
+            raise _unavailable(exc) from None
+
+    async def list_resource_templates(
+        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourceTemplatesResult:
+        rt, name, _, _ = _caller(ctx)
+        try:
+            instance = await rt.supervisor.instance(name)
+            return await instance.request(
+                "resources/templates/list", lambda s: s.list_resource_templates(params=params)
+            )
+        except UpstreamError as exc:
+            raise _unavailable(exc) from None
+
+    async def read_resource(
+        ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams
+    ) -> types.ReadResourceResult:
+        rt, name, _, _ = _caller(ctx)
+        try:
+            instance = await rt.supervisor.instance(name)
+            return await instance.request(
+                "resources/read", lambda s: s.read_resource(str(params.uri))
+            )
+        except UpstreamError as exc:
+            raise _unavailable(exc) from None
+
+    async def list_prompts(
+        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListPromptsResult:
+        rt, name, _, _ = _caller(ctx)
+        try:
+            instance = await rt.supervisor.instance(name)
+            return await instance.request("prompts/list", lambda s: s.list_prompts(params=params))
+        except UpstreamError as exc:
+            raise _unavailable(exc) from None
+
+    async def get_prompt(
+        ctx: ServerRequestContext[Any], params: types.GetPromptRequestParams
+    ) -> types.GetPromptResult:
+        rt, name, _, _ = _caller(ctx)
+        try:
+            instance = await rt.supervisor.instance(name)
+            return await instance.request(
+                "prompts/get", lambda s: s.get_prompt(params.name, params.arguments)
+            )
+        except UpstreamError as exc:
+            raise _unavailable(exc) from None
+
+    return McpServer(
+        "mcpd",
+        version="0.1.0",
+        instructions="One MCP server, reached through mcpd",
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+        on_list_resources=list_resources,
+        on_list_resource_templates=list_resource_templates,
+        on_read_resource=read_resource,
+        on_list_prompts=list_prompts,
+        on_get_prompt=get_prompt,
+    )
+
+
+def build_session_manager() -> StreamableHTTPSessionManager:
+    return StreamableHTTPSessionManager(
+        build_mcp_server(),
+        # Callers authenticate with a bearer header, which a browser never adds by itself:
+        # DNS rebinding gains an attacker nothing here (mcplocal, which browsers may reach
+        # without credentials, checks allowed hosts).
+        security_settings=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+    )
+
+
+def _audit_tool_deny(
+    rt: Runtime, principal: Principal, tool: str, project: str, reason: str, request: Request
+) -> None:
+    with rt.sessions() as session:
+        audit.record(
+            session,
+            principal,
+            action="run",
+            kind="tools",
+            name=tool,
+            project=project,
+            outcome="deny",
+            request_id=request_id(request),
+            detail={"reason": reason},
+        )
+        session.commit()
+
+
+class _Handover(Response):
+    """Hands the request to the MCP session manager (the route has done the guarding)."""
+
+    def __init__(self, manager: StreamableHTTPSessionManager) -> None:
+        self.manager = manager
+        self.background = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.manager.handle_request(scope, receive, send)
+
+
+def _project_servers(rt: Runtime, project: str) -> frozenset[str]:
+    with rt.sessions() as db:
+        row = db.scalars(select(Project).where(Project.name == project)).first()
+        return frozenset(ps.server_name for ps in row.servers) if row else frozenset()
+
+
+async def server_mcp(name: str, request: Request, p: PrincipalDep, rt: RuntimeDep) -> Response:
+    project = request.state.project
+    if project:  # in a project, only that project's servers are reachable
+        cached = rt.project_servers.get(project)
+        if isinstance(cached, frozenset):
+            servers = cached
+        else:
+            servers = await run_in_threadpool(_project_servers, rt, project)
+            rt.project_servers.put(project, servers, rt.project_servers.ttl)
+        if name not in servers:
+            raise NotFound(f"server `{name}` not found in project {project}")
+    try:
+        await rt.supervisor.instance(name)  # starts it on first use
+    except UpstreamError as exc:
+        raise NotFound(str(exc)) from None
+    # The SDK binds each MCP session to the credential that opened it; here that is the
+    # caller, this server and this project, so a session id is useless to anyone else.
+    who = AccessToken(token="", client_id=f"{p.subject}|{name}|{project}", scopes=[])
+    request.scope["user"] = AuthenticatedUser(who)
+    return _Handover(request.app.state.mcp_sessions)
+
+
+for _method in ("GET", "POST", "DELETE"):  # one operation id each, for the OpenAPI document
+    router.add_api_route(
+        "/servers/{name}/mcp",
+        server_mcp,
+        methods=[_method],
+        tags=["servers"],
+        summary="Streamable HTTP MCP endpoint of one server (needs `run` on it)",
+        response_class=Response,
+        operation_id=f"server_mcp_{_method.lower()}",
+    )
+
+
+# -- instances and logs ------------------------------------------------------------------
+
+
+class InstanceOut(CamelModel):
+    server: str
+    transport: str
+    status: str = Field(description="PENDING, STARTING, RUNNING, FAILED or STOPPED")
+    health: str = Field(description="healthy, unhealthy or unknown (not probed yet)")
+    restarts: int
+    started_at: str | None = None
+    last_error: str | None = None
+    last_probe_at: str | None = None
+    pid: int | None = None
+    log_lines_dropped: int = 0
+
+
+class InstanceList(CamelModel):
+    items: list[InstanceOut]
+
+
+def _instance_out(supervisor: Supervisor, server: Server) -> InstanceOut:
+    inst = supervisor.get(server.name)
+    if inst is None:
+        return InstanceOut(
+            server=server.name, transport=server.transport, status=STOPPED, health="unknown",
+            restarts=0,
+        )  # fmt: skip
+    return InstanceOut.model_validate(inst.status_dict())
+
+
+@router.get("/instances", response_model=InstanceList, response_model_by_alias=True)
+def list_instances(_: PrincipalDep, db: DbDep, rt: RuntimeDep) -> InstanceList:
+    """Every server's instance on this mcpd: STOPPED until first used."""
+    servers = db.scalars(select(Server).order_by(Server.name))
+    return InstanceList(items=[_instance_out(rt.supervisor, s) for s in servers])
+
+
+@router.get("/instances/{name}", response_model=InstanceOut, response_model_by_alias=True)
+def get_instance(name: str, _: PrincipalDep, db: DbDep, rt: RuntimeDep) -> InstanceOut:
+    server = db.scalars(select(Server).where(Server.name == name)).first()
+    if server is None:
+        raise NotFound(f"instance `{name}` not found")
+    return _instance_out(rt.supervisor, server)
+
+
+@router.get(
+    "/servers/{name}/logs",
+    tags=["servers"],
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/plain": {}}}},
+)
+async def server_logs(
+    name: str,
+    _: PrincipalDep,
+    rt: RuntimeDep,
+    db: DbDep,
+    tail: Annotated[int, Query(ge=0, le=10_000, description="last N lines")] = 100,
+    follow: Annotated[bool, Query(description="keep streaming new lines")] = False,
+) -> StreamingResponse:
+    """The instance's stderr and the supervisor's events about it, as text lines."""
+    exists = await run_in_threadpool(
+        lambda: db.scalars(select(Server.id).where(Server.name == name)).first() is not None
+    )
+    if not exists:
+        raise NotFound(f"server `{name}` not found")
+    buf = rt.supervisor.logbuf(name)
+
+    async def lines() -> AsyncIterator[str]:
+        if follow:
+            async for line in buf.follow(tail):
+                yield line + "\n"
+        else:
+            for line in buf.tail(tail)[1]:
+                yield line + "\n"
+
+    return StreamingResponse(lines(), media_type="text/plain; charset=utf-8")

@@ -1,0 +1,32 @@
+"""Smoke test: ``bench/proxy.py --quick`` runs and ends with its JSON report line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "proxy.py"
+
+
+@pytest.mark.timeout(240)
+def test_proxy_bench_quick_prints_its_report() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=230,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(report) == {"results", "list_cached_p50_ms"}
+    assert [row["path"] for row in report["results"]] == ["direct", "mcpd"]
+    for row in report["results"]:
+        assert set(row) == {"path", "p50_ms", "p99_ms", "rps_16"}
+        assert 0 < row["p50_ms"] <= row["p99_ms"]
+        assert row["rps_16"] > 0
+    assert report["list_cached_p50_ms"] > 0
