@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,22 @@ class TokenGrant:
     @property
     def subject(self) -> str:
         return f"McpToken:{self.sha}"
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyEvent:
+    """One change to an Authorizer, for followers that keep a copy (mcplocal) to replay.
+
+    ``reload`` means the whole state was rebuilt: a follower takes a new snapshot."""
+
+    added: tuple[Rule, ...] = ()
+    removed: tuple[Rule, ...] = ()
+    tokens: tuple[TokenGrant, ...] = ()
+    tokens_removed: tuple[str, ...] = ()
+    reload: bool = False
+
+
+Listener = Callable[[PolicyEvent], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +173,7 @@ class Authorizer:
         self.policy_dir = policy_dir or default_policy_dir()
         self._write = threading.Lock()  # serialises writers; readers never wait on it
         self._reference_lock = threading.Lock()  # casbin's evaluator is not thread-safe
+        self._listeners: list[Listener] = []
         model = load_model(self.model_path)
         self.model_notes = tuple(model_differences(model))
         self.indexed = use_index and not self.model_notes
@@ -190,20 +207,25 @@ class Authorizer:
         with self._write:
             self._file_rules = load_policy_dir(self.policy_dir)
             self._build(stored, self._tokens.values() if tokens is None else tokens)
+            self._notify(PolicyEvent(reload=True))
 
     def apply(self, added: Iterable[Rule] = (), removed: Iterable[Rule] = ()) -> None:
         """Make a committed change to stored rules visible (incremental, no rebuild)."""
         added, removed = list(added), list(removed)
         with self._write:
-            rules, index, _ = self._state
-            index.remove(removed)
-            index.add(added)
-            for rule in removed:
-                rules.remove(rule)
-            for rule in added:
-                rules.add(rule)
-            if not self.indexed:
-                self._state = (rules, index, build_reference(self.model_path, rules))
+            self._apply(added, removed)
+            self._notify(PolicyEvent(added=tuple(added), removed=tuple(removed)))
+
+    def _apply(self, added: list[Rule], removed: list[Rule]) -> None:
+        rules, index, _ = self._state
+        index.remove(removed)
+        index.add(added)
+        for rule in removed:
+            rules.remove(rule)
+        for rule in added:
+            rules.add(rule)
+        if not self.indexed:
+            self._state = (rules, index, build_reference(self.model_path, rules))
 
     @staticmethod
     def _token_link(grant: TokenGrant) -> Rule:
@@ -216,8 +238,9 @@ class Authorizer:
             tokens = dict(self._tokens)
             tokens[grant.sha] = grant
             self._tokens = tokens
-        if old is None:
-            self.apply(added=[self._token_link(grant)])
+            if old is None:
+                self._apply([self._token_link(grant)], [])
+            self._notify(PolicyEvent(tokens=(grant,)))
 
     def unregister_token(self, sha: str) -> None:
         with self._write:
@@ -227,7 +250,34 @@ class Authorizer:
             tokens = dict(self._tokens)
             del tokens[sha]
             self._tokens = tokens
-        self.apply(removed=[self._token_link(grant)])
+            self._apply([], [self._token_link(grant)])
+            self._notify(PolicyEvent(tokens_removed=(sha,)))
+
+    # -- followers ----------------------------------------------------------------
+
+    def follow(self, listener: Listener) -> tuple[list[Rule], list[TokenGrant]]:
+        """Call ``listener`` with every later change; return the stored rules and tokens now.
+
+        Registering and reading happen under the writers' lock, so the state returned plus
+        the events that follow are exactly this engine's state: nothing missed, nothing
+        twice. ``listener`` runs under that lock: it must only hand the event on.
+        """
+        with self._write:
+            self._listeners.append(listener)
+            stored = [r for r in self._state[0] if r.source.startswith("db:")]
+            return stored, list(self._tokens.values())
+
+    def unfollow(self, listener: Listener) -> None:
+        with self._write:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+    def _notify(self, event: PolicyEvent) -> None:
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:  # one broken follower must not stop a change
+                log.exception("policy listener failed")
 
     def token(self, sha: str) -> TokenGrant | None:
         return self._tokens.get(sha)

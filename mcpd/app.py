@@ -13,7 +13,17 @@ from fastapi.responses import JSONResponse
 
 from authz import set_authorizer
 from mcpd import audit
-from mcpd.api import auditevents, auth, backup, instances, mcptokens, rbac, resources, users
+from mcpd.api import (
+    auditevents,
+    auth,
+    backup,
+    instances,
+    mcptokens,
+    policy,
+    rbac,
+    resources,
+    users,
+)
 from mcpd.api.deps import Principal, guard, request_id
 from mcpd.api.route_table import ROUTES, Guard, guard_for
 from mcpd.bootstrap import bootstrap_admin
@@ -112,7 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # guard runs on every API route, whether or not the handler asks for the caller
     # (FastAPI then reuses its result for a handler's PrincipalDep): nothing fails open.
     app.state.mcp_sessions = instances.build_session_manager()
-    for module in (auth, users, rbac, mcptokens, resources, auditevents, backup, instances):
+    for module in (auth, users, rbac, mcptokens, resources, auditevents, backup, instances, policy):
         app.include_router(module.router, dependencies=[Depends(guard)])
     check_route_table(app)
 

@@ -6,10 +6,13 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
+from pydantic import Field, model_validator
 from sqlalchemy import select
 
+from mcpd import audit
 from mcpd.api.common import CamelModel
-from mcpd.api.deps import DbDep, PrincipalDep
+from mcpd.api.deps import DbDep, Principal, PrincipalDep
+from mcpd.errors import Forbidden
 from mcpd.models import AuditEvent
 from mcpd.runtime import aware
 
@@ -91,3 +94,74 @@ def list_audit(
         for e in rows[:limit]
     ]
     return AuditPage(items=items, next=nxt)
+
+
+class ReportedCall(CamelModel):
+    """One tool call a proxy (mcplocal) made for a caller."""
+
+    user: str | None = Field(default=None, max_length=255, description="the caller, if a user")
+    token_name: str | None = Field(default=None, max_length=255)
+    token_sha: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    server: str = Field(min_length=1, max_length=255)
+    tool: str = Field(min_length=1, max_length=255)
+    project: str = Field(default="", max_length=63)
+    outcome: Literal["allow", "deny", "error"]
+    duration_ms: float = Field(ge=0, le=86_400_000)
+    request_id: str = Field(default="", max_length=64)
+    error: str | None = Field(default=None, max_length=2000)
+
+    @model_validator(mode="after")
+    def _one_caller(self) -> ReportedCall:
+        if (self.user is None) == (self.token_sha is None):
+            raise ValueError("give either `user` or `tokenSha` (with `tokenName`)")
+        return self
+
+
+class ReportedCalls(CamelModel):
+    events: list[ReportedCall] = Field(min_length=1, max_length=1000)
+
+
+@router.post("/auditevents", status_code=202)
+def report_calls(body: ReportedCalls, p: PrincipalDep, db: DbDep) -> dict[str, int]:
+    """Record tool calls made through a proxy (needs the `proxy` operation); all or none."""
+    return _record_calls(db, p, body.events)
+
+
+@router.post("/auth/me/calls", status_code=202)
+def report_my_calls(body: ReportedCalls, p: PrincipalDep, db: DbDep) -> dict[str, int]:
+    """Record the calling user's own tool calls (`mcplocal stdio`); all or none."""
+    others = sorted({e.user or f"token {e.token_name}" for e in body.events if e.user != p.user})
+    if p.user is None or others:
+        raise Forbidden(f"{p.display} may report only its own calls, not those of {others}")
+    return _record_calls(db, p, body.events)
+
+
+def _record_calls(db: DbDep, p: Principal, events: list[ReportedCall]) -> dict[str, int]:
+    for e in events:
+        caller = Principal(
+            f"User:{e.user}" if e.user else f"McpToken:{e.token_sha}",
+            user=e.user,
+            token_name=e.token_name,
+            token_sha=e.token_sha,
+        )
+        detail: dict[str, Any] = {
+            "server": e.server,
+            "tool": e.tool,
+            "durationMs": round(e.duration_ms, 3),
+            "via": p.display,
+        }
+        if e.error:
+            detail["error"] = e.error
+        audit.record(
+            db,
+            caller,
+            action="call",
+            kind="tools",
+            name=f"{e.server}__{e.tool}",
+            project=e.project,
+            outcome=e.outcome,
+            request_id=e.request_id,
+            detail=detail,
+        )
+    db.commit()
+    return {"recorded": len(events)}

@@ -92,6 +92,12 @@ ROUTES: Final[dict[tuple[str, str], Guard | str]] = {
     ("POST", f"{V1}/mcptokens/{{name}}/revoke"): Guard("mcptokens", "update", "token"),
     # audit
     ("GET", f"{V1}/auditevents"): Guard("auditevents", "audit"),
+    # a proxy (mcplocal) follows the policy and reports the tool calls it made
+    ("POST", f"{V1}/auditevents"): Guard("*", "proxy"),
+    ("GET", f"{V1}/policy/watch"): Guard("*", "proxy"),
+    # mcplocal stdio, with a user's own login: that user's rules, and its own calls
+    ("GET", f"{V1}/auth/me/policy"): SELF,
+    ("POST", f"{V1}/auth/me/calls"): SELF,
     # backup and restore: operations on the whole configuration
     ("GET", f"{V1}/backup"): Guard("*", "backup"),
     ("POST", f"{V1}/restore"): Guard("*", "restore"),

@@ -83,8 +83,15 @@ def _now() -> str:
 
 
 class Instance:
-    def __init__(self, spec: UpstreamSpec, settings: SupervisorSettings, logbuf: LogBuffer):
+    def __init__(
+        self,
+        spec: UpstreamSpec,
+        settings: SupervisorSettings,
+        logbuf: LogBuffer,
+        on_tools_changed: Callable[[str], None] | None = None,
+    ):
         self.spec = spec
+        self._on_tools_changed = on_tools_changed
         self.settings = settings
         self.log = logbuf
         self.status = STOPPED
@@ -127,6 +134,8 @@ class Instance:
     def _set(self, status: str) -> None:
         if status != self.status:
             self.log.append(f"status {self.status} -> {status}", source="mcpd")
+            if RUNNING in (status, self.status):  # its tools appear or go away
+                self._tools_changed()
         self.status = status
         changed, self._changed = self._changed, anyio.Event()
         changed.set()
@@ -266,9 +275,14 @@ class Instance:
         if self._scope is not None and self.status != STOPPED:
             self._scope.cancel()
 
+    def _tools_changed(self) -> None:
+        self.invalidate_tools()
+        if self._on_tools_changed is not None:
+            self._on_tools_changed(self.name)
+
     async def _on_message(self, message: Any) -> None:
         if isinstance(message, types.ToolListChangedNotification):
-            self.invalidate_tools()
+            self._tools_changed()
         elif isinstance(message, Exception):
             self.log.append(f"transport error: {_describe(message)}", source="mcpd")
 
@@ -433,6 +447,8 @@ class Supervisor:
         self._logs: dict[str, LogBuffer] = {}
         self._tg: TaskGroup | None = None
         self._lock = anyio.Lock()
+        # called with a server's name when its tools may have changed (listChanged, restart)
+        self.on_tools_changed: Callable[[str], None] | None = None
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Supervisor]:
@@ -476,7 +492,7 @@ class Supervisor:
                 raise UpstreamError(f"server `{name}`: {exc}") from None
             if spec is None:
                 raise UpstreamError(f"server `{name}` not found")
-            inst = Instance(spec, self.settings, self.logbuf(name))
+            inst = Instance(spec, self.settings, self.logbuf(name), self.on_tools_changed)
             self._instances[name] = inst
             self._tg.start_soon(inst.run)
             return inst

@@ -1,0 +1,161 @@
+"""``GET /api/v1/policy/watch``: the whole policy, then every change to it, as a stream.
+
+mcplocal keeps its own copy of the shared enforcer (SPEC §7: it decides in its own
+process). It follows this stream: the first line is a snapshot - the model, the policy
+files, the stored rules and the McpTokens (hashes and grants, never a raw token) - and
+each later line one change, in order, as this mcpd's enforcer applied it. A follower that
+loses the stream reconnects and starts again from a new snapshot, so it never has to
+know what it missed. A line ``{"heartbeat": true}`` comes every 15 seconds of silence.
+
+Needs the ``proxy`` operation (McpTokens never have it: see policies/deny.csv).
+``GET /api/v1/auth/me/policy`` is the same for the calling user alone: the rules that
+decide for it (``mcplocal stdio`` runs with a user's own login).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+
+from authz import Authorizer, PolicyEvent, Rule, TokenGrant
+from authz.policy import policy_files
+from mcpd.api.deps import PrincipalDep, RuntimeDep
+from mcpd.errors import Forbidden
+from mcpd.runtime import Runtime
+
+router = APIRouter(prefix="/api/v1", tags=["policy"])
+
+HEARTBEAT_SECONDS = 15.0
+MAX_BACKLOG = 10_000  # a follower this far behind is cut off (and starts again)
+
+
+def rule_json(rule: Rule) -> list[str]:
+    return [rule.ptype, *rule.values, rule.source]
+
+
+def grant_json(grant: TokenGrant) -> dict[str, Any]:
+    return {
+        "sha": grant.sha,
+        "project": grant.project,
+        "creator": grant.creator,
+        "name": grant.name,
+        "expiresAt": grant.expires_at,
+        "revoked": grant.revoked,
+    }
+
+
+def event_json(event: PolicyEvent) -> dict[str, Any]:
+    if event.reload:
+        return {"reload": True}
+    return {
+        "added": [rule_json(r) for r in event.added],
+        "removed": [rule_json(r) for r in event.removed],
+        "tokens": [grant_json(g) for g in event.tokens],
+        "tokensRemoved": list(event.tokens_removed),
+    }
+
+
+def _snapshot(authorizer: Authorizer, stored: list[Rule], tokens: list[TokenGrant]) -> Any:
+    return {
+        "model": authorizer.model_path.read_text(encoding="utf-8"),
+        "policyDir": authorizer.policy_dir.name,
+        "files": {
+            p.name: p.read_text(encoding="utf-8") for p in policy_files(authorizer.policy_dir)
+        },
+        "rules": [rule_json(r) for r in stored],
+        "tokens": [grant_json(g) for g in tokens],
+    }
+
+
+class _Scope:
+    """What a follower may see: everything (``proxy``), or only what decides for one user.
+
+    A user's own decisions depend only on the rules whose subject is the user or one of
+    its groups (and on the files). Those are sent; a membership change touching the user
+    changes that set, so it is answered with ``reload`` (a new snapshot)."""
+
+    def __init__(self, authorizer: Authorizer, subject: str | None) -> None:
+        self.authorizer = authorizer
+        self.subject = subject
+
+    def _closure(self) -> set[str]:
+        assert self.subject is not None
+        return set(self.authorizer.index.subjects_of(self.subject)) | {self.subject}
+
+    def rules(self, stored: list[Rule]) -> list[Rule]:
+        if self.subject is None:
+            return stored
+        mine = self._closure()
+        return [r for r in stored if r.values[0] in mine]
+
+    def event(self, event: PolicyEvent) -> PolicyEvent | None:
+        """The event as this follower sees it; None when it concerns nothing it sees."""
+        if self.subject is None or event.reload:
+            return event
+        mine = self._closure()
+        if any(r.ptype != "p" and r.values[0] in mine for r in (*event.added, *event.removed)):
+            return PolicyEvent(reload=True)
+        added = tuple(r for r in event.added if r.values[0] in mine)
+        removed = tuple(r for r in event.removed if r.values[0] in mine)
+        return PolicyEvent(added=added, removed=removed) if added or removed else None
+
+
+async def _watch(rt: Runtime, scope: _Scope) -> StreamingResponse:
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[PolicyEvent | None] = asyncio.Queue()
+
+    def listener(event: PolicyEvent) -> None:  # runs in a committing thread
+        loop.call_soon_threadsafe(queue.put_nowait, event if queue.qsize() < MAX_BACKLOG else None)
+
+    stored, tokens = await run_in_threadpool(rt.authorizer.follow, listener)
+    try:
+        if scope.subject is not None:
+            tokens = []  # a user's own view holds no tokens
+        snapshot = await run_in_threadpool(_snapshot, rt.authorizer, scope.rules(stored), tokens)
+    except BaseException:
+        rt.authorizer.unfollow(listener)
+        raise
+
+    async def lines() -> AsyncIterator[bytes]:
+        try:
+            yield json.dumps({"snapshot": snapshot}).encode() + b"\n"
+            while True:
+                try:
+                    event = await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
+                except TimeoutError:
+                    yield b'{"heartbeat": true}\n'
+                    continue
+                seen = scope.event(event) if event is not None else PolicyEvent(reload=True)
+                if seen is None:
+                    continue
+                yield json.dumps(event_json(seen)).encode() + b"\n"
+                if seen.reload:  # the follower starts again from a new snapshot
+                    return
+        finally:
+            rt.authorizer.unfollow(listener)
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+
+_NDJSON: dict[int | str, dict[str, Any]] = {200: {"content": {"application/x-ndjson": {}}}}
+
+
+@router.get("/policy/watch", response_class=StreamingResponse, responses=_NDJSON)
+async def watch_policy(_: PrincipalDep, rt: RuntimeDep) -> StreamingResponse:
+    """The whole policy, then each change (newline-delimited JSON). Needs `proxy`."""
+    return await _watch(rt, _Scope(rt.authorizer, None))
+
+
+@router.get("/auth/me/policy", response_class=StreamingResponse, responses=_NDJSON)
+async def watch_my_policy(p: PrincipalDep, rt: RuntimeDep) -> StreamingResponse:
+    """The rules that decide for the calling user, then their changes (for `mcplocal
+    stdio`). Users only: an McpToken has no use for it."""
+    if p.user is None:
+        raise Forbidden("only a user follows its own policy; a token is followed by mcplocal")
+    return await _watch(rt, _Scope(rt.authorizer, p.subject))

@@ -1,0 +1,152 @@
+"""mcplocal's copy of the shared enforcer, kept equal to mcpd's by following its changes.
+
+mcpd's ``GET /api/v1/policy/watch`` streams a snapshot (model, policy files, stored rules,
+McpTokens) and then every change its enforcer applies. :class:`PolicyFollower` builds an
+:class:`authz.Authorizer` from the snapshot (the same model and files, written to a private
+directory, so decisions are mcpd's to the line) and replays each change. A revocation is
+therefore enforced here as soon as mcpd streams it (milliseconds), not after a TTL.
+
+When the stream breaks, the follower reconnects with backoff and starts again from a new
+snapshot; meanwhile it keeps deciding on what it has, and ``synced`` is False (``/readyz``
+says so). Until the first snapshot arrives there is no authorizer and every request is
+refused.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+
+from authz import Authorizer, Rule, TokenGrant
+
+log = logging.getLogger("mcplocal.policy")
+
+
+def _rule(values: list[str]) -> Rule:
+    *fields, source = values
+    return Rule(fields[0], tuple(fields[1:]), source)
+
+
+def _grant(d: dict[str, Any]) -> TokenGrant:
+    return TokenGrant(
+        sha=str(d["sha"]),
+        project=str(d["project"]),
+        creator=str(d["creator"]),
+        name=str(d.get("name") or ""),
+        expires_at=d.get("expiresAt"),
+        revoked=bool(d.get("revoked")),
+    )
+
+
+class PolicyFollower:
+    def __init__(
+        self,
+        mcpd_url: str,
+        headers: Callable[[], Awaitable[dict[str, str]]],
+        *,
+        path: str = "/api/v1/policy/watch",
+        workdir: Path | None = None,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        self.url = mcpd_url.rstrip("/") + path
+        self._headers = headers  # mcplocal's own credential for mcpd, fresh each connect
+        self._dir = Path(tempfile.mkdtemp(prefix="mcplocal-policy-", dir=workdir))
+        self.on_change = on_change
+        self.authorizer: Authorizer | None = None
+        self.synced = False
+        self.last_error: str | None = None
+        self.changes = 0  # events applied, for tests and metrics
+        self._ready = anyio.Event()
+
+    async def wait_ready(self, timeout: float) -> bool:
+        with anyio.move_on_after(timeout):
+            await self._ready.wait()
+        return self.authorizer is not None
+
+    async def run(self) -> None:
+        """Follow mcpd forever: connect, snapshot, replay; reconnect with backoff."""
+        delay = 0.2
+        while True:
+            began = time.monotonic()
+            try:
+                await self._follow_once()
+            except Exception as exc:  # mcpd away, bad credential, broken stream: try again
+                self.last_error = f"{type(exc).__name__}: {exc}"[:500]
+                log.warning("policy stream from %s lost: %s", self.url, self.last_error)
+            self.synced = False
+            delay = 0.2 if time.monotonic() - began > 30 else min(delay * 2, 10.0)
+            await anyio.sleep(delay)
+
+    async def _follow_once(self) -> None:
+        timeout = httpx.Timeout(10.0, read=60.0)  # heartbeats come every 15 s
+        async with (
+            httpx.AsyncClient(timeout=timeout) as http,
+            http.stream("GET", self.url, headers=await self._headers()) as r,
+        ):
+            if r.status_code != 200:
+                body = (await r.aread()).decode(errors="replace")[:300]
+                raise RuntimeError(f"mcpd answered {r.status_code}: {body}")
+            async for line in r.aiter_lines():
+                if not line.strip():
+                    continue
+                message = json.loads(line)
+                if "snapshot" in message:
+                    self._load(message["snapshot"])
+                elif message.get("reload"):
+                    return  # mcpd rebuilt its state: start again from a snapshot
+                elif not message.get("heartbeat"):
+                    self._apply(message)
+
+    def _load(self, snap: dict[str, Any]) -> None:
+        model = self._dir / "model.conf"
+        model.write_text(snap["model"], encoding="utf-8")
+        policies = self._dir / str(snap.get("policyDir") or "policies")
+        policies.mkdir(exist_ok=True)
+        for old in policies.glob("*.csv"):
+            old.unlink()
+        for name, text in snap["files"].items():
+            if "/" in name or not name.endswith(".csv"):
+                raise ValueError(f"unexpected policy file name {name!r}")
+            (policies / name).write_text(text, encoding="utf-8")
+        authorizer = Authorizer(
+            model_path=model,
+            policy_dir=policies,
+            stored=[_rule(r) for r in snap["rules"]],
+            tokens=[_grant(t) for t in snap["tokens"]],
+        )
+        self.authorizer = authorizer  # one assignment: requests see old or new, never half
+        self.synced = True
+        self.last_error = None
+        self._ready.set()
+        log.info("policy snapshot: %d rules, %d tokens", len(authorizer.index), len(snap["tokens"]))
+        self._changed()
+
+    def _apply(self, message: dict[str, Any]) -> None:
+        authorizer = self.authorizer
+        if authorizer is None:
+            raise RuntimeError("a change arrived before the snapshot")
+        added = [_rule(r) for r in message.get("added", [])]
+        removed = [_rule(r) for r in message.get("removed", [])]
+        if added or removed:
+            authorizer.apply(added=added, removed=removed)
+        for grant in message.get("tokens", []):
+            authorizer.register_token(_grant(grant))
+        for sha in message.get("tokensRemoved", []):
+            authorizer.unregister_token(str(sha))
+        self.changes += 1
+        self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            try:
+                self.on_change()
+            except Exception:
+                log.exception("policy change hook failed")
