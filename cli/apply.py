@@ -34,7 +34,7 @@ KINDS: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
     "Group": ("groups", ("members",)),
     "Secret": ("secrets", ("data",)),
     "Server": ("servers", ("description", "stdio", "http", "healthCheck")),
-    "Project": ("projects", ("description", "servers", "proxyModel")),
+    "Project": ("projects", ("description", "servers", "proxyModel", "proxyOptions")),
     "RbacDefinition": ("rbac", ("subjects", "roleBindings")),
 }
 ORDER: Final = list(KINDS)

@@ -16,7 +16,7 @@ Each document is one object::
                       made without secret values (such a document never changes a value)
 * ``Server``          description, transport, stdio {command, args, env} or
                       http {url, headers}, healthCheck
-* ``Project``         description, servers, proxyModel
+* ``Project``         description, servers, proxyModel, proxyOptions
 * ``RbacDefinition``  subjects, roleBindings
 
 McpTokens have no manifest: their raw value is unrecoverable, and a token's own
@@ -64,7 +64,9 @@ KINDS: Final[dict[str, KindInfo]] = {
     "Server": KindInfo(
         "servers", ServerIn, ("description", "transport", "stdio", "http", "healthCheck")
     ),
-    "Project": KindInfo("projects", ProjectIn, ("description", "servers", "proxyModel")),
+    "Project": KindInfo(
+        "projects", ProjectIn, ("description", "servers", "proxyModel", "proxyOptions")
+    ),
     "RbacDefinition": KindInfo("rbac", RbacIn, ("subjects", "roleBindings")),
 }
 ORDER: Final = tuple(KINDS)

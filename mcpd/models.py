@@ -65,6 +65,7 @@ class Project(Resource, Base):
     __tablename__ = "projects"
     description: Mapped[str] = mapped_column(Text, default="")
     proxy_model: Mapped[str] = mapped_column(String(63), default="passthrough")
+    proxy_options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     servers: Mapped[list[ProjectServer]] = relationship(
         cascade="all, delete-orphan", lazy="selectin", order_by="ProjectServer.server_name"
     )

@@ -39,17 +39,38 @@ PROXY_MODELS = ("passthrough", "paginate", "summarize")
 # -- projects ----------------------------------------------------------------------------
 
 
+class ProxyOptions(CamelModel):
+    """Settings of a project's proxy model (mcplocal applies them to tool results)."""
+
+    page_chars: int | None = Field(default=None, ge=100, le=10_000_000)
+    summarize_url: str | None = Field(
+        default=None, max_length=2048, pattern=r"^https?://[^\s]+$",
+        description="an OpenAI-compatible endpoint, e.g. http://vllm:8000/v1",
+    )  # fmt: skip
+    summarize_model: str | None = Field(default=None, max_length=255)
+    summarize_max_input_chars: int | None = Field(default=None, ge=100, le=10_000_000)
+    summarize_timeout: float | None = Field(default=None, gt=0, le=600)
+
+
 class ProjectIn(CamelModel):
     name: DnsName
     description: str = Field(default="", max_length=2000)
     servers: list[DnsName] = Field(default_factory=list, max_length=1000)
     proxy_model: Literal["passthrough", "paginate", "summarize"] = "passthrough"
+    proxy_options: ProxyOptions = Field(default_factory=ProxyOptions)
+
+    @model_validator(mode="after")
+    def _summarizer(self) -> ProjectIn:
+        if self.proxy_model == "summarize" and not self.proxy_options.summarize_url:
+            raise ValueError("proxyModel summarize needs proxyOptions.summarizeUrl")
+        return self
 
 
 class ProjectUpdate(CamelModel):
     description: str | None = Field(default=None, max_length=2000)
     servers: list[DnsName] | None = Field(default=None, max_length=1000)
     proxy_model: Literal["passthrough", "paginate", "summarize"] | None = None
+    proxy_options: ProxyOptions | None = None
     version: int | None = None
 
 
@@ -57,6 +78,7 @@ class ProjectOut(Meta):
     description: str
     servers: list[str]
     proxy_model: str
+    proxy_options: dict[str, Any] = Field(default_factory=dict)
 
 
 def _project_out(p: Project) -> ProjectOut:
@@ -65,6 +87,7 @@ def _project_out(p: Project) -> ProjectOut:
         description=p.description,
         servers=[s.server_name for s in p.servers],
         proxy_model=p.proxy_model,
+        proxy_options=p.proxy_options or {},
     )
 
 
@@ -101,6 +124,7 @@ def create_project(body: ProjectIn, p: PrincipalDep, db: DbDep, rid: RequestIdDe
         name=body.name,
         description=body.description,
         proxy_model=body.proxy_model,
+        proxy_options=body.proxy_options.model_dump(by_alias=True, exclude_none=True),
         servers=[ProjectServer(server_name=s) for s in servers],
         created_by=p.display,
     )
@@ -138,6 +162,10 @@ def update_project(
         project.description = body.description
     if body.proxy_model is not None:
         project.proxy_model = body.proxy_model
+    if body.proxy_options is not None:
+        project.proxy_options = body.proxy_options.model_dump(by_alias=True, exclude_none=True)
+    if project.proxy_model == "summarize" and not (project.proxy_options or {}).get("summarizeUrl"):
+        raise Invalid("proxyModel summarize needs proxyOptions.summarizeUrl")
     if body.servers is not None:
         project.servers = [ProjectServer(server_name=s) for s in _known_servers(db, body.servers)]
     project.version += 1

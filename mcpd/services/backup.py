@@ -97,6 +97,7 @@ def export(*, session: Session, rt: Runtime, secrets: bool) -> list[dict[str, An
                 "description": p.description,
                 "servers": [s.server_name for s in p.servers],
                 "proxyModel": p.proxy_model,
+                "proxyOptions": p.proxy_options or {},
             },
         )
         for p in session.scalars(select(Project).order_by(Project.name))
@@ -284,6 +285,7 @@ def _project(r: _Restore, doc: Document, body: ProjectIn) -> None:
             name=body.name,
             description=body.description,
             proxy_model=body.proxy_model,
+            proxy_options=body.proxy_options.model_dump(by_alias=True, exclude_none=True),
             servers=[ProjectServer(server_name=s) for s in servers],
             created_by=r.p.display,
         )
@@ -294,9 +296,14 @@ def _project(r: _Restore, doc: Document, body: ProjectIn) -> None:
             "description": (project.description, body.description),
             "servers": ([s.server_name for s in project.servers], servers),
             "proxyModel": (project.proxy_model, body.proxy_model),
+            "proxyOptions": (
+                project.proxy_options or {},
+                body.proxy_options.model_dump(by_alias=True, exclude_none=True),
+            ),
         }
     )
     project.description, project.proxy_model = body.description, body.proxy_model
+    project.proxy_options = body.proxy_options.model_dump(by_alias=True, exclude_none=True)
     if "servers" in changed:
         project.servers = [ProjectServer(server_name=s) for s in servers]
     r.record(doc, project, changed, project=body.name)

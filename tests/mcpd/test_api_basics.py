@@ -171,3 +171,20 @@ def test_every_route_but_the_public_ones_needs_credentials(api: Api) -> None:
             assert r.status_code != 401 or "introspect" in path, (method, path)
         else:
             assert r.status_code == 401, (method, path, r.status_code)
+
+
+def test_project_proxy_options(api: Api) -> None:
+    r = api.call("POST", "/projects", json={"name": "p1", "proxyModel": "summarize"})
+    assert r.status_code == 422 and "summarizeUrl" in r.text
+    r = api.call("POST", "/projects", json={"name": "p1", "proxyOptions": {"pageSize": 5}})
+    assert r.status_code == 422  # unknown option names are refused, not ignored
+    options = {"summarizeUrl": "http://127.0.0.1:8000/v1", "pageChars": 1000}
+    created = api.ok(
+        "POST", "/projects", json={"name": "p1", "proxyModel": "summarize", "proxyOptions": options}
+    )
+    assert created["proxyOptions"] == options
+    r = api.call("PUT", "/projects/p1", json={"proxyOptions": {}})
+    assert r.status_code == 422  # summarize without its endpoint
+    assert api.ok("GET", "/projects/p1")["proxyOptions"] == options  # nothing lost
+    updated = api.ok("PUT", "/projects/p1", json={"proxyModel": "paginate", "proxyOptions": {}})
+    assert updated["proxyModel"] == "paginate" and updated["proxyOptions"] == {}
