@@ -1,10 +1,93 @@
-"""``mcplocal``: the authorizing MCP proxy (built in a later issue)."""
+"""``mcplocal``: the authorizing MCP proxy.
+
+* ``mcplocal serve``: Streamable HTTP at ``/mcp`` for McpToken holders (machine clients);
+* ``mcplocal stdio --project P``: MCP on stdin/stdout for one user (Claude Code), with that
+  user's ``mcpctl login`` session.
+"""
 
 from __future__ import annotations
 
+import logging
 import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.echo(f"mcplocal: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="port to listen on")] = None,
+    mcpd: Annotated[str | None, typer.Option("--mcpd", help="mcpd's URL")] = None,
+) -> None:
+    """Serve the proxy over Streamable HTTP at /mcp (McpToken bearer selects the project)."""
+    import uvicorn
+    from pydantic import ValidationError
+
+    from mcplocal.app import create_app
+    from mcplocal.settings import McpdCredential, Settings
+
+    overrides: dict[str, Any] = {
+        k: v for k, v in {"host": host, "port": port, "mcpd_url": mcpd}.items() if v is not None
+    }
+    try:
+        settings = Settings(**overrides)
+        credential = McpdCredential(
+            settings.mcpd_url,
+            token=settings.mcpd_token.get_secret_value() if settings.mcpd_token else None,
+            user=settings.mcpd_user,
+            password=settings.mcpd_password.get_secret_value() if settings.mcpd_password else None,
+        )
+    except (ValidationError, ValueError) as exc:
+        _fail(str(exc), 3)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    uvicorn.run(
+        create_app(settings, credential),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        timeout_graceful_shutdown=10,
+    )
+
+
+@app.command()
+def stdio(
+    project: Annotated[str, typer.Option(help="the project whose servers to serve")],
+    context: Annotated[str | None, typer.Option(help="mcpctl config context")] = None,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="pipeline cache (default: user cache dir)")
+    ] = None,
+) -> None:
+    """Speak MCP on stdin/stdout for the logged-in user (`mcpctl login`)."""
+    import anyio
+    import platformdirs
+
+    from cli.config import Config
+
+    try:
+        ctx = Config.load().context(context)
+    except ValueError as exc:
+        _fail(str(exc), 3)
+    if not ctx.token:
+        _fail("not logged in: run `mcpctl login` first", 1)
+    assert ctx.token is not None
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    cache = cache_dir or Path(platformdirs.user_cache_dir("mcplocal", appauthor=False))
+    from mcplocal.stdio import run_stdio
+
+    try:
+        anyio.run(run_stdio, ctx.server, ctx.token, project, cache)
+    except RuntimeError as exc:  # a clear message for what a user can fix
+        _fail(str(exc), 1)
 
 
 def main() -> None:
-    print("mcplocal: not built yet; see the project's open issues", file=sys.stderr)
-    sys.exit(1)
+    app()

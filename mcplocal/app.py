@@ -1,0 +1,199 @@
+"""``mcplocal serve``: the proxy over Streamable HTTP at ``/mcp``, for McpToken holders.
+
+The bearer McpToken selects the project. Its validity (unknown, expired, revoked) is
+read from the policy copy mcpd streams to this process, so a revocation is enforced as
+soon as mcpd streams it. A missing or bad token gets 401 with an RFC 9728
+``resource_metadata`` challenge; the metadata is at ``/.well-known/oauth-protected-resource``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import httpx
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
+from mcp.server.context import ServerRequestContext
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
+from prometheus_client import CollectorRegistry, Counter, ProcessCollector
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from authz.tokens import token_kind, token_sha256
+from mcpd.instances.supervisor import SupervisorSettings
+from mcplocal.audit import AuditReporter
+from mcplocal.cache import FileCache
+from mcplocal.pipeline import Pipeline
+from mcplocal.policy import PolicyFollower
+from mcplocal.proxy import Caller, Proxy
+from mcplocal.settings import McpdCredential, Settings
+
+log = logging.getLogger("mcplocal")
+
+METADATA_PATH = "/.well-known/oauth-protected-resource"
+
+
+class _Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        self.requests = Counter(
+            "mcplocal_mcp_requests_total",
+            "HTTP requests to /mcp, by outcome",
+            ["outcome"],
+            registry=self.registry,
+        )
+
+
+class _Asgi:
+    """A plain ASGI callable as a route (Starlette treats functions as request handlers)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+def create_app(settings: Settings, credential: McpdCredential) -> Starlette:
+    public = (settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
+    policy = PolicyFollower(settings.mcpd_url, credential.headers)
+    audit = AuditReporter(settings.mcpd_url, credential.headers)
+    metrics = _Metrics()
+    state: dict[str, Any] = {}
+
+    def caller_of(ctx: ServerRequestContext[Any]) -> Caller:
+        request = ctx.request
+        assert isinstance(request, Request)
+        caller: Caller = request.state.caller
+        return caller
+
+    def challenge(description: str) -> Response:
+        metrics.requests.labels("unauthorized").inc()
+        header = (
+            f'Bearer error="invalid_token", error_description="{description}", '
+            f'resource_metadata="{public}{METADATA_PATH}"'
+        )
+        body = {"error": "invalid_token", "error_description": description}
+        return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": header})
+
+    def authenticate(request: Request) -> Caller | Response:
+        authorizer = policy.authorizer
+        if authorizer is None:
+            return JSONResponse({"error": "not ready: no policy from mcpd yet"}, status_code=503)
+        scheme, _, raw = request.headers.get("authorization", "").partition(" ")
+        raw = raw.strip()
+        if scheme.lower() != "bearer" or not raw:
+            return challenge("send `Authorization: Bearer <McpToken>`")
+        if token_kind(raw) != "mcptoken":
+            return challenge("the bearer must be an McpToken")
+        grant = authorizer.token(token_sha256(raw))
+        if (
+            grant is None
+            or grant.revoked
+            or (grant.expires_at is not None and grant.expires_at <= time.time())
+        ):
+            return challenge("invalid, expired or revoked token")  # one answer for all three
+        return Caller(
+            f"McpToken:{grant.sha}",
+            grant.project,
+            token_name=grant.name,
+            token_sha=grant.sha,
+        )
+
+    async def mcp_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+        """Authenticate, then hand the request to the MCP session manager."""
+        request = Request(scope, receive)
+        who = authenticate(request)
+        if isinstance(who, Response):
+            await who(scope, receive, send)
+            return
+        metrics.requests.labels("ok").inc()
+        scope.setdefault("state", {})["caller"] = who
+        # the SDK binds each MCP session to the credential that opened it
+        scope["user"] = AuthenticatedUser(AccessToken(token="", client_id=who.subject, scopes=[]))
+        manager: StreamableHTTPSessionManager = state["sessions"]
+        await manager.handle_request(scope, receive, send)
+
+    async def metadata(request: Request) -> Response:
+        return JSONResponse(
+            {
+                "resource": f"{public}/mcp",
+                "resource_name": "mcplocal",
+                "bearer_methods_supported": ["header"],
+                "resource_documentation": "https://github.com/mcpctl/mcpctl#mcplocal",
+            }
+        )
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        ok = policy.authorizer is not None and policy.synced
+        body = {"status": "ok" if ok else "unavailable", "policy": policy.synced}
+        if policy.last_error:
+            body["lastError"] = policy.last_error
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    async def prometheus(request: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        cache = FileCache(settings.cache_dir, max_bytes=settings.cache_max_bytes)
+        async with httpx.AsyncClient(timeout=60.0) as http:
+            proxy = Proxy(
+                settings.mcpd_url,
+                credential.headers,
+                policy,
+                Pipeline(cache, http),
+                audit,
+                upstream_settings=SupervisorSettings(
+                    start_timeout=10.0,
+                    tools_ttl=settings.tools_cache_ttl,
+                    negative_ttl=settings.tools_cache_negative_ttl,
+                ),
+            )
+            policy.on_change = lambda: proxy.tools_changed(None)
+            state["sessions"] = StreamableHTTPSessionManager(
+                proxy.build_server(caller_of),
+                security_settings=TransportSecuritySettings(
+                    enable_dns_rebinding_protection=True,
+                    allowed_hosts=settings.hosts(),
+                    allowed_origins=settings.origins(),
+                ),
+            )
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(policy.run)
+                tg.start_soon(audit.run)
+                async with proxy.running(), state["sessions"].run():
+                    if not await policy.wait_ready(15.0):
+                        log.warning(
+                            "no policy from mcpd yet (%s): refusing calls", policy.last_error
+                        )
+                    yield
+                with anyio.CancelScope(shield=True), anyio.move_on_after(5.0):
+                    await audit.flush(http)  # what was reported reaches mcpd if it can
+                tg.cancel_scope.cancel()
+
+    return Starlette(
+        routes=[
+            Route("/mcp", _Asgi(mcp_endpoint), methods=["GET", "POST", "DELETE"]),
+            Route(METADATA_PATH, metadata),
+            Route(METADATA_PATH + "/mcp", metadata),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", prometheus),
+        ],
+        lifespan=lifespan,
+    )

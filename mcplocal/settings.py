@@ -1,0 +1,82 @@
+"""mcplocal's settings, from the environment (``MCPLOCAL_*``) and command-line flags."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mcplocal.cache import DEFAULT_CACHE_DIR
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MCPLOCAL_", extra="ignore")
+
+    host: str = Field(default="127.0.0.1", description="address to listen on (serve)")
+    port: int = Field(default=8430, ge=1, le=65535, description="port to listen on (serve)")
+    mcpd_url: str = Field(default="http://127.0.0.1:8420", pattern=r"^https?://[^\s]+$")
+    mcpd_token: SecretStr | None = Field(
+        default=None, description="mcplocal's own mcpd session bearer (a user with `proxy`)"
+    )
+    mcpd_user: str | None = Field(default=None, description="or: that user's name ...")
+    mcpd_password: SecretStr | None = Field(default=None, description="... and password")
+    public_url: str | None = Field(
+        default=None, description="how clients reach this mcplocal (default http://HOST:PORT)"
+    )
+    allowed_hosts: str = Field(
+        default="127.0.0.1:*,localhost:*,[::1]:*",
+        description="Host headers accepted (comma-separated, `:*` = any port): DNS rebinding",
+    )
+    allowed_origins: str = Field(default="", description="Origin headers accepted, if any")
+    cache_dir: Path = Field(default=DEFAULT_CACHE_DIR, description="pipeline file cache")
+    cache_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024 * 1024)
+    tools_cache_ttl: float = Field(default=60.0, ge=0)
+    tools_cache_negative_ttl: float = Field(default=5.0, ge=0)
+
+    def hosts(self) -> list[str]:
+        return [h.strip() for h in self.allowed_hosts.split(",") if h.strip()]
+
+    def origins(self) -> list[str]:
+        return [o.strip() for o in self.allowed_origins.split(",") if o.strip()]
+
+
+class McpdCredential:
+    """mcplocal's own bearer for mcpd: a given session token, or a login kept fresh."""
+
+    RELOGIN_AFTER = 3600.0
+
+    def __init__(
+        self,
+        mcpd_url: str,
+        *,
+        token: str | None = None,
+        user: str | None = None,
+        password: str | None = None,
+    ) -> None:
+        if not token and not (user and password):
+            raise ValueError(
+                "mcplocal needs its own credential for mcpd: set MCPLOCAL_MCPD_TOKEN "
+                "(a session bearer from `mcpctl login`), or MCPLOCAL_MCPD_USER and "
+                "MCPLOCAL_MCPD_PASSWORD"
+            )
+        self.mcpd_url = mcpd_url.rstrip("/")
+        self._token = token
+        self._user, self._password = user, password
+        self._got = time.monotonic() if token else 0.0
+
+    async def headers(self) -> dict[str, str]:
+        if self._user and (
+            self._token is None or time.monotonic() - self._got > self.RELOGIN_AFTER
+        ):
+            async with httpx.AsyncClient(timeout=15.0) as http:
+                r = await http.post(
+                    f"{self.mcpd_url}/api/v1/auth/login",
+                    json={"username": self._user, "password": self._password},
+                )
+            if r.status_code != 200:
+                raise RuntimeError(f"mcplocal cannot log in to mcpd as {self._user}: {r.text}")
+            self._token, self._got = str(r.json()["token"]), time.monotonic()
+        return {"Authorization": f"Bearer {self._token}"}

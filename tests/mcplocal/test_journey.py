@@ -1,0 +1,158 @@
+"""The full journey: mcpd (SQLite) + two real upstreams + ``mcplocal serve``, driven by the
+official MCP Python SDK client over real HTTP with McpTokens."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from contextlib import suppress
+from typing import Any
+
+import anyio
+import httpx
+from mcp.shared.exceptions import MCPError
+
+from tests.mcpd.test_e2e_http import free_port
+from tests.mcpd.test_instances import ROOT, mcp_session, stdio_spec, text
+from tests.mcplocal.conftest import Stack
+
+
+def token(stack: Stack, name: str, project: str, *bindings: str) -> str:
+    body = {"name": name, "project": project, "bindings": list(bindings)}
+    raw: str = stack.mcpd.ok("POST", "/mcptokens", json=body)["token"]
+    return raw
+
+
+def start_http_upstream(port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.servers.mcp_http", "--kind", "demo", "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while True:
+        with suppress(httpx.TransportError):
+            httpx.get(f"http://127.0.0.1:{port}/mcp", timeout=1)
+            return proc
+        assert time.monotonic() < deadline, "upstream did not start"
+        time.sleep(0.05)
+
+
+def test_journey(stack: Stack) -> None:
+    m = stack.mcpd
+    url = f"{stack.mcplocal}/mcp"
+    up_port = free_port()
+    alpha = start_http_upstream(up_port)
+    try:
+        m.server("alpha", {"transport": "http", "http": {"url": f"http://127.0.0.1:{up_port}/mcp"}})
+        m.server("beta", stdio_spec("demo"))
+        m.ok("POST", "/projects", json={"name": "web", "servers": ["alpha", "beta"]})
+        only_alpha = token(stack, "alpha-only", "web", "role:run,resource:servers,name:alpha")
+        both = token(stack, "both", "web", "role:run,resource:servers")
+
+        # a token with `run` on one server sees, and may call, only that server's tools
+        async def alpha_only() -> tuple[set[str], str, list[str]]:
+            async with mcp_session(url, only_alpha) as s:
+                names = {t.name for t in (await s.list_tools()).tools}
+                added = text(await s.call_tool("alpha__add", {"a": 2, "b": 3}))
+                errors = []
+                for hidden in ("beta__add", "nope__add"):
+                    try:
+                        await s.call_tool(hidden, {"a": 1, "b": 1})
+                        errors.append("")
+                    except MCPError as exc:
+                        errors.append(f"{exc.code} {exc.message.replace(hidden, 'X')}")
+                return names, added, errors
+
+        names, added, errors = anyio.run(alpha_only)
+        assert names == {"alpha__add", "alpha__echo", "alpha__sleep"}
+        assert added == "5"
+        assert errors[0] == errors[1] and errors[0]  # forbidden == unknown: nothing leaks
+
+        # kill one upstream: the other still works, the dead one's calls name it
+        alpha.kill()
+        alpha.wait()
+
+        async def with_alpha_dead() -> tuple[set[str], Any, str]:
+            async with mcp_session(url, both) as s:
+                dead = await s.call_tool("alpha__add", {"a": 1, "b": 1})
+                names = {t.name for t in (await s.list_tools()).tools}
+                ok = text(await s.call_tool("beta__add", {"a": 4, "b": 4}))
+                return names, dead, ok
+
+        names, dead, ok = anyio.run(with_alpha_dead)
+        assert dead.is_error and "alpha" in text(dead)
+        assert ok == "8"
+        assert {"beta__add", "beta__echo"} <= names
+
+        # restart it: its tools come back
+        alpha = start_http_upstream(up_port)
+
+        async def tools_back() -> set[str]:
+            deadline = time.monotonic() + 30
+            async with mcp_session(url, both) as s:
+                while True:
+                    names = {t.name for t in (await s.list_tools()).tools}
+                    if "alpha__add" in names or time.monotonic() > deadline:
+                        assert text(await s.call_tool("alpha__add", {"a": 1, "b": 2})) == "3"
+                        return names
+                    await anyio.sleep(0.2)
+
+        assert "alpha__add" in anyio.run(tools_back)
+
+        # every call is audited in mcpd, with the token's name and sha
+        deadline = time.monotonic() + 10
+        while True:
+            calls = m.ok("GET", "/auditevents", params={"action": "call"})["items"]
+            if len(calls) >= 4 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        mine = [e for e in calls if e["tokenName"] == "alpha-only"]
+        assert mine and mine[-1]["name"] == "alpha__add" and mine[-1]["tokenSha"]
+        assert mine[-1]["detail"]["durationMs"] >= 0
+        assert any(e["outcome"] == "error" and e["name"] == "alpha__add" for e in calls)
+
+        # revoke: the next request is refused within a second
+        m.ok("POST", "/mcptokens/alpha-only/revoke")
+        revoked_at = time.monotonic()
+        while True:
+            r = httpx.post(
+                url,
+                headers={"Authorization": f"Bearer {only_alpha}", "Accept": "application/json"},
+                json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+            )
+            if r.status_code == 401:
+                break
+            assert time.monotonic() - revoked_at < 1.0, "revocation not enforced within 1 s"
+            time.sleep(0.02)
+        assert 'error="invalid_token"' in r.headers["www-authenticate"]
+    finally:
+        alpha.kill()
+        alpha.wait()
+
+
+def test_unauthenticated_gets_the_rfc9728_challenge(stack: Stack) -> None:
+    r = httpx.post(f"{stack.mcplocal}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+    assert r.status_code == 401
+    challenge = r.headers["www-authenticate"]
+    assert challenge.startswith("Bearer ") and 'error="invalid_token"' in challenge
+    assert "resource_metadata=" in challenge
+    meta = httpx.get(f"{stack.mcplocal}/.well-known/oauth-protected-resource").json()
+    assert meta["resource"] == f"{stack.mcplocal}/mcp"
+    bad = httpx.post(
+        f"{stack.mcplocal}/mcp",
+        headers={"Authorization": "Bearer mcpctl_pat_" + "A" * 43},
+        json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+    )
+    assert bad.status_code == 401
+    assert httpx.get(f"{stack.mcplocal}/readyz").json()["status"] == "ok"
+    assert "mcplocal_mcp_requests_total" in httpx.get(f"{stack.mcplocal}/metrics").text
+    # DNS rebinding: an unknown Host is refused before anything else
+    other = httpx.post(
+        f"{stack.mcplocal}/mcp",
+        headers={"Host": "evil.example.com", "Authorization": "Bearer x"},
+        json={},
+    )
+    assert other.status_code in (401, 421)
