@@ -135,11 +135,17 @@ class _RuleLog:
         self._where.setdefault(rule, []).append(self._next)
         self._next += 1
 
+    def has_exact(self, rule: Rule) -> bool:
+        """Is this very rule (same values *and* source, e.g. one database row) here?"""
+        return any(self._rules[seq].source == rule.source for seq in self._where.get(rule, ()))
+
     def remove(self, rule: Rule) -> bool:
+        """Remove one occurrence: the one from the same source if there is one, else the first."""
         seqs = self._where.get(rule)
         if not seqs:
             return False
-        del self._rules[seqs.pop(0)]
+        same = [i for i, seq in enumerate(seqs) if self._rules[seq].source == rule.source]
+        del self._rules[seqs.pop(same[0] if same else 0)]
         if not seqs:
             del self._where[rule]
         return True
@@ -209,10 +215,21 @@ class Authorizer:
             self._build(stored, self._tokens.values() if tokens is None else tokens)
             self._notify(PolicyEvent(reload=True))
 
-    def apply(self, added: Iterable[Rule] = (), removed: Iterable[Rule] = ()) -> None:
-        """Make a committed change to stored rules visible (incremental, no rebuild)."""
+    def apply(
+        self, added: Iterable[Rule] = (), removed: Iterable[Rule] = (), *, exact: bool = False
+    ) -> None:
+        """Make a committed change to stored rules visible (incremental, no rebuild).
+
+        With ``exact``, rules are matched by source too (each names its database row): a
+        rule already here is not added twice, one not here is not removed - for replaying
+        changes that a reload may already have brought in.
+        """
         added, removed = list(added), list(removed)
         with self._write:
+            if exact:
+                rules = self._state[0]
+                added = [r for r in added if not rules.has_exact(r)]
+                removed = [r for r in removed if rules.has_exact(r)]
             self._apply(added, removed)
             self._notify(PolicyEvent(added=tuple(added), removed=tuple(removed)))
 

@@ -1,23 +1,30 @@
 """Proxy benchmark: ``tools/call`` of a trivial tool, directly and through the proxies.
 
-    .venv/bin/python bench/proxy.py [--quick] [--calls N] [--concurrency C]
+    .venv/bin/python bench/proxy.py [--quick] [--calls N] [--concurrency C] [--sessions S]
 
-Starts, as subprocesses on loopback: an upstream Streamable HTTP MCP server
-(``tests/servers/mcp_http.py --kind demo``), and ``mcpd serve`` on a SQLite file in a
-temporary directory with that upstream registered as an ``http`` server. Then, in one
-run and with the same client code (the MCP SDK's own ``ClientSession``, one per
-concurrent client, ``C`` = 16 by default), it calls the ``echo`` tool:
+Starts, as subprocesses on loopback: upstream Streamable HTTP MCP servers
+(``tests/servers/mcp_http.py``: ``demo``, and ``many`` with 50 tools), ``mcpd serve`` on a
+SQLite file in a temporary directory with the upstreams registered as ``http`` servers,
+and ``mcplocal serve`` following that mcpd. Then, in one run and with the same client code
+(the MCP SDK's own ``ClientSession``, one per concurrent client, ``C`` = 16 by default),
+it calls the ``echo`` tool:
 
-* ``direct``: on the upstream itself;
-* ``mcpd``:   through ``/api/v1/servers/bench/mcp`` (the admin's session bearer).
+* ``direct``:   on the upstream itself;
+* ``mcpd``:     through ``/api/v1/servers/bench/mcp`` (the admin's session bearer);
+* ``mcplocal``: through mcplocal's ``/mcp`` with an McpToken (client -> mcplocal -> mcpd
+  -> upstream), as ``bench__echo``.
 
 Each path gets a warm-up, then ``N`` calls spread over the clients; p50/p99 are per-call
 latencies, ``rps_16`` is calls per second over the whole phase. ``list_cached_p50_ms`` is
-the p50 of ``tools/list`` through mcpd from one client, answered from mcpd's tools cache.
+the p50 of ``tools/list`` through mcplocal for a project of 20 upstream servers x 50 tools
+(1,000 tools), answered from the caches; ``list_mcpd_p50_ms`` the same for one server
+through mcpd. ``mcplocal_rss_mb`` is mcplocal's resident memory with ``S`` (1,000) MCP
+sessions open.
 
 Progress goes to stderr; the last line of stdout is one JSON object::
 
-    {"results": [{"path", "p50_ms", "p99_ms", "rps_16"}, ...], "list_cached_p50_ms": z}
+    {"results": [{"path", "p50_ms", "p99_ms", "rps_16"}, ...], "list_cached_p50_ms": z,
+     "list_mcpd_p50_ms": w, "mcplocal_rss_mb": m, "sessions": S}
 
 ``--quick`` makes a handful of calls (for the smoke test); its numbers mean nothing.
 """
@@ -52,6 +59,7 @@ from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 ADMIN = "bench-admin"
 PASSWORD = "bench admin password"
 MCPD = Path(sys.executable).with_name("mcpd")
+MCPLOCAL = Path(sys.executable).with_name("mcplocal")
 PHASE_CAP_S = 120.0  # every phase stops here, whatever N is
 
 
@@ -66,7 +74,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def process(argv: list[str], env: dict[str, str], ready_url: str, log: Path) -> Iterator[None]:
+def process(
+    argv: list[str], env: dict[str, str], ready_url: str, log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``argv`` until ``ready_url`` answers (any status); always stop it and its group."""
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -79,13 +89,13 @@ def process(argv: list[str], env: dict[str, str], ready_url: str, log: Path) -> 
                 if proc.poll() is not None:
                     raise SystemExit(f"{argv[0]} exited early: see {log}")
                 try:
-                    httpx.get(ready_url, timeout=1)
-                    break
+                    if httpx.get(ready_url, timeout=1).status_code < 500:
+                        break
                 except httpx.TransportError:
                     if time.monotonic() > deadline:
                         raise SystemExit(f"{argv[0]} not ready in 30 s: see {log}") from None
                     time.sleep(0.1)
-            yield
+            yield proc
         finally:
             with suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -101,7 +111,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def measure(url: str, bearer: str | None, calls: int, concurrency: int) -> dict[str, float]:
+async def measure(
+    url: str, bearer: str | None, calls: int, concurrency: int, tool: str = "echo"
+) -> dict[str, float]:
     headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
     latencies: list[float] = []
     async with AsyncExitStack() as stack:
@@ -117,7 +129,7 @@ async def measure(url: str, bearer: str | None, calls: int, concurrency: int) ->
             sessions.append(session)
         for session in sessions:  # warm-up
             for _ in range(3):
-                await session.call_tool("echo", {"text": "warm"})
+                await session.call_tool(tool, {"text": "warm"})
         remaining = calls
         deadline = time.monotonic() + PHASE_CAP_S
 
@@ -126,7 +138,7 @@ async def measure(url: str, bearer: str | None, calls: int, concurrency: int) ->
             while remaining > 0 and time.monotonic() < deadline:
                 remaining -= 1
                 began = time.perf_counter()
-                result = await session.call_tool("echo", {"text": "hello"})
+                result = await session.call_tool(tool, {"text": "hello"})
                 latencies.append((time.perf_counter() - began) * 1000)
                 if result.is_error:
                     raise SystemExit(f"call failed: {result.content}")
@@ -141,6 +153,51 @@ async def measure(url: str, bearer: str | None, calls: int, concurrency: int) ->
         "p99_ms": round(percentile(latencies, 0.99), 3),
         "rps_16": round(len(latencies) / elapsed, 1),
     }
+
+
+async def open_sessions(url: str, bearer: str, count: int) -> int:
+    """Open ``count`` MCP sessions (initialize + initialized) and leave them open."""
+    headers = {
+        "Authorization": f"Bearer {bearer}",
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+    }
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "bench", "version": "0"},
+        },
+    }
+    opened = 0
+    limiter = anyio.Semaphore(32)
+    async with httpx.AsyncClient(timeout=30) as http:
+
+        async def one() -> None:
+            nonlocal opened
+            async with limiter:
+                r = await http.post(url, headers=headers, json=init)
+                sid = r.headers.get("mcp-session-id")
+                if r.status_code != 200 or not sid:
+                    raise SystemExit(f"could not open a session: {r.status_code} {r.text[:200]}")
+                done = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+                await http.post(url, headers={**headers, "mcp-session-id": sid}, json=done)
+                opened += 1
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(count):
+                tg.start_soon(one)
+    return opened
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return -1.0
 
 
 async def list_cached(url: str, bearer: str, n: int) -> float:
@@ -165,15 +222,19 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a few calls: a smoke test")
     parser.add_argument("--calls", type=int, default=2000, help="calls per path")
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent clients")
+    parser.add_argument("--sessions", type=int, default=1000, help="sessions for the RSS")
     args = parser.parse_args()
     calls = 32 if args.quick else args.calls
     concurrency = 4 if args.quick else args.concurrency
 
+    sessions = 20 if args.quick else args.sessions
     with tempfile.TemporaryDirectory(prefix="bench-proxy-") as tmp_s:
         tmp = Path(tmp_s)
-        up_port, mcpd_port = free_port(), free_port()
+        up_port, many_port, mcpd_port, local_port = (free_port() for _ in range(4))
         upstream = f"http://127.0.0.1:{up_port}/mcp"
+        many = f"http://127.0.0.1:{many_port}/mcp"
         base = f"http://127.0.0.1:{mcpd_port}"
+        local = f"http://127.0.0.1:{local_port}"
         env = {
             **os.environ,
             "MCPD_DATABASE_URL": f"sqlite:///{tmp / 'mcpd.db'}",
@@ -183,10 +244,11 @@ def main() -> None:
             "MCPD_LOG_DIR": str(tmp / "logs"),
         }
         env.pop("MCPD_SECRETS_KEY", None)
-        up_argv = [sys.executable, "-m", "tests.servers.mcp_http", "--kind", "demo"]
+        up_argv = [sys.executable, "-m", "tests.servers.mcp_http", "--port"]
         mcpd_argv = [str(MCPD), "serve", "--host", "127.0.0.1", "--port", str(mcpd_port)]
         with (
-            process([*up_argv, "--port", str(up_port)], env, upstream, tmp / "upstream.log"),
+            process([*up_argv, str(up_port), "--kind", "demo"], env, upstream, tmp / "up.log"),
+            process([*up_argv, str(many_port), "--kind", "many"], env, many, tmp / "many.log"),
             process(mcpd_argv, env, f"{base}/healthz", tmp / "mcpd.log"),
         ):
             login = httpx.post(
@@ -194,22 +256,61 @@ def main() -> None:
             )
             login.raise_for_status()
             admin = login.json()["token"]
-            created = httpx.post(
-                f"{base}/api/v1/servers",
-                headers={"Authorization": f"Bearer {admin}"},
-                json={"name": "bench", "transport": "http", "http": {"url": upstream}},
+            api = httpx.Client(
+                base_url=f"{base}/api/v1", headers={"Authorization": f"Bearer {admin}"}
             )
-            created.raise_for_status()
+            wide = [f"wide-{i:02d}" for i in range(20)]
+            for name, url in [("bench", upstream)] + [(w, many) for w in wide]:
+                api.post(
+                    "/servers", json={"name": name, "transport": "http", "http": {"url": url}}
+                ).raise_for_status()
+            tokens = {}
+            for project, servers in (("bench", ["bench"]), ("wide", wide)):
+                api.post("/projects", json={"name": project, "servers": servers}).raise_for_status()
+                tokens[project] = api.post(
+                    "/mcptokens",
+                    json={"name": project, "project": project,
+                          "bindings": ["role:run,resource:servers"]},
+                ).json()["token"]  # fmt: skip
+            local_env = {
+                **env,
+                "MCPLOCAL_MCPD_URL": base,
+                "MCPLOCAL_MCPD_TOKEN": admin,
+                "MCPLOCAL_CACHE_DIR": str(tmp / "cache"),
+            }
+            local_argv = [str(MCPLOCAL), "serve", "--host", "127.0.0.1", "--port", str(local_port)]
             via_mcpd = f"{base}/api/v1/servers/bench/mcp"
             results: list[dict[str, Any]] = []
-            for path, url, bearer in (("direct", upstream, None), ("mcpd", via_mcpd, admin)):
-                say(f"proxy bench: {path}: {calls} calls, {concurrency} clients")
-                row = anyio.run(measure, url, bearer, calls, concurrency)
-                say(f"  {row}")
-                results.append({"path": path, **row})
-            listed = anyio.run(list_cached, via_mcpd, admin, 20 if args.quick else 300)
-            say(f"proxy bench: tools/list through mcpd (cached): p50 {listed} ms")
-    print(json.dumps({"results": results, "list_cached_p50_ms": listed}))
+            with process(local_argv, local_env, f"{local}/readyz", tmp / "mcplocal.log") as proc:
+                paths = (
+                    ("direct", upstream, None, "echo"),
+                    ("mcpd", via_mcpd, admin, "echo"),
+                    ("mcplocal", f"{local}/mcp", tokens["bench"], "bench__echo"),
+                )
+                for path, url, bearer, tool in paths:
+                    say(f"proxy bench: {path}: {calls} calls, {concurrency} clients")
+                    row = anyio.run(measure, url, bearer, calls, concurrency, tool)
+                    say(f"  {row}")
+                    results.append({"path": path, **row})
+                n = 20 if args.quick else 300
+                listed_mcpd = anyio.run(list_cached, via_mcpd, admin, n)
+                say(f"proxy bench: tools/list through mcpd (cached): p50 {listed_mcpd} ms")
+                listed = anyio.run(list_cached, f"{local}/mcp", tokens["wide"], n)
+                say(f"proxy bench: tools/list 20 x 50 through mcplocal (cached): p50 {listed} ms")
+                opened = anyio.run(open_sessions, f"{local}/mcp", tokens["bench"], sessions)
+                rss = rss_mb(proc.pid)
+                say(f"proxy bench: mcplocal RSS with {opened} open sessions: {rss} MB")
+    print(
+        json.dumps(
+            {
+                "results": results,
+                "list_cached_p50_ms": listed,
+                "list_mcpd_p50_ms": listed_mcpd,
+                "mcplocal_rss_mb": rss,
+                "sessions": opened,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

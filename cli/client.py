@@ -15,7 +15,7 @@ errors, ``Authorization: Bearer``). Errors map onto a short hierarchy::
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any, Final
 
 import httpx
@@ -32,6 +32,7 @@ KINDS: Final = {
     "rbac": "rbac",
     "mcptoken": "mcptokens",
     "auditevent": "auditevents",
+    "instance": "instances",
 }
 
 
@@ -81,6 +82,20 @@ _BY_STATUS: Final[dict[int, type[ApiError]]] = {
 }
 
 
+def _raise_for_status(r: httpx.Response) -> None:
+    """Raise the ApiError for a non-2xx answer (its body must have been read)."""
+    if r.status_code < 400:
+        return
+    try:
+        body = r.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    detail = str(body.get("detail") or r.reason_phrase or f"HTTP {r.status_code}")
+    raise _BY_STATUS.get(r.status_code, ApiError)(r.status_code, detail, body)
+
+
 def collection(kind: str) -> str:
     """``server`` or ``servers`` -> ``servers``; raises ValueError for an unknown kind."""
     if kind in KINDS:
@@ -100,6 +115,7 @@ class McpdClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.server = server.rstrip("/")
+        self._timeout = timeout
         headers = {"Accept": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -123,15 +139,7 @@ class McpdClient:
             r = self._http.request(method, f"{API}{path}", **kw)
         except httpx.TransportError as exc:
             raise Unreachable(f"cannot reach mcpd at {self.server}: {exc}") from exc
-        if r.status_code >= 400:
-            try:
-                body = r.json()
-            except ValueError:
-                body = {}
-            if not isinstance(body, dict):
-                body = {}
-            detail = str(body.get("detail") or r.reason_phrase or f"HTTP {r.status_code}")
-            raise _BY_STATUS.get(r.status_code, ApiError)(r.status_code, detail, body)
+        _raise_for_status(r)
         if not r.content:
             return None
         if r.headers.get("content-type", "").startswith("application/json"):
@@ -205,3 +213,41 @@ class McpdClient:
             "items"
         ]
         return result
+
+    # -- instances and logs ---------------------------------------------------------------
+
+    def instances(self) -> builtins.list[dict[str, Any]]:
+        """Every server's instance on this mcpd (STOPPED until first used)."""
+        result: builtins.list[dict[str, Any]] = self.request("GET", "/instances")["items"]
+        return result
+
+    def instance(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("GET", f"/instances/{name}")
+        return result
+
+    def server_logs(
+        self, name: str, tail: int = 100, follow: bool = False
+    ) -> Generator[str, None, None]:
+        """A server's last ``tail`` log lines; with ``follow``, then every new one until
+        mcpd ends the stream (when it stops) or the caller stops iterating (``close()``).
+        Errors are raised at the first ``next()``."""
+        params = {"tail": tail, "follow": "true" if follow else "false"}
+        # following waits for lines indefinitely: no read timeout then
+        timeout = httpx.Timeout(self._timeout, read=None) if follow else self._timeout
+        connected = False
+        try:
+            with self._http.stream(
+                "GET",
+                f"{API}/servers/{name}/logs",
+                params=params,
+                headers={"Accept": "text/plain"},
+                timeout=timeout,
+            ) as r:
+                connected = True
+                if r.status_code >= 400:
+                    r.read()
+                    _raise_for_status(r)
+                yield from r.iter_lines()
+        except httpx.TransportError as exc:
+            what = "lost the connection to" if connected else "cannot reach"
+            raise Unreachable(f"{what} mcpd at {self.server}: {exc}") from exc

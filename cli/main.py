@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cli import apply, policy, resources, session, testmcp
+from cli import apply, logs, policy, resources, session, testmcp
 from cli.state import State
 
 app = typer.Typer(
@@ -37,6 +37,7 @@ app.command("get")(resources.get)
 app.command("delete")(resources.delete)
 app.command("apply")(apply.apply)
 app.command("describe")(resources.describe)
+app.command("logs")(logs.logs)
 app.add_typer(resources.create, name="create")
 app.add_typer(resources.mcptoken, name="mcptoken")
 app.add_typer(testmcp.app, name="test")

@@ -38,8 +38,10 @@ def show(
     kind: str,
     single: bool = False,
     color: bool = True,
+    name_field: str = "name",
 ) -> None:
-    """Print ``items``; ``columns`` are (header, field) pairs for table output."""
+    """Print ``items``; ``columns`` are (header, field) pairs for table output;
+    ``-o name`` prints ``kind/<name_field>``."""
     if fmt is Format.json:
         typer.echo(json.dumps(items[0] if single else items, indent=2, sort_keys=True))
         return
@@ -48,7 +50,7 @@ def show(
         return
     if fmt is Format.name:
         for item in items:
-            typer.echo(f"{kind}/{item['name']}")
+            typer.echo(f"{kind}/{item[name_field]}")
         return
     rows = [[cell(item.get(f)) for _, f in columns] for item in items]
     if sys.stdout.isatty() and color:

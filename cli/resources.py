@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.client import collection
+from cli.client import Denied, McpdClient, NotFound, collection
 from cli.errors import INVALID, fail
 from cli.output import Format, busy, cell, show
 from cli.state import State
@@ -42,7 +42,27 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("project", "project"),
         ("outcome", "outcome"),
     ],
+    "instances": [
+        ("server", "server"),
+        ("transport", "transport"),
+        ("status", "status"),
+        ("health", "health"),
+        ("restarts", "restarts"),
+        ("pid", "pid"),
+        ("last error", "lastError"),
+    ],
 }
+
+#: kinds whose objects are named by another field than ``name`` (for ``-o name``)
+NAME_FIELD: dict[str, str] = {"instances": "server"}
+
+#: a table shows at most this much of an instance's last error (json/yaml show it all)
+LAST_ERROR_WIDTH = 60
+
+READ_ONLY = (
+    "instances are read-only: mcpd starts a server's instance on its first use and stops it "
+    "when the server is deleted; see `mcpctl get instances` and `mcpctl logs SERVER`"
+)
 
 OutputOpt = Annotated[Format, typer.Option("-o", "--output", help="table, json, yaml or name")]
 
@@ -54,15 +74,29 @@ def _kind(kind: str) -> str:
         fail(str(exc), INVALID)
 
 
-def _rows(kind: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _truncate(text: str | None, width: int) -> str | None:
+    """The first line of ``text``, at most ``width`` characters ("..." when cut)."""
+    if not text or not text.strip():
+        return None
+    first, *more = text.strip().splitlines()
+    if len(first) > width or more:
+        return first[: width - 3].rstrip() + "..."
+    return first
+
+
+def _rows(kind: str, items: list[dict[str, Any]], fmt: Format) -> list[dict[str, Any]]:
     if kind == "secrets":
         return [{**i, "keys": sorted(i.get("data", {}))} for i in items]
+    if kind == "instances" and fmt is Format.table:
+        return [{**i, "lastError": _truncate(i.get("lastError"), LAST_ERROR_WIDTH)} for i in items]
     return items
 
 
 def get(
     ctx: typer.Context,
-    kind: Annotated[str, typer.Argument(help="user, group, project, server, secret, rbac, ...")],
+    kind: Annotated[
+        str, typer.Argument(help="user, group, project, server, secret, rbac, instance, ...")
+    ],
     name: Annotated[str | None, typer.Argument(help="one object; all when omitted")] = None,
     output: OutputOpt = Format.table,
     project: Annotated[
@@ -91,6 +125,11 @@ def get(
             items = [c.get(plural, name)]
         elif plural == "servers" and project:
             items = c.project_servers(project)
+        elif plural == "instances":
+            items = c.instances()
+            if project:
+                attached = {s["name"] for s in c.project_servers(project)}
+                items = [i for i in items if i["server"] in attached]
         else:
             items = []
             params = {"project": project} if project else {}
@@ -99,12 +138,13 @@ def get(
                 if len(items) >= limit:
                     break
     show(
-        _rows(plural, items),
+        _rows(plural, items, output),
         COLUMNS[plural],
         output,
         kind=kind.rstrip("s"),
         single=bool(name),
         color=state.color,
+        name_field=NAME_FIELD.get(plural, "name"),
     )
 
 
@@ -116,6 +156,8 @@ def delete(
     """Delete objects."""
     state: State = ctx.obj
     plural = _kind(kind)
+    if plural == "instances":
+        fail(READ_ONLY, INVALID)
     with state.client() as c:
         for name in names:
             c.delete(plural, name)
@@ -123,6 +165,21 @@ def delete(
 
 
 create = typer.Typer(help="Create an object.", no_args_is_help=True)
+
+
+@create.command(
+    "instance",
+    hidden=True,
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+@create.command(
+    "instances",
+    hidden=True,
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def create_instance() -> None:
+    """Instances cannot be created: say what to do instead."""
+    fail(READ_ONLY, INVALID)
 
 
 def _create(ctx: typer.Context, kind: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -303,7 +360,7 @@ def describe(
     """Show one object with what relates to it (a project's servers and tokens, ...)."""
     state: State = ctx.obj
     plural = _kind(kind)
-    related: list[tuple[str, list[str]]] = []
+    related: list[tuple[str, list[str] | str]] = []
     with state.client() as c:
         obj = c.get(plural, name)
         if plural == "projects":
@@ -320,8 +377,8 @@ def describe(
                 )
             )
         elif plural == "servers":
-            projects = [p["name"] for p in c.list("projects") if name in p.get("servers", [])]
-            related.append(("Projects", projects))
+            related.append(("Projects", _server_projects(c, name)))
+            related.append(("Instance", _instance_lines(c, name)))
         elif plural == "mcptokens":
             related.append(("Bindings", obj.get("bindings") or ["(none: rbac mode empty)"]))
     typer.echo(f"Kind:       {plural}")
@@ -336,6 +393,27 @@ def describe(
         else:
             typer.echo(f"{label}{cell(value)}")
     for title, lines in related:
+        if isinstance(lines, str):
+            typer.echo(f"{title}: {lines}")
+            continue
         typer.echo(f"{title}:")
         for line in lines or ["(none)"]:
             typer.echo(f"  {line}")
+
+
+def _server_projects(c: McpdClient, server: str) -> list[str] | str:
+    """The projects a server is in, for `describe`; a string when the caller may not list them."""
+    try:
+        return [p["name"] for p in c.list("projects") if server in p.get("servers", [])]
+    except (Denied, NotFound):
+        return "(not visible)"
+
+
+def _instance_lines(c: McpdClient, server: str) -> list[str] | str:
+    """A server's instance status for `describe`; a string when the caller may not see it."""
+    try:
+        inst = c.instance(server)
+    except (Denied, NotFound):
+        return "(not visible)"
+    fields = ("status", "health", "restarts", "pid", "startedAt", "lastError")
+    return [f"{f + ':':<11}{cell(inst.get(f))}" for f in fields]

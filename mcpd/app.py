@@ -30,6 +30,7 @@ from mcpd.bootstrap import bootstrap_admin
 from mcpd.db import make_engine, migrate
 from mcpd.errors import Forbidden, install_error_handlers, problem
 from mcpd.metrics import CONTENT_TYPE_LATEST, Metrics, MetricsMiddleware
+from mcpd.replication import PolicyReplicator
 from mcpd.requestid import RequestIdMiddleware
 from mcpd.runtime import build_runtime
 from mcpd.settings import Settings
@@ -90,6 +91,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 )
         set_authorizer(rt.authorizer)
         app.state.runtime = rt
+        replicator = None
+        if engine.dialect.name == "postgresql":  # other replicas may share this database
+            replicator = PolicyReplicator(settings.database_url, rt.authorizer, rt.load_policy)
+            replicator.start()
+        app.state.replicator = replicator
         log.info(
             "mcpd ready: %d policy lines, %s",
             len(rt.authorizer.index),
@@ -100,6 +106,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             async with rt.supervisor.running(), app.state.mcp_sessions.run():
                 yield
         finally:
+            if replicator is not None:
+                await run_in_threadpool(replicator.stop)
             set_authorizer(None)
             engine.dispose()
 

@@ -14,8 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from authz import Authorizer, TokenGrant
-from authz.store import load_authorizer
+from authz import Authorizer, Rule, TokenGrant
+from authz.store import load_authorizer, load_stored_rules
 from mcpd.instances.spec import UpstreamSpec, load_spec
 from mcpd.instances.supervisor import Supervisor, SupervisorSettings
 from mcpd.models import McpToken
@@ -73,6 +73,11 @@ class Runtime:
     # project name -> the names of its servers, for the per-server MCP endpoint
     project_servers: SessionCache = field(default_factory=SessionCache)
 
+    def load_policy(self) -> tuple[list[Rule], list[TokenGrant]]:
+        """The stored rules and token grants, as the database has them now."""
+        with self.sessions() as s:
+            return load_stored_rules(s), load_token_grants(s)
+
     def server_changed(self, name: str | None = None) -> None:
         """Called from a request's worker thread after a commit changed server ``name``'s
         config (None: a secret, so any server): its instance restarts, or stops if deleted."""
@@ -126,6 +131,7 @@ def build_runtime(settings: Settings, engine: Engine) -> Runtime:
             call_timeout=settings.instance_call_timeout,
             stop_grace=settings.instance_stop_grace,
             max_crashes=settings.instance_max_crashes,
+            failed_retry_seconds=settings.instance_retry_failed_seconds,
             probe_interval=settings.probe_interval,
             tools_ttl=settings.tools_cache_ttl,
             negative_ttl=settings.tools_cache_negative_ttl,

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     instance_max_crashes: int = Field(
         default=5, ge=1, description="quick crashes in a row after which an instance is FAILED"
     )
+    instance_retry_failed_seconds: float = Field(
+        default=30.0, gt=0, description="seconds between new attempts at a FAILED instance"
+    )
     probe_interval: float = Field(
         default=30.0, gt=0, description="seconds between liveness probes of a RUNNING instance"
     )

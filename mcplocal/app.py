@@ -167,6 +167,7 @@ def create_app(settings: Settings, credential: McpdCredential) -> Starlette:
             policy.on_change = lambda: proxy.tools_changed(None)
             state["sessions"] = StreamableHTTPSessionManager(
                 proxy.build_server(caller_of),
+                stateless=settings.stateless,
                 security_settings=TransportSecuritySettings(
                     enable_dns_rebinding_protection=True,
                     allowed_hosts=settings.hosts(),

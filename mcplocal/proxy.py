@@ -268,7 +268,10 @@ class Proxy:
             cursor = (arguments or {}).get("cursor")
             if not isinstance(cursor, str):
                 raise MCPError(types.INVALID_PARAMS, "`cursor` (a string) is required")
-            return await self.pipeline.next_page(cursor)
+            # a page is shown only to whom may still run the tool that made it
+            return await self.pipeline.next_page(
+                cursor, allow=lambda server, tool: self.allowed(caller, server, tool)
+            )
         target = await self.resolve(caller, exposed)
         if target is None or not self.allowed(caller, *target):
             # an unknown tool and a forbidden one get the same answer: nothing leaks

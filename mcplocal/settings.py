@@ -31,6 +31,11 @@ class Settings(BaseSettings):
         description="Host headers accepted (comma-separated, `:*` = any port): DNS rebinding",
     )
     allowed_origins: str = Field(default="", description="Origin headers accepted, if any")
+    stateless: bool = Field(
+        default=False,
+        description="no MCP sessions: every request stands alone, so any replica can serve "
+        "it (several replicas behind one Service); no server-to-client stream (listChanged)",
+    )
     cache_dir: Path = Field(default=DEFAULT_CACHE_DIR, description="pipeline file cache")
     cache_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024 * 1024)
     tools_cache_ttl: float = Field(default=60.0, ge=0)

@@ -4,8 +4,8 @@ Each server in use has an :class:`Instance` whose *owner task* holds the transpo
 ``ClientSession`` open (anyio wants a context left in the task that entered it). Callers
 borrow the live session; when the upstream dies the owner notices (a stdio child's stdout
 ends; an http server fails its probes or a call's connection), and starts it again with
-exponential backoff. After ``max_crashes`` quick crashes in a row the instance is FAILED
-until a caller asks for it again after ``failed_retry_seconds``, or its config changes.
+exponential backoff. After ``max_crashes`` quick crashes in a row the instance is FAILED;
+it is tried again every ``failed_retry_seconds`` (at once when its config changes).
 
 Instances start on first use and are then kept warm. Nothing an upstream does - crash,
 hang, flood stderr, send garbage - may break mcpd or another server: every error is caught
@@ -15,6 +15,7 @@ in the owner task and turned into status and a log line.
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -76,6 +77,18 @@ def _describe(exc: BaseException) -> str:
         return "; ".join(_describe(e) for e in exc.exceptions[:3])
     text = str(exc) or type(exc).__name__
     return text[:500]
+
+
+_SSL: ssl.SSLContext | None = None
+
+
+def _ssl_context() -> ssl.SSLContext:
+    """One TLS context for every upstream client: each would otherwise load the CA bundle
+    again (about 1 MB apiece)."""
+    global _SSL
+    if _SSL is None:
+        _SSL = httpx2.create_ssl_context()
+    return _SSL
 
 
 def _now() -> str:
@@ -165,10 +178,13 @@ class Instance:
                 crashes += 1
                 self.restarts += 1
                 if crashes >= self.settings.max_crashes:
+                    # FAILED: tried again every failed_retry_seconds (sooner when used after
+                    # that long, or when its config changes); one more failure, FAILED again
                     self._set(FAILED)
                     self._retry = anyio.Event()
-                    await self._retry.wait()
-                    crashes = 0
+                    with anyio.move_on_after(self.settings.failed_retry_seconds):
+                        await self._retry.wait()
+                    crashes = self.settings.max_crashes - 1
                     continue
                 self._set(PENDING)
                 delay = min(
@@ -201,6 +217,7 @@ class Instance:
                     client = await stack.enter_async_context(
                         httpx2.AsyncClient(
                             headers=self.spec.headers,
+                            verify=_ssl_context(),
                             timeout=httpx2.Timeout(30.0, read=self.settings.call_timeout),
                         )
                     )

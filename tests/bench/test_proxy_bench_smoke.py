@@ -23,8 +23,11 @@ def test_proxy_bench_quick_prints_its_report() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert set(report) == {"results", "list_cached_p50_ms"}
-    assert [row["path"] for row in report["results"]] == ["direct", "mcpd"]
+    assert set(report) == {
+        "results", "list_cached_p50_ms", "list_mcpd_p50_ms", "mcplocal_rss_mb", "sessions"
+    }  # fmt: skip
+    assert [row["path"] for row in report["results"]] == ["direct", "mcpd", "mcplocal"]
+    assert report["sessions"] == 20 and report["mcplocal_rss_mb"] > 0
     for row in report["results"]:
         assert set(row) == {"path", "p50_ms", "p99_ms", "rps_16"}
         assert 0 < row["p50_ms"] <= row["p99_ms"]

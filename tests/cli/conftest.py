@@ -15,6 +15,7 @@ import pytest
 
 ADMIN = "admin@example.com"
 PASSWORD = "correct horse battery"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _free_port() -> int:
@@ -34,10 +35,14 @@ def mcpd_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "MCPD_BOOTSTRAP_ADMIN": ADMIN,
         "MCPD_BOOTSTRAP_PASSWORD": PASSWORD,
         "MCPD_LOGIN_ATTEMPTS_PER_MINUTE": "1000",
+        "MCPD_LOG_DIR": str(data / "logs"),
     }
     exe = str(Path(sys.executable).with_name("mcpd"))
     log = (data / "mcpd.log").open("wb")
-    proc = subprocess.Popen([exe, "serve", "--port", str(port)], env=env, stdout=log, stderr=log)
+    # cwd: the test servers run as `python -m tests.servers...`, in mcpd's directory
+    proc = subprocess.Popen(
+        [exe, "serve", "--port", str(port)], env=env, stdout=log, stderr=log, cwd=ROOT
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30

@@ -73,7 +73,10 @@ def mcplocal_env(m: Mcpd, token: str, tmp_path: Path) -> dict[str, str]:
 def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     monkeypatch.chdir(ROOT)
     settings = make_settings(
-        f"sqlite:///{tmp_path / 'mcpd.db'}", tmp_path, tools_cache_negative_ttl=0.5
+        f"sqlite:///{tmp_path / 'mcpd.db'}",
+        tmp_path,
+        tools_cache_negative_ttl=0.5,
+        instance_retry_failed_seconds=1.0,
     )
     with serve_mcpd(settings) as m:
         service = m.login(

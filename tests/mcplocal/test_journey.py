@@ -96,11 +96,12 @@ def test_journey(stack: Stack) -> None:
                 while True:
                     names = {t.name for t in (await s.list_tools()).tools}
                     if "alpha__add" in names or time.monotonic() > deadline:
-                        assert text(await s.call_tool("alpha__add", {"a": 1, "b": 2})) == "3"
+                        called = text(await s.call_tool("alpha__add", {"a": 1, "b": 2}))
+                        assert called == "3", (called, m.instance("alpha"), m.logs("alpha"))
                         return names
                     await anyio.sleep(0.2)
 
-        assert "alpha__add" in anyio.run(tools_back)
+        assert "alpha__add" in anyio.run(tools_back), m.logs("alpha")
 
         # every call is audited in mcpd, with the token's name and sha
         deadline = time.monotonic() + 10

@@ -1,6 +1,7 @@
 """Streamable HTTP servers for `mcpctl test mcp`, one per ``--kind``, on 127.0.0.1.
 
 - ``demo``: an `MCPServer` with the tools ``add``, ``echo`` and ``sleep``;
+- ``many``: an `MCPServer` with 50 tools ``tool_0`` ... ``tool_49``;
   with ``--token T`` every request to ``/mcp`` needs ``Authorization: Bearer T``
   and is otherwise answered 401 with an RFC 9728 ``resource_metadata`` challenge;
 - ``time``: the ``mcp-server-time`` package's server (stdio-only on its own) on HTTP;
@@ -104,6 +105,21 @@ def sloppy_app(*, linger: bool = False) -> Starlette:
     return Starlette(routes=[Route(MCP_PATH, endpoint, methods=["GET", "POST", "DELETE"])])
 
 
+def many_server(count: int = 50) -> MCPServer:
+    """``count`` small tools ``tool_0`` ... (for listing benchmarks)."""
+    server = MCPServer("many", version="0.0.1")
+
+    def make(i: int) -> Any:
+        def tool(x: int = 0) -> int:
+            return x + i
+
+        return tool
+
+    for i in range(count):
+        server.add_tool(make(i), name=f"tool_{i}", description=f"Tool number {i}")
+    return server
+
+
 def time_server() -> MCPServer:
     from mcp_server_time.server import create_server  # type: ignore[import-untyped]
 
@@ -159,7 +175,7 @@ def build_app(kind: str, port: int, token: str | None) -> ASGIApp:
         )
     if kind in ("sloppy", "lingering"):
         return sloppy_app(linger=kind == "lingering")
-    server = demo_server() if kind == "demo" else time_server()
+    server = {"demo": demo_server, "many": many_server, "time": time_server}[kind]()
     app: ASGIApp = server.streamable_http_app(streamable_http_path=MCP_PATH)
     if token:
         app = BearerGate(app, token=token, base_url=f"http://127.0.0.1:{port}")
@@ -180,7 +196,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument(
         "--kind",
-        choices=["demo", "time", "sloppy", "lingering", "notfound", "hang"],
+        choices=["demo", "many", "time", "sloppy", "lingering", "notfound", "hang"],
         default="demo",
     )
     parser.add_argument("--port", type=int, required=True)
