@@ -29,6 +29,7 @@ from mcpd.api.route_table import ROUTES, Guard, guard_for
 from mcpd.bootstrap import bootstrap_admin
 from mcpd.db import make_engine, migrate
 from mcpd.errors import Forbidden, install_error_handlers, problem
+from mcpd.instances.mcpserver import Watchers
 from mcpd.metrics import CONTENT_TYPE_LATEST, Metrics, MetricsMiddleware
 from mcpd.replication import PolicyReplicator
 from mcpd.requestid import RequestIdMiddleware
@@ -91,6 +92,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 )
         set_authorizer(rt.authorizer)
         app.state.runtime = rt
+        # an instance going up or down (or its listChanged) reaches its MCP clients
+        rt.supervisor.on_tools_changed = lambda name: rt.supervisor.spawn(watchers.notify, name)
         replicator = None
         if engine.dialect.name == "postgresql":  # other replicas may share this database
             replicator = PolicyReplicator(settings.database_url, rt.authorizer, rt.load_policy)
@@ -129,7 +132,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     # guard runs on every API route, whether or not the handler asks for the caller
     # (FastAPI then reuses its result for a handler's PrincipalDep): nothing fails open.
-    app.state.mcp_sessions = instances.build_session_manager()
+    watchers = Watchers()
+    app.state.mcp_sessions = instances.build_session_manager(watchers)
     for module in (auth, users, rbac, mcptokens, resources, auditevents, backup, instances, policy):
         app.include_router(module.router, dependencies=[Depends(guard)])
     check_route_table(app)

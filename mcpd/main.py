@@ -34,22 +34,13 @@ def serve(
     db: DbOption = None,
 ) -> None:
     """Run mcpd (migrating an empty database first)."""
-    import uvicorn
-
+    from mcpd import serving
     from mcpd.app import create_app
 
     settings = _settings(host=host, port=port, database_url=db)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     typer.echo(f"mcpd: database {_redact(settings.database_url)}", err=True)
-    # On SIGTERM: no new connections; open ones (log follows, MCP streams) get a bounded
-    # time to finish, then the lifespan stops every child process.
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level="info",
-        timeout_graceful_shutdown=10,
-    )
+    serving.serve(create_app(settings), settings.host, settings.port)
 
 
 @app.command("migrate")

@@ -29,9 +29,9 @@ def serve(
     mcpd: Annotated[str | None, typer.Option("--mcpd", help="mcpd's URL")] = None,
 ) -> None:
     """Serve the proxy over Streamable HTTP at /mcp (McpToken bearer selects the project)."""
-    import uvicorn
     from pydantic import ValidationError
 
+    from mcpd import serving
     from mcplocal.app import create_app
     from mcplocal.settings import McpdCredential, Settings
 
@@ -49,13 +49,7 @@ def serve(
     except (ValidationError, ValueError) as exc:
         _fail(str(exc), 3)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    uvicorn.run(
-        create_app(settings, credential),
-        host=settings.host,
-        port=settings.port,
-        log_level="info",
-        timeout_graceful_shutdown=10,
-    )
+    serving.serve(create_app(settings, credential), settings.host, settings.port)
 
 
 @app.command()

@@ -28,14 +28,14 @@ import anyio
 import httpx
 import mcp_types as types
 from anyio.abc import TaskGroup
+from mcp.server.connection import Connection
 from mcp.server.context import ServerRequestContext
-from mcp.server.lowlevel.server import NotificationOptions
 from mcp.server.lowlevel.server import Server as McpServer
-from mcp.server.session import ServerSession
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
 
+from mcpd.instances.mcpserver import ListChangedServer, connection_of
 from mcpd.instances.spec import UpstreamSpec
 from mcpd.instances.supervisor import Instance, Supervisor, SupervisorSettings, UpstreamError
 from mcplocal.audit import AuditReporter, CallRecord
@@ -64,18 +64,6 @@ class ProjectInfo:
     servers: list[str]
     model: ProxyModel
     fetched: float
-
-
-class _Server(McpServer[Any]):
-    """Advertises listChanged for tools, prompts and resources: the visible set changes."""
-
-    def create_initialization_options(
-        self, notification_options: NotificationOptions | None = None, *args: Any, **kw: Any
-    ) -> Any:
-        options = notification_options or NotificationOptions(
-            tools_changed=True, prompts_changed=True, resources_changed=True
-        )
-        return super().create_initialization_options(options, *args, **kw)
 
 
 class Proxy:
@@ -107,9 +95,7 @@ class Proxy:
         self._tg: TaskGroup | None = None
         self._http: httpx.AsyncClient | None = None
         # downstream sessions, to tell of a changed tool set (listChanged)
-        self._sessions: weakref.WeakKeyDictionary[ServerSession, Caller] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._sessions: weakref.WeakKeyDictionary[Connection, Caller] = weakref.WeakKeyDictionary()
         # (subject, project) -> (generation, when, tools): what each caller was shown
         self._listings: dict[tuple[str, str], tuple[int, float, list[types.Tool]]] = {}
         self._generation = 0  # bumped by anything that may change what a caller sees
@@ -375,8 +361,8 @@ class Proxy:
 
     # -- telling clients that what they see changed ------------------------------------------
 
-    def remember(self, session: ServerSession, caller: Caller) -> None:
-        self._sessions[session] = caller
+    def remember(self, connection: Connection, caller: Caller) -> None:
+        self._sessions[connection] = caller
 
     def tools_changed(self, project: str | None = None) -> None:
         """Something that decides the visible tools changed (an upstream's list, a policy
@@ -388,7 +374,7 @@ class Proxy:
             if project is None or caller.project == project:
                 self._tg.start_soon(self._notify_if_changed, session, caller)
 
-    async def _notify_if_changed(self, session: ServerSession, caller: Caller) -> None:
+    async def _notify_if_changed(self, session: Connection, caller: Caller) -> None:
         hit = self._listings.get((caller.subject, caller.project))
         before = {t.name for t in hit[2]} if hit is not None else None
         try:
@@ -407,7 +393,7 @@ class Proxy:
 
         def who(ctx: ServerRequestContext[Any]) -> Caller:
             caller = caller_of(ctx)
-            proxy.remember(ctx.session, caller)
+            proxy.remember(connection_of(ctx), caller)
             return caller
 
         async def list_tools(
@@ -456,7 +442,7 @@ class Proxy:
         ) -> types.ReadResourceResult:
             return await proxy.read_resource(who(ctx), str(params.uri))
 
-        return _Server(
+        return ListChangedServer(
             "mcplocal",
             version="0.1.0",
             instructions="The tools of your mcpctl project, as <server>__<tool>",

@@ -35,6 +35,7 @@ from mcpd import audit
 from mcpd.api.common import CamelModel
 from mcpd.api.deps import DbDep, Principal, PrincipalDep, RuntimeDep, request_id
 from mcpd.errors import NotFound
+from mcpd.instances.mcpserver import ListChangedServer, Watchers
 from mcpd.instances.supervisor import STOPPED, Supervisor, UpstreamError
 from mcpd.models import Project, Server
 from mcpd.runtime import Runtime
@@ -58,11 +59,12 @@ def _unavailable(exc: UpstreamError) -> MCPError:
     return MCPError(types.INTERNAL_ERROR, str(exc))
 
 
-def build_mcp_server() -> McpServer[Any]:
+def build_mcp_server(watchers: Watchers) -> McpServer[Any]:
     async def list_tools(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
         rt, name, principal, project = _caller(ctx)
+        watchers.add(name, ctx)  # told when this server's tools change
         try:
             tools = await (await rt.supervisor.instance(name)).list_tools()
         except UpstreamError as exc:
@@ -165,7 +167,7 @@ def build_mcp_server() -> McpServer[Any]:
         except UpstreamError as exc:
             raise _unavailable(exc) from None
 
-    return McpServer(
+    return ListChangedServer(
         "mcpd",
         version="0.1.0",
         instructions="One MCP server, reached through mcpd",
@@ -179,9 +181,9 @@ def build_mcp_server() -> McpServer[Any]:
     )
 
 
-def build_session_manager() -> StreamableHTTPSessionManager:
+def build_session_manager(watchers: Watchers) -> StreamableHTTPSessionManager:
     return StreamableHTTPSessionManager(
-        build_mcp_server(),
+        build_mcp_server(watchers),
         # Callers authenticate with a bearer header, which a browser never adds by itself:
         # DNS rebinding gains an attacker nothing here (mcplocal, which browsers may reach
         # without credentials, checks allowed hosts).

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -354,14 +354,14 @@ class Instance:
         """The live session, waiting for a start in progress; fails fast on a recent failure."""
         if self.session is not None:
             return self.session
-        recent = time.monotonic() - self._last_failure < self.settings.negative_ttl
-        if self.status == FAILED:
-            if time.monotonic() - self._last_failure >= self.settings.failed_retry_seconds:
-                self._retry.set()
-            else:
-                raise UpstreamError(f"server `{self.name}` has failed: {self.last_error}")
-        elif (self.status == PENDING or recent) and self._last_failure:
+        since = time.monotonic() - self._last_failure
+        if self._last_failure and since < self.settings.negative_ttl:
+            # a dead upstream stalls only the first call: the next ones fail at once
             raise UpstreamError(f"server `{self.name}` is unavailable: {self.last_error}")
+        if self.status == FAILED and since < self.settings.failed_retry_seconds:
+            raise UpstreamError(f"server `{self.name}` has failed: {self.last_error}")
+        if self.status in (PENDING, FAILED):
+            self._retry.set()  # someone wants it: try now, not at the end of the backoff
         with anyio.move_on_after(self.settings.start_timeout + 1.0):
             while self.session is None:
                 await self._wait_change()
@@ -480,6 +480,11 @@ class Supervisor:
                     await self.stop_all()
                 self._tg = None
                 tg.cancel_scope.cancel()
+
+    def spawn(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
+        """Run ``fn(*args)`` in the background, while the supervisor runs (else not at all)."""
+        if self._tg is not None:
+            self._tg.start_soon(fn, *args)
 
     def logbuf(self, name: str) -> LogBuffer:
         if name not in self._logs:

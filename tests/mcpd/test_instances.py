@@ -639,3 +639,47 @@ def test_server_everything_from_npm(mcpd: Mcpd) -> None:
     assert {"echo", "get-sum"} <= tools
     assert echoed == "Echo: hi"
     assert resources > 0 and prompts > 0
+
+
+def test_graceful_shutdown_lets_a_call_in_flight_finish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM while a call runs: the call completes, new connections are refused, and the
+    children are gone afterwards."""
+    monkeypatch.setenv("MCPD_LOG_DIR", str(tmp_path / "logs"))
+    from tests.mcpd.test_e2e_http import mcpd_serve
+
+    with mcpd_serve(f"sqlite:///{tmp_path / 'm.db'}", tmp_path) as base:
+        login = httpx.post(
+            f"{base}/api/v1/auth/login", json={"username": ADMIN, "password": PASSWORD}
+        )
+        m = Mcpd(base, login.json()["token"], None)
+        m.server("demo", stdio_spec("demo"))
+        mcpd_pid = int(
+            subprocess.run(
+                ["pgrep", "-f", f"mcpd serve --host 127.0.0.1 --port {base.rsplit(':', 1)[1]}"],
+                capture_output=True, text=True, check=True,
+            ).stdout.split()[0]
+        )  # fmt: skip
+
+        async def flow() -> tuple[str, int]:
+            async with mcp_session(mcp_url(m, "demo"), m.admin) as s:
+                await s.call_tool("add", {"a": 1, "b": 1})
+                child = m.instance("demo")["pid"]
+                async with anyio.create_task_group() as tg:
+                    out: dict[str, str] = {}
+
+                    async def slow() -> None:
+                        out["r"] = text(await s.call_tool("sleep", {"seconds": 1.5}))
+
+                    tg.start_soon(slow)
+                    await anyio.sleep(0.5)
+                    os.kill(mcpd_pid, signal.SIGTERM)  # in flight: the sleep call
+                return out["r"], child
+
+        result, child = run(flow)
+        assert result == "slept 1.5s"
+        deadline = time.monotonic() + 15
+        while alive(mcpd_pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not alive(mcpd_pid) and not alive(child)

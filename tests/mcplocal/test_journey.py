@@ -11,6 +11,10 @@ from typing import Any
 
 import anyio
 import httpx
+import httpx2
+import mcp_types as types
+from mcp.client.session import ClientSession
+from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from tests.mcpd.test_e2e_http import free_port
@@ -90,18 +94,23 @@ def test_journey(stack: Stack) -> None:
         # restart it: its tools come back
         alpha = start_http_upstream(up_port)
 
-        async def tools_back() -> set[str]:
+        async def tools_back() -> tuple[str, set[str]]:
+            """Its tools are listed and callable again (within 30 s); the first call that
+            finds it back may be the one that wakes mcpd's instance out of its backoff."""
             deadline = time.monotonic() + 30
             async with mcp_session(url, both) as s:
                 while True:
+                    called = text(await s.call_tool("alpha__add", {"a": 1, "b": 2}))
                     names = {t.name for t in (await s.list_tools()).tools}
-                    if "alpha__add" in names or time.monotonic() > deadline:
-                        called = text(await s.call_tool("alpha__add", {"a": 1, "b": 2}))
-                        assert called == "3", (called, m.instance("alpha"), m.logs("alpha"))
-                        return names
+                    if (called == "3" and "alpha__add" in names) or time.monotonic() > deadline:
+                        return called, names
                     await anyio.sleep(0.2)
 
-        assert "alpha__add" in anyio.run(tools_back), m.logs("alpha")
+        called, names = anyio.run(tools_back)
+        assert called == "3" and "alpha__add" in names, (
+            f"{called}\nupstream alive: {alpha.poll() is None}\n"
+            f"instance: {m.instance('alpha')}\nlog:\n{m.logs('alpha')}"
+        )
 
         # every call is audited in mcpd, with the token's name and sha
         deadline = time.monotonic() + 10
@@ -157,3 +166,47 @@ def test_unauthenticated_gets_the_rfc9728_challenge(stack: Stack) -> None:
         json={},
     )
     assert other.status_code in (401, 421)
+
+
+def test_list_changed_reaches_the_client_when_an_upstream_goes_down(stack: Stack) -> None:
+    """upstream dies -> mcpd's instance goes down -> mcpd tells mcplocal (listChanged) ->
+    mcplocal re-lists and tells its client, whose next listing lacks the dead tools."""
+    m = stack.mcpd
+    port = free_port()
+    alpha = start_http_upstream(port)
+    try:
+        m.server("alpha", {"transport": "http", "http": {"url": f"http://127.0.0.1:{port}/mcp"}})
+        m.server("beta", stdio_spec("demo"))
+        m.ok("POST", "/projects", json={"name": "web", "servers": ["alpha", "beta"]})
+        both = token(stack, "both", "web", "role:run,resource:servers")
+        changed = anyio.Event()
+
+        async def on_message(message: Any) -> None:
+            if isinstance(message, types.ToolListChangedNotification):
+                changed.set()
+
+        async def flow() -> tuple[set[str], set[str]]:
+            headers = {"Authorization": f"Bearer {both}"}
+            async with (
+                httpx2.AsyncClient(headers=headers, timeout=30) as http,
+                streamable_http_client(f"{stack.mcplocal}/mcp", http_client=http) as (r, w),
+                ClientSession(r, w, message_handler=on_message) as s,
+            ):
+                await s.initialize()
+                before = {t.name for t in (await s.list_tools()).tools}
+                await s.call_tool("alpha__add", {"a": 1, "b": 1})
+                alpha.kill()
+                # an http upstream's death is noticed on the next call (or probe)
+                dead = await s.call_tool("alpha__add", {"a": 1, "b": 1})
+                assert dead.is_error
+                with anyio.fail_after(10):
+                    await changed.wait()
+                after = {t.name for t in (await s.list_tools()).tools}
+                return before, after
+
+        before, after = anyio.run(flow)
+        assert "alpha__add" in before and "beta__add" in before
+        assert "alpha__add" not in after and "beta__add" in after
+    finally:
+        alpha.kill()
+        alpha.wait()

@@ -1,0 +1,36 @@
+"""Running an ASGI app under uvicorn with a graceful stop (mcpd serve, mcplocal serve).
+
+On SIGTERM uvicorn stops accepting connections and waits for open ones. The MCP SDK answers
+in Server-Sent Events through sse-starlette, which by default ends every SSE stream at once
+on that signal: a ``tools/call`` in flight would lose its answer. Here streams get ``grace``
+seconds to finish first (a call in flight completes), then the remaining ones (idle
+``GET`` streams) are ended, and after ``timeout`` seconds uvicorn stops waiting anyway.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+GRACE_SECONDS = 5.0
+TIMEOUT_SECONDS = 10
+
+
+def serve(app: Any, host: str, port: int, *, grace: float = GRACE_SECONDS) -> None:
+    import uvicorn
+    from sse_starlette.sse import AppStatus
+
+    AppStatus.disable_automatic_graceful_drain()  # type: ignore[no-untyped-call]
+    drain = threading.Timer(grace, lambda: setattr(AppStatus, "should_exit", True))
+    drain.daemon = True
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if not drain.is_alive() and not AppStatus.should_exit:
+                drain.start()
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="info", timeout_graceful_shutdown=TIMEOUT_SECONDS
+    )
+    Server(config).run()
