@@ -17,14 +17,16 @@ it calls the ``echo`` tool:
 Each path gets a warm-up, then ``N`` calls spread over the clients; p50/p99 are per-call
 latencies, ``rps_16`` is calls per second over the whole phase. ``list_cached_p50_ms`` is
 the p50 of ``tools/list`` through mcplocal for a project of 20 upstream servers x 50 tools
-(1,000 tools), answered from the caches; ``list_mcpd_p50_ms`` the same for one server
-through mcpd. ``mcplocal_rss_mb`` is mcplocal's resident memory with ``S`` (1,000) MCP
+(1,000 tools), answered from the caches, as plain JSON-RPC over HTTP
+(``list_sdk_client_p50_ms``: the same timed in the MCP SDK's client, which validates the
+~300 kB answer); ``list_mcpd_p50_ms`` the same for one server through mcpd (SDK client).
+``mcplocal_rss_mb`` is mcplocal's resident memory with ``S`` (1,000) MCP
 sessions open.
 
 Progress goes to stderr; the last line of stdout is one JSON object::
 
     {"results": [{"path", "p50_ms", "p99_ms", "rps_16"}, ...], "list_cached_p50_ms": z,
-     "list_mcpd_p50_ms": w, "mcplocal_rss_mb": m, "sessions": S}
+     "list_mcpd_p50_ms": w, "list_sdk_client_p50_ms": v, "mcplocal_rss_mb": m, "sessions": S}
 
 ``--quick`` makes a handful of calls (for the smoke test); its numbers mean nothing.
 """
@@ -217,6 +219,37 @@ async def list_cached(url: str, bearer: str, n: int) -> float:
     return round(statistics.median(times), 3)
 
 
+async def list_cached_raw(url: str, bearer: str, n: int) -> float:
+    """``tools/list`` as plain JSON-RPC over HTTP on one session: mcplocal's serving time
+    (from its caches) plus loopback HTTP, without the SDK client's own validation of the
+    answer (~1,000 tools: several ms of pydantic and JSON-schema work in the client)."""
+    headers = {
+        "Authorization": f"Bearer {bearer}",
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+    }
+    init = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "bench", "version": "0"}}}  # fmt: skip
+    times: list[float] = []
+    async with httpx.AsyncClient(timeout=30) as http:
+        r = await http.post(url, headers=headers, json=init)
+        headers |= {"mcp-session-id": r.headers["mcp-session-id"],
+                    "mcp-protocol-version": "2025-06-18"}  # fmt: skip
+        done = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+        await http.post(url, headers=headers, json=done)
+        for i in range(n + 1):
+            began = time.perf_counter()
+            r = await http.post(
+                url, headers=headers, json={"jsonrpc": "2.0", "id": i + 1, "method": "tools/list"}
+            )
+            if r.status_code != 200 or b'"tools"' not in r.content:
+                raise SystemExit(f"tools/list failed: {r.status_code} {r.text[:200]}")
+            if i:  # the first fills the caches
+                times.append((time.perf_counter() - began) * 1000)
+    return round(statistics.median(times), 3)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a few calls: a smoke test")
@@ -295,8 +328,10 @@ def main() -> None:
                 n = 20 if args.quick else 300
                 listed_mcpd = anyio.run(list_cached, via_mcpd, admin, n)
                 say(f"proxy bench: tools/list through mcpd (cached): p50 {listed_mcpd} ms")
-                listed = anyio.run(list_cached, f"{local}/mcp", tokens["wide"], n)
+                listed = anyio.run(list_cached_raw, f"{local}/mcp", tokens["wide"], n)
                 say(f"proxy bench: tools/list 20 x 50 through mcplocal (cached): p50 {listed} ms")
+                listed_sdk = anyio.run(list_cached, f"{local}/mcp", tokens["wide"], n)
+                say(f"  the same in the MCP SDK's client (which validates it): p50 {listed_sdk} ms")
                 opened = anyio.run(open_sessions, f"{local}/mcp", tokens["bench"], sessions)
                 rss = rss_mb(proc.pid)
                 say(f"proxy bench: mcplocal RSS with {opened} open sessions: {rss} MB")
@@ -306,6 +341,7 @@ def main() -> None:
                 "results": results,
                 "list_cached_p50_ms": listed,
                 "list_mcpd_p50_ms": listed_mcpd,
+                "list_sdk_client_p50_ms": listed_sdk,
                 "mcplocal_rss_mb": rss,
                 "sessions": opened,
             }

@@ -24,7 +24,8 @@ def test_proxy_bench_quick_prints_its_report() -> None:
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert set(report) == {
-        "results", "list_cached_p50_ms", "list_mcpd_p50_ms", "mcplocal_rss_mb", "sessions"
+        "results", "list_cached_p50_ms", "list_mcpd_p50_ms", "list_sdk_client_p50_ms",
+        "mcplocal_rss_mb", "sessions",
     }  # fmt: skip
     assert [row["path"] for row in report["results"]] == ["direct", "mcpd", "mcplocal"]
     assert report["sessions"] == 20 and report["mcplocal_rss_mb"] > 0
