@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from authz import Authorizer, Rule, TokenGrant
 from authz.store import load_authorizer, load_stored_rules
-from mcpd.instances.spec import UpstreamSpec, load_spec
+from mcpd.instances.loading import load_spec
+from mcpd.instances.spec import UpstreamSpec
 from mcpd.instances.supervisor import Supervisor, SupervisorSettings
 from mcpd.models import McpToken
 from mcpd.ratelimit import RateLimiter

@@ -11,13 +11,14 @@ session. The caller's bearer never goes further than here.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
 import mcp_types as types
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
+from mcp.client.session import ClientSession
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.server.context import ServerRequestContext
@@ -41,6 +42,7 @@ from mcpd.models import Project, Server
 from mcpd.runtime import Runtime
 
 log = logging.getLogger("mcpd.mcp")
+T = TypeVar("T")
 
 router = APIRouter(prefix="/api/v1", tags=["instances"])
 
@@ -109,63 +111,44 @@ def build_mcp_server(watchers: Watchers) -> McpServer[Any]:
                 content=[types.TextContent(type="text", text=str(exc))], is_error=True
             )
 
+    async def forward(
+        ctx: ServerRequestContext[Any], what: str, send: Callable[[ClientSession], Awaitable[T]]
+    ) -> T:
+        """Pass a request on to the server's upstream session as it is."""
+        rt, name, _, _ = _caller(ctx)
+        try:
+            return await (await rt.supervisor.instance(name)).request(what, send)
+        except UpstreamError as exc:
+            raise _unavailable(exc) from None
+
     async def list_resources(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListResourcesResult:
-        rt, name, _, _ = _caller(ctx)
-        try:
-            instance = await rt.supervisor.instance(name)
-            return await instance.request(
-                "resources/list", lambda s: s.list_resources(params=params)
-            )
-        except UpstreamError as exc:
-            raise _unavailable(exc) from None
+        return await forward(ctx, "resources/list", lambda s: s.list_resources(params=params))
 
     async def list_resource_templates(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListResourceTemplatesResult:
-        rt, name, _, _ = _caller(ctx)
-        try:
-            instance = await rt.supervisor.instance(name)
-            return await instance.request(
-                "resources/templates/list", lambda s: s.list_resource_templates(params=params)
-            )
-        except UpstreamError as exc:
-            raise _unavailable(exc) from None
+        return await forward(
+            ctx, "resources/templates/list", lambda s: s.list_resource_templates(params=params)
+        )
 
     async def read_resource(
         ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams
     ) -> types.ReadResourceResult:
-        rt, name, _, _ = _caller(ctx)
-        try:
-            instance = await rt.supervisor.instance(name)
-            return await instance.request(
-                "resources/read", lambda s: s.read_resource(str(params.uri))
-            )
-        except UpstreamError as exc:
-            raise _unavailable(exc) from None
+        return await forward(ctx, "resources/read", lambda s: s.read_resource(str(params.uri)))
 
     async def list_prompts(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListPromptsResult:
-        rt, name, _, _ = _caller(ctx)
-        try:
-            instance = await rt.supervisor.instance(name)
-            return await instance.request("prompts/list", lambda s: s.list_prompts(params=params))
-        except UpstreamError as exc:
-            raise _unavailable(exc) from None
+        return await forward(ctx, "prompts/list", lambda s: s.list_prompts(params=params))
 
     async def get_prompt(
         ctx: ServerRequestContext[Any], params: types.GetPromptRequestParams
     ) -> types.GetPromptResult:
-        rt, name, _, _ = _caller(ctx)
-        try:
-            instance = await rt.supervisor.instance(name)
-            return await instance.request(
-                "prompts/get", lambda s: s.get_prompt(params.name, params.arguments)
-            )
-        except UpstreamError as exc:
-            raise _unavailable(exc) from None
+        return await forward(
+            ctx, "prompts/get", lambda s: s.get_prompt(params.name, params.arguments)
+        )
 
     return ListChangedServer(
         "mcpd",
