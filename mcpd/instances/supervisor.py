@@ -286,7 +286,10 @@ class Instance:
     async def stop(self) -> None:
         self._stopping = True
         self.drop()
-        with anyio.move_on_after(self.settings.stop_grace + 5.0):
+        # a child gets its SIGTERM grace; an http session only a moment to say goodbye
+        # (its GET stream may never end by itself)
+        wait = self.settings.stop_grace + 5.0 if self.spec.transport == "stdio" else 2.0
+        with anyio.move_on_after(wait):
             while self.status != STOPPED and self._scope is not None:
                 await self._wait_change()
         if self._scope is not None and self.status != STOPPED:
