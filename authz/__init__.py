@@ -11,6 +11,7 @@ Everything about authorization lives here, with no web framework, HTTP client or
 * :mod:`authz.reference` - that plain enforcer, built over the same rules
 * :mod:`authz.store` - stored bindings in mcpd's database (casbin-sqlalchemy-adapter's table)
 * :mod:`authz.tokens` - McpToken and session token generation, hashing, comparison
+* :mod:`authz.wire` - policy changes as JSON, for followers and other replicas
 * :mod:`authz.lint`, :mod:`authz.decision_table` - the security team's tooling
 """
 

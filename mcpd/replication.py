@@ -32,6 +32,7 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 from authz import Authorizer, PolicyEvent, Rule, TokenGrant
+from authz.wire import apply_change, event_to_json
 
 log = logging.getLogger("mcpd.replication")
 
@@ -43,37 +44,6 @@ def libpq_url(sqlalchemy_url: str) -> str:
     """The psycopg (libpq) form of a ``postgresql+psycopg://`` SQLAlchemy URL."""
     return (
         make_url(sqlalchemy_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    )
-
-
-def _rule_json(rule: Rule) -> list[str]:
-    return [rule.ptype, *rule.values, rule.source]
-
-
-def _rule(values: list[str]) -> Rule:
-    *fields, source = values
-    return Rule(fields[0], tuple(fields[1:]), source)
-
-
-def _grant_json(g: TokenGrant) -> dict[str, Any]:
-    return {
-        "sha": g.sha,
-        "project": g.project,
-        "creator": g.creator,
-        "name": g.name,
-        "expiresAt": g.expires_at,
-        "revoked": g.revoked,
-    }
-
-
-def _grant(d: dict[str, Any]) -> TokenGrant:
-    return TokenGrant(
-        sha=d["sha"],
-        project=d["project"],
-        creator=d["creator"],
-        name=d.get("name") or "",
-        expires_at=d.get("expiresAt"),
-        revoked=bool(d.get("revoked")),
     )
 
 
@@ -116,17 +86,16 @@ class PolicyReplicator:
     def _on_local(self, event: PolicyEvent) -> None:
         if getattr(self._applying, "active", False):
             return  # another replica's change, applied here: not ours to send again
-        if event.reload:
-            body: dict[str, Any] = {"reload": True}
-        else:
-            body = {
-                "added": [_rule_json(r) for r in event.added if r.source.startswith("db:")],
-                "removed": [_rule_json(r) for r in event.removed if r.source.startswith("db:")],
-                "tokens": [_grant_json(g) for g in event.tokens],
-                "tokensRemoved": list(event.tokens_removed),
-            }
-            if not any(body.values()):
+        if not event.reload:  # stored rules and token grants: what the database holds
+            event = PolicyEvent(
+                added=tuple(r for r in event.added if r.source.startswith("db:")),
+                removed=tuple(r for r in event.removed if r.source.startswith("db:")),
+                tokens=event.tokens,
+                tokens_removed=event.tokens_removed,
+            )
+            if not (event.added or event.removed or event.tokens or event.tokens_removed):
                 return
+        body = event_to_json(event)
         body["from"] = self.id
         payload = json.dumps(body, separators=(",", ":"))
         if len(payload.encode()) > MAX_PAYLOAD:
@@ -194,14 +163,7 @@ class PolicyReplicator:
             return
         self._applying.active = True
         try:
-            added = [_rule(r) for r in body.get("added", [])]
-            removed = [_rule(r) for r in body.get("removed", [])]
-            if added or removed:
-                self.authorizer.apply(added=added, removed=removed, exact=True)
-            for g in body.get("tokens", []):
-                self.authorizer.register_token(_grant(g))
-            for sha in body.get("tokensRemoved", []):
-                self.authorizer.unregister_token(str(sha))
+            apply_change(self.authorizer, body, exact=True)
         finally:
             self._applying.active = False
 

@@ -25,25 +25,10 @@ from typing import Any
 import anyio
 import httpx
 
-from authz import Authorizer, Rule, TokenGrant
+from authz import Authorizer
+from authz.wire import apply_change, grant_from_json, rule_from_json
 
 log = logging.getLogger("mcplocal.policy")
-
-
-def _rule(values: list[str]) -> Rule:
-    *fields, source = values
-    return Rule(fields[0], tuple(fields[1:]), source)
-
-
-def _grant(d: dict[str, Any]) -> TokenGrant:
-    return TokenGrant(
-        sha=str(d["sha"]),
-        project=str(d["project"]),
-        creator=str(d["creator"]),
-        name=str(d.get("name") or ""),
-        expires_at=d.get("expiresAt"),
-        revoked=bool(d.get("revoked")),
-    )
 
 
 class PolicyFollower:
@@ -119,8 +104,8 @@ class PolicyFollower:
         authorizer = Authorizer(
             model_path=model,
             policy_dir=policies,
-            stored=[_rule(r) for r in snap["rules"]],
-            tokens=[_grant(t) for t in snap["tokens"]],
+            stored=[rule_from_json(r) for r in snap["rules"]],
+            tokens=[grant_from_json(t) for t in snap["tokens"]],
         )
         self.authorizer = authorizer  # one assignment: requests see old or new, never half
         self.synced = True
@@ -133,14 +118,7 @@ class PolicyFollower:
         authorizer = self.authorizer
         if authorizer is None:
             raise RuntimeError("a change arrived before the snapshot")
-        added = [_rule(r) for r in message.get("added", [])]
-        removed = [_rule(r) for r in message.get("removed", [])]
-        if added or removed:
-            authorizer.apply(added=added, removed=removed)
-        for grant in message.get("tokens", []):
-            authorizer.register_token(_grant(grant))
-        for sha in message.get("tokensRemoved", []):
-            authorizer.unregister_token(str(sha))
+        apply_change(authorizer, message)
         self.changes += 1
         self._changed()
 

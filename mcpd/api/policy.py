@@ -25,6 +25,7 @@ from fastapi.responses import StreamingResponse
 
 from authz import Authorizer, PolicyEvent, Rule, TokenGrant
 from authz.policy import policy_files
+from authz.wire import event_to_json, grant_to_json, rule_to_json
 from mcpd.api.deps import PrincipalDep, RuntimeDep
 from mcpd.errors import Forbidden
 from mcpd.runtime import Runtime
@@ -35,32 +36,6 @@ HEARTBEAT_SECONDS = 15.0
 MAX_BACKLOG = 10_000  # a follower this far behind is cut off (and starts again)
 
 
-def rule_json(rule: Rule) -> list[str]:
-    return [rule.ptype, *rule.values, rule.source]
-
-
-def grant_json(grant: TokenGrant) -> dict[str, Any]:
-    return {
-        "sha": grant.sha,
-        "project": grant.project,
-        "creator": grant.creator,
-        "name": grant.name,
-        "expiresAt": grant.expires_at,
-        "revoked": grant.revoked,
-    }
-
-
-def event_json(event: PolicyEvent) -> dict[str, Any]:
-    if event.reload:
-        return {"reload": True}
-    return {
-        "added": [rule_json(r) for r in event.added],
-        "removed": [rule_json(r) for r in event.removed],
-        "tokens": [grant_json(g) for g in event.tokens],
-        "tokensRemoved": list(event.tokens_removed),
-    }
-
-
 def _snapshot(authorizer: Authorizer, stored: list[Rule], tokens: list[TokenGrant]) -> Any:
     return {
         "model": authorizer.model_path.read_text(encoding="utf-8"),
@@ -68,8 +43,8 @@ def _snapshot(authorizer: Authorizer, stored: list[Rule], tokens: list[TokenGran
         "files": {
             p.name: p.read_text(encoding="utf-8") for p in policy_files(authorizer.policy_dir)
         },
-        "rules": [rule_json(r) for r in stored],
-        "tokens": [grant_json(g) for g in tokens],
+        "rules": [rule_to_json(r) for r in stored],
+        "tokens": [grant_to_json(g) for g in tokens],
     }
 
 
@@ -134,7 +109,7 @@ async def _watch(rt: Runtime, scope: _Scope) -> StreamingResponse:
                 seen = scope.event(event) if event is not None else PolicyEvent(reload=True)
                 if seen is None:
                     continue
-                yield json.dumps(event_json(seen)).encode() + b"\n"
+                yield json.dumps(event_to_json(seen)).encode() + b"\n"
                 if seen.reload:  # the follower starts again from a new snapshot
                     return
         finally:
