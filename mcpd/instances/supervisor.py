@@ -118,6 +118,7 @@ class Instance:
         self._last_failure = 0.0  # monotonic time of the last failed start or crash
         self._changed = anyio.Event()
         self._down = anyio.Event()  # set to make the owner drop the current session
+        self._down_reason = "restart"  # why, as drop() said
         self._retry = anyio.Event()  # set to wake a FAILED (or backing-off) owner
         self._scope: anyio.CancelScope | None = None
         self._stopping = False
@@ -268,8 +269,6 @@ class Instance:
                     await anyio.sleep(0.01)
             return f"process exited (status {child.process.returncode})"
         return self._down_reason if reason == "restart" else reason
-
-    _down_reason = "restart"
 
     def stopping(self) -> bool:
         return self._stopping
