@@ -96,7 +96,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rt.supervisor.on_tools_changed = lambda name: rt.supervisor.spawn(watchers.notify, name)
         replicator = None
         if engine.dialect.name == "postgresql":  # other replicas may share this database
-            replicator = PolicyReplicator(settings.database_url, rt.authorizer, rt.load_policy)
+            replicator = PolicyReplicator(
+                settings.database_url, rt.authorizer, rt.load_policy, rt.generations
+            )
             replicator.start()
         app.state.replicator = replicator
         log.info(

@@ -1,4 +1,5 @@
-"""Several mcpd replicas on one PostgreSQL: every policy or token change reaches them all.
+"""Several mcpd replicas on one PostgreSQL: every policy or token change reaches them all,
+and so does the news of which tables a commit wrote (for their read caches, mcpd.changes).
 
 Each replica's enforcer is a copy of the policy held in the database. A change committed
 through one replica is applied there at once (``PolicyChange.publish``,
@@ -14,7 +15,9 @@ LISTEN/NOTIFY, through psycopg's notification API (no polling loop of ours):
   policy from the database, so a notification missed while away loses nothing.
 
 Notifications are sent after the change's transaction committed, so a replica never
-applies something that was rolled back.
+applies something that was rolled back. Table changes travel the same way (``{"tables":
+[...]}``); while the LISTEN connection is down the replica caches no reads
+(``Generations.set_coherent``).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from sqlalchemy.engine import make_url
 
 from authz import Authorizer, PolicyEvent, Rule, TokenGrant
 from authz.wire import apply_change, event_to_json
+from mcpd.changes import Generations
 
 log = logging.getLogger("mcpd.replication")
 
@@ -53,9 +57,11 @@ class PolicyReplicator:
         database_url: str,
         authorizer: Authorizer,
         load_all: Callable[[], tuple[list[Rule], list[TokenGrant]]],
+        generations: Generations,
     ) -> None:
         self.url = libpq_url(database_url)
         self.authorizer = authorizer
+        self.generations = generations
         self._load_all = load_all  # the whole policy from the database, for a reload
         self.id = uuid.uuid4().hex
         self._applying = threading.local()  # set while applying another replica's change
@@ -68,7 +74,9 @@ class PolicyReplicator:
     # -- life --------------------------------------------------------------------------------
 
     def start(self) -> None:
+        self.generations.set_coherent(False)  # until LISTEN is established
         self.authorizer.follow(self._on_local)
+        self.generations.follow(self._on_tables)
         for target, name in ((self._listen, "listen"), (self._send, "notify")):
             t = threading.Thread(target=target, name=f"mcpd-replication-{name}", daemon=True)
             t.start()
@@ -78,6 +86,7 @@ class PolicyReplicator:
         self._stop.set()
         self._outbox.put(None)
         self.authorizer.unfollow(self._on_local)
+        self.generations.unfollow(self._on_tables)
         for t in self._threads:
             t.join(timeout=5)
 
@@ -101,6 +110,9 @@ class PolicyReplicator:
         if len(payload.encode()) > MAX_PAYLOAD:
             payload = json.dumps({"reload": True, "from": self.id})
         self._outbox.put(payload)
+
+    def _on_tables(self, tables: frozenset[str]) -> None:
+        self._outbox.put(json.dumps({"tables": sorted(tables), "from": self.id}))
 
     def _send(self) -> None:
         conn: psycopg.Connection[Any] | None = None
@@ -134,6 +146,7 @@ class PolicyReplicator:
                 with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     self._reload()  # whatever happened while we were not listening
+                    self.generations.set_coherent(True)
                     self.connected.set()
                     delay = 0.2
                     while not self._stop.is_set():
@@ -144,6 +157,7 @@ class PolicyReplicator:
                 log.warning("policy notifications lost (%s); reconnecting", exc)
             except Exception:
                 log.exception("policy replication failed; reconnecting")
+            self.generations.set_coherent(False)
             self.connected.clear()
             if self._stop.wait(delay):
                 break
@@ -158,6 +172,10 @@ class PolicyReplicator:
         if body.get("from") == self.id:
             return
         self.received += 1
+        tables = body.get("tables")
+        if isinstance(tables, list):
+            self.generations.bump((t for t in tables if isinstance(t, str)), local=False)
+            return
         if body.get("reload"):
             self._reload()
             return

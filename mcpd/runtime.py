@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from authz import Authorizer, Rule, TokenGrant
 from authz.store import load_authorizer, load_stored_rules
+from mcpd.changes import Generations, ReadCache
 from mcpd.instances.loading import load_spec
 from mcpd.instances.spec import UpstreamSpec
 from mcpd.instances.supervisor import Supervisor, SupervisorSettings
@@ -71,8 +73,17 @@ class Runtime:
     supervisor: Supervisor
     login_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(10, 60.0))
     session_cache: SessionCache = field(default_factory=SessionCache)
+    # bearer sha -> its database lookup in progress, shared by concurrent requests
+    lookups: dict[str, asyncio.Future[object]] = field(default_factory=dict)
     # project name -> the names of its servers, for the per-server MCP endpoint
     project_servers: SessionCache = field(default_factory=SessionCache)
+    # which tables changed (mcpd.changes), and responses cached until they do
+    generations: Generations = field(default_factory=Generations)
+    read_cache: ReadCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.generations.watch(self.sessions)
+        self.read_cache = ReadCache(self.generations)
 
     def load_policy(self) -> tuple[list[Rule], list[TokenGrant]]:
         """The stored rules and token grants, as the database has them now."""

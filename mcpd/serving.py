@@ -5,10 +5,16 @@ in Server-Sent Events through sse-starlette, which by default ends every SSE str
 on that signal: a ``tools/call`` in flight would lose its answer. Here streams get ``grace``
 seconds to finish first (a call in flight completes), then the remaining ones (idle
 ``GET`` streams) are ended, and after ``timeout`` seconds uvicorn stops waiting anyway.
+
+Once started (the app's lifespan done), everything allocated so far - modules, models,
+the loaded policy - is moved out of the garbage collector's sight (``gc.freeze``): a full
+collection otherwise walks it all, an ~80 ms pause of every request in flight about once
+a second under load (bench/mcpd.py's p99 went from 80 ms to 26 ms).
 """
 
 from __future__ import annotations
 
+import gc
 import threading
 from typing import Any
 
@@ -25,6 +31,11 @@ def serve(app: Any, host: str, port: int, *, grace: float = GRACE_SECONDS) -> No
     drain.daemon = True
 
     class Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            gc.collect()
+            gc.freeze()
+
         def handle_exit(self, sig: int, frame: Any) -> None:
             if not drain.is_alive() and not AppStatus.should_exit:
                 drain.start()

@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Query, Response
+from fastapi import Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from sqlalchemy import Select, select
@@ -89,16 +89,6 @@ def paginate_rows(session: Session, stmt: Select[Any], limit: int) -> tuple[list
     if len(rows) > limit:
         return rows[:limit], rows[limit - 1].name
     return rows, None
-
-
-def json_response(model: BaseModel) -> Response:
-    """``model`` as JSON, serialized in the (sync) handler's worker thread.
-
-    Returned as is, FastAPI would validate the model a second time against the route's
-    ``response_model``, on one more thread hop. The route still declares ``response_model``
-    for the OpenAPI schema.
-    """
-    return Response(model.model_dump_json(by_alias=True), media_type="application/json")
 
 
 def get_or_404(session: Session, model: Any, name: str, what: str) -> Any:

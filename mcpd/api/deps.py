@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -162,12 +163,32 @@ async def _request_project(
     raise AssertionError(f"unknown project source {source!r}")
 
 
-def _remembered(rt: Runtime, raw: str) -> Principal | None:
-    """A login session or McpToken seen valid within the last second (SessionCache)."""
+async def _caller(rt: Runtime, raw: str) -> Principal:
+    """Who sent ``raw``: a login session or McpToken seen valid within the last second
+    (SessionCache), else looked up in the database.
+
+    Concurrent requests with one bearer share one lookup: a busy client's requests all
+    miss together when its entry expires, and thirty-two lookups at once stalled the event
+    loop's other requests for ~80 ms every second (bench/mcpd.py's p99).
+    """
     if token_kind(raw) is None:
-        return None
-    cached = rt.session_cache.get(token_sha256(raw))
-    return cached if isinstance(cached, Principal) else None
+        raise Unauthorized("invalid or expired credentials")
+    sha = token_sha256(raw)
+    cached = rt.session_cache.get(sha)
+    if isinstance(cached, Principal):
+        return cached
+    lookup = rt.lookups.get(sha)
+    if lookup is None:
+        lookup = rt.lookups[sha] = asyncio.ensure_future(run_in_threadpool(_authenticate, rt, raw))
+        lookup.add_done_callback(lambda _: rt.lookups.pop(sha, None))
+    principal = await asyncio.shield(lookup)
+    assert isinstance(principal, Principal)
+    return principal
+
+
+def _authenticate(rt: Runtime, raw: str) -> Principal:
+    with rt.sessions() as session:
+        return authenticate(session, raw, rt.session_cache)
 
 
 async def guard(request: Request, rt: RuntimeDep) -> Principal:
@@ -183,15 +204,12 @@ async def guard(request: Request, rt: RuntimeDep) -> Principal:
         raise Forbidden(f"route {request.method} {path_format} has no authorization entry")
     if entry == PUBLIC:
         return Principal("")
-    raw = bearer(request)
+    principal = await _caller(rt, bearer(request))
+    request.state.principal = principal
+    if entry == SELF:
+        return principal
+    assert isinstance(entry, Guard)
     with rt.sessions() as session:
-        principal = _remembered(rt, raw)
-        if principal is None:
-            principal = await run_in_threadpool(authenticate, session, raw, rt.session_cache)
-        request.state.principal = principal
-        if entry == SELF:
-            return principal
-        assert isinstance(entry, Guard)
         project = await _request_project(request, entry, session, principal)
         request.state.project = project
         name = str(request.path_params.get("name", ""))

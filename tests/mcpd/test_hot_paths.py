@@ -2,15 +2,32 @@
 
 * login sessions are remembered for a second, and forgotten at once on logout and on any
   change to users;
-* GET /servers reads plain rows and serializes them itself: the same page as before;
+* GET /servers reads plain rows and serializes them itself: the same page as before; the
+  page is kept until the servers table changes (mcpd.changes), and every kind of change -
+  create, update, delete, restore, a failed write, another replica's write - is seen;
+* concurrent requests with one bearer share one database lookup;
 * the request id middleware is pure ASGI: same header, same id in the audit log.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
-from mcpd.runtime import SessionCache
+import pytest
+from sqlalchemy import delete, select
+
+from authz.tokens import generate_session_token, token_sha256
+from mcpd.api import deps
+from mcpd.api.deps import _caller
+from mcpd.bootstrap import bootstrap_admin
+from mcpd.changes import Generations, ReadCache
+from mcpd.db import make_engine, migrate
+from mcpd.models import LoginSession, Project, Server, User
+from mcpd.runtime import Runtime, SessionCache, build_runtime
+from mcpd.settings import Settings
 from tests.mcpd.conftest import Api
 
 
@@ -98,3 +115,133 @@ def test_request_ids_are_echoed_generated_and_audited(api: Api) -> None:
         "p2": ("trace-" + "x" * 100)[:64],
     }
     assert api.client.get("/healthz").headers["x-request-id"]
+
+
+def _names(api: Api, query: str = "") -> list[str]:
+    return [s["name"] for s in api.ok("GET", f"/servers{query}")["items"]]
+
+
+def test_the_kept_server_list_follows_every_change(api: Api) -> None:
+    spec = {"transport": "stdio", "stdio": {"command": "srv"}}
+    assert _names(api) == []
+    api.ok("POST", "/servers", json={"name": "one", **spec})
+    assert _names(api) == ["one"]
+    assert _names(api) == ["one"]  # served again, unchanged
+    assert _names(api, "?limit=1") == ["one"]  # another page is another entry
+    api.ok("POST", "/servers", json={"name": "two", **spec})
+    assert _names(api) == ["one", "two"]
+    assert _names(api, "?limit=1") == ["one"]
+    api.ok("PUT", "/servers/one", json={"description": "changed"})
+    assert api.ok("GET", "/servers")["items"][0]["description"] == "changed"
+    # a refused write changes nothing, and the page stays right
+    assert api.call("POST", "/servers", json={"name": "one", **spec}).status_code == 409
+    assert _names(api) == ["one", "two"]
+    api.ok("DELETE", "/servers/two")
+    assert _names(api) == ["one"]
+    backup = api.call("GET", "/backup")
+    assert backup.status_code == 200
+    api.ok("DELETE", "/servers/one")
+    assert _names(api) == []
+    r = api.call("POST", "/restore", content=backup.text)
+    assert r.status_code == 200, r.text
+    assert _names(api) == ["one"]
+
+
+@pytest.fixture
+def runtime(settings: Settings) -> Iterator[Runtime]:
+    engine = make_engine(settings.database_url)
+    try:
+        migrate(engine)
+        yield build_runtime(settings, engine)
+    finally:
+        engine.dispose()
+
+
+def test_generations_move_after_a_commit_only(runtime: Runtime) -> None:
+    gens = runtime.generations
+    heard: list[frozenset[str]] = []
+    gens.follow(heard.append)
+    before = gens.of("servers")
+    with runtime.sessions() as s:
+        s.add(Server(name="x", transport="stdio", spec={"command": "c"}, created_by="t"))
+        s.flush()
+        assert gens.of("servers") == before  # not committed yet
+        s.rollback()
+    assert gens.of("servers") == before and heard == []
+    with runtime.sessions() as s:
+        s.add(Server(name="x", transport="stdio", spec={"command": "c"}, created_by="t"))
+        s.add(Project(name="p", created_by="t"))
+        s.commit()
+    after = gens.of("servers")
+    assert after != before
+    assert heard == [frozenset({"servers", "projects"})]
+    with runtime.sessions() as s:  # a bulk statement, no ORM objects
+        s.execute(delete(Server).where(Server.name == "x"))
+        s.commit()
+    assert gens.of("servers") != after
+    assert heard[-1] == frozenset({"servers"})
+    with runtime.sessions() as s:  # reading moves nothing
+        s.scalars(select(Server)).all()
+        s.commit()
+    assert len(heard) == 2
+
+
+def test_the_read_cache_serves_only_the_current_generation() -> None:
+    gens = Generations()
+    cache = ReadCache(gens, max_entries=2)
+    gen, value = cache.get("servers", "page")
+    assert value is None
+    cache.put("servers", "page", gen, b"v1")
+    assert cache.get("servers", "page") == (gen, b"v1")
+    gens.bump(["projects"])  # another table
+    assert cache.get("servers", "page")[1] == b"v1"
+    stale_gen = cache.get("servers", "page")[0]
+    gens.bump(["servers"], local=False)  # e.g. another replica's write
+    assert cache.get("servers", "page")[1] is None
+    cache.put("servers", "page", stale_gen, b"computed before the change")
+    assert cache.get("servers", "page")[1] is None
+    gen = cache.get("servers", "page")[0]
+    cache.put("servers", "page", gen, b"v2")
+    gens.bump_all()
+    assert cache.get("servers", "page")[1] is None
+    # while other writers cannot be heard, nothing is served or kept
+    gens.set_coherent(False)
+    gen, value = cache.get("servers", "page")
+    assert gen is None and value is None
+    cache.put("servers", "page", gen, b"v3")
+    gens.set_coherent(True)
+    gen, value = cache.get("servers", "page")
+    assert value is None
+    for key in ("a", "b", "c"):  # full: it starts again rather than grow
+        cache.put("servers", key, gen, key)
+    assert cache.get("servers", "c")[1] == "c"
+    assert cache.get("servers", "a")[1] is None
+
+
+def test_concurrent_requests_with_one_bearer_share_one_lookup(
+    runtime: Runtime, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with runtime.sessions() as s:
+        bootstrap_admin(s, runtime.authorizer, "ann", "a long enough password")
+        user = s.scalars(select(User).where(User.name == "ann")).one()
+        raw = generate_session_token()
+        expires = datetime.now(UTC) + timedelta(hours=1)
+        s.add(LoginSession(token_sha=token_sha256(raw), user_id=user.id, expires_at=expires))
+        s.commit()
+    lookups: list[str] = []
+    real = deps.authenticate
+
+    def counting(session: object, token: str, cache: object = None) -> object:
+        lookups.append(token)
+        time.sleep(0.05)  # long enough for every request to arrive meanwhile
+        return real(session, token, cache)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(deps, "authenticate", counting)
+
+    async def many() -> list[str]:
+        found = await asyncio.gather(*(_caller(runtime, raw) for _ in range(20)))
+        return [p.subject for p in found]
+
+    assert asyncio.run(many()) == ["User:ann"] * 20
+    assert len(lookups) == 1
+    assert runtime.lookups == {}

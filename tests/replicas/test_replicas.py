@@ -48,9 +48,20 @@ def call(c: Cluster, local: int, token: str) -> httpx.Response:
     return c.mcp(local, token, "tools/call", {"name": "demo__add", "arguments": {"a": 2, "b": 3}})
 
 
+def _server_names(c: Cluster, replica: int) -> list[str]:
+    return [s["name"] for s in c.api(replica, "GET", "/servers")["items"]]
+
+
 def test_changes_reach_every_replica_within_a_second(tmp_path: Path) -> None:
     with cluster(tmp_path) as c:
+        # B keeps its server list (mcpd.changes) until A's commit is announced
+        assert _server_names(c, 1) == _server_names(c, 1) == []
         token = setup_project(c)
+        wait_until(lambda: _server_names(c, 1) == ["demo"], 1.0)
+        c.api(1, "PUT", "/servers/demo", json={"description": "through B"})
+        wait_until(
+            lambda: c.api(0, "GET", "/servers")["items"][0]["description"] == "through B", 1.0
+        )
         # a token made through A is known to mcplocal B (which follows mcpd B) within 1 s
         wait_until(lambda: c.mcp(1, token, "ping").status_code == 200, 1.0)
         # one conversation, alternating between the two mcplocal replicas (stateless)
@@ -96,6 +107,10 @@ def test_postgresql_restart_is_survived(tmp_path: Path) -> None:
         wait_until(lambda: call(c, 0, token).status_code == 200, 30, 0.2)
         c.api(1, "POST", "/mcptokens/t1/revoke")
         wait_until(lambda: call(c, 0, token).status_code == 401, 1.0)
+        # table changes flow again (B's kept server list hears A's write)
+        wait_until(lambda: _server_names(c, 1) == ["demo"], 30, 0.2)
+        c.api(0, "DELETE", "/servers/demo")
+        wait_until(lambda: _server_names(c, 1) == [], 1.0)
 
 
 def test_two_replicas_migrate_one_database_at_once() -> None:
