@@ -47,6 +47,11 @@ class Metrics:
             ("outcome", "kind"),
             registry=self.registry,
         )
+        self.relayed = Counter(
+            "mcpd_relayed_calls",
+            "tools/call requests relayed as bytes (the fast lane) rather than through the SDK",
+            registry=self.registry,
+        )
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()

@@ -25,11 +25,19 @@ from prometheus_client import CollectorRegistry, Counter, ProcessCollector
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from authz.tokens import token_kind, token_sha256
+from mcpd.instances.relay import (
+    SESSION_HEADER,
+    SSE_HEADERS,
+    Relay,
+    owns_session,
+    replay,
+    tools_call,
+)
 from mcpd.instances.supervisor import SupervisorSettings
 from mcplocal.audit import AuditReporter
 from mcplocal.cache import FileCache
@@ -53,6 +61,11 @@ class _Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.relayed = Counter(
+            "mcplocal_relayed_calls_total",
+            "tools/call requests relayed as bytes (the fast lane) rather than through the SDK",
+            registry=self.registry,
+        )
 
 
 class _Asgi:
@@ -70,7 +83,12 @@ def create_app(settings: Settings, credential: McpdCredential) -> Starlette:
     policy = PolicyFollower(settings.mcpd_url, credential.headers)
     audit = AuditReporter(settings.mcpd_url, credential.headers)
     metrics = _Metrics()
-    state: dict[str, Any] = {}
+    state: dict[str, Any] = {"relay": Relay()}
+    upstream = SupervisorSettings(
+        start_timeout=10.0,
+        tools_ttl=settings.tools_cache_ttl,
+        negative_ttl=settings.tools_cache_negative_ttl,
+    )
 
     def caller_of(ctx: ServerRequestContext[Any]) -> Caller:
         request = ctx.request
@@ -123,7 +141,45 @@ def create_app(settings: Settings, credential: McpdCredential) -> Starlette:
         # the SDK binds each MCP session to the credential that opened it
         scope["user"] = AuthenticatedUser(AccessToken(token="", client_id=who.subject, scopes=[]))
         manager: StreamableHTTPSessionManager = state["sessions"]
+        if request.method == "POST":
+            body = await request.body()
+            fast = await fast_lane(request, who, body)
+            if fast is not None:
+                metrics.relayed.inc()
+                await fast(scope, receive, send)
+                return
+            receive = replay(body, receive)
         await manager.handle_request(scope, receive, send)
+
+    async def fast_lane(request: Request, who: Caller, body: bytes) -> Response | None:
+        """A relayed answer to this POST (mcpd/instances/relay.py), or None: the SDK path
+        answers it. Sessions: the SDK's, opened by this caller; stateless, the caller's own."""
+        proxy: Proxy = state["proxy"]
+        relay: Relay = state["relay"]
+        sid = request.headers.get(SESSION_HEADER)
+        if settings.stateless:
+            owner = who.subject
+        elif sid is not None and owns_session(state["sessions"], sid, request.user):
+            owner = sid
+        else:
+            return None
+        message = tools_call(request.headers, body)
+        if message is None:
+            return Response(status_code=202) if relay.cancelled(owner, body) else None
+        found = await proxy.relayable(who, message, request.headers)
+        if found is None:
+            return None
+        call, done, inst = found
+        stream = relay.stream(
+            owner,
+            call,
+            server=inst.name,
+            timeout=upstream.call_timeout,
+            on_failure=lambda exc: inst.drop(f"connection lost: {exc}"),
+            on_done=done,
+        )
+        headers = {**SSE_HEADERS, **({SESSION_HEADER: sid} if sid else {})}
+        return StreamingResponse(stream, headers=headers, media_type="text/event-stream")
 
     async def metadata(request: Request) -> Response:
         return JSONResponse(
@@ -158,13 +214,10 @@ def create_app(settings: Settings, credential: McpdCredential) -> Starlette:
                 policy,
                 Pipeline(cache, http),
                 audit,
-                upstream_settings=SupervisorSettings(
-                    start_timeout=10.0,
-                    tools_ttl=settings.tools_cache_ttl,
-                    negative_ttl=settings.tools_cache_negative_ttl,
-                ),
+                upstream_settings=upstream,
             )
             policy.on_change = lambda: proxy.tools_changed(None)
+            state["proxy"] = proxy
             state["sessions"] = StreamableHTTPSessionManager(
                 proxy.build_server(caller_of),
                 stateless=settings.stateless,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +36,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
 
 from mcpd.instances.mcpserver import ListChangedServer, connection_of
+from mcpd.instances.relay import Call
 from mcpd.instances.spec import UpstreamSpec
 from mcpd.instances.supervisor import Instance, Supervisor, SupervisorSettings, UpstreamError
 from mcplocal.audit import AuditReporter, CallRecord
@@ -240,6 +241,55 @@ class Proxy:
         return target
 
     # -- calling ----------------------------------------------------------------------------
+
+    async def relayable(
+        self, caller: Caller, message: dict[str, Any], headers: Mapping[str, str]
+    ) -> tuple[Call, Callable[[dict[str, Any] | None, str | None], None], Instance] | None:
+        """The fast lane (mcpd/instances/relay.py) for this ``tools/call``: the call as mcpd
+        is to get it (the tool's own name), what to do when it ends (audit), and the
+        instance; or None, and :meth:`call_tool` answers it (a pipeline to apply, a tool
+        unknown or forbidden, an upstream down or not over HTTP)."""
+        try:
+            info = await self.project(caller.project)
+        except UpstreamError:
+            return None
+        if info.model.name != "passthrough":
+            return None
+        exposed = message["params"]["name"]
+        target = await self.resolve(caller, exposed)
+        if target is None or not self.allowed(caller, *target):
+            return None
+        server, tool = target
+        try:
+            inst = await self.supervisor(caller.project).instance(server)
+        except UpstreamError:
+            return None
+        relay = inst.relay
+        if relay is None or not relay.speaks(headers):
+            return None
+        began = time.perf_counter()
+        request_id = str(message["id"])
+
+        def done(response: dict[str, Any] | None, error: str | None) -> None:
+            result = (response or {}).get("result")
+            failed = error is not None or not isinstance(result, dict) or result.get("isError")
+            self.audit.report(
+                CallRecord(
+                    user=caller.user,
+                    token_name=caller.token_name,
+                    token_sha=caller.token_sha,
+                    server=server,
+                    tool=tool,
+                    project=caller.project,
+                    outcome="error" if failed else "allow",
+                    duration_ms=(time.perf_counter() - began) * 1000,
+                    request_id=request_id,
+                    error=error or _error_of(response),
+                )
+            )
+
+        params = {**message["params"], "name": tool}
+        return Call(relay.upstream, {**message, "params": params}), done, inst
 
     async def call_tool(
         self,
@@ -453,3 +503,9 @@ class Proxy:
             on_list_resources=list_resources,
             on_read_resource=read_resource,
         )
+
+
+def _error_of(response: dict[str, Any] | None) -> str | None:
+    """A JSON-RPC error's message, for the audit record."""
+    error = (response or {}).get("error")
+    return str(error.get("message")) if isinstance(error, dict) else None

@@ -37,6 +37,15 @@ from mcpd.api.common import CamelModel
 from mcpd.api.deps import DbDep, Principal, PrincipalDep, RuntimeDep, request_id
 from mcpd.errors import NotFound
 from mcpd.instances.mcpserver import ListChangedServer, Watchers
+from mcpd.instances.relay import (
+    SESSION_HEADER,
+    SSE_HEADERS,
+    Call,
+    Relay,
+    owns_session,
+    replay,
+    tools_call,
+)
 from mcpd.instances.supervisor import STOPPED, Supervisor, UpstreamError
 from mcpd.models import Project, Server
 from mcpd.runtime import Runtime
@@ -193,14 +202,48 @@ def _audit_tool_deny(
 
 
 class _Handover(Response):
-    """Hands the request to the MCP session manager (the route has done the guarding)."""
+    """Hands the request to the MCP session manager (the route has done the guarding);
+    ``body``: what was already read of the request, handed on first."""
 
-    def __init__(self, manager: StreamableHTTPSessionManager) -> None:
+    def __init__(self, manager: StreamableHTTPSessionManager, body: bytes | None = None) -> None:
         self.manager = manager
+        self.body_read = body
         self.background = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.body_read is not None:
+            receive = replay(self.body_read, receive)
         await self.manager.handle_request(scope, receive, send)
+
+
+def _fast_lane(
+    request: Request, rt: Runtime, name: str, p: Principal, project: str, body: bytes
+) -> Response | None:
+    """A relayed answer to this POST (relay.py), or None: the SDK path answers it."""
+    inst = rt.supervisor.get(name)
+    target = inst.relay if inst is not None else None
+    if inst is None or target is None:
+        return None
+    sid = request.headers.get(SESSION_HEADER)
+    relay: Relay = request.app.state.relay
+    if sid is None or not owns_session(request.app.state.mcp_sessions, sid, request.user):
+        return None
+    message = tools_call(request.headers, body) if target.speaks(request.headers) else None
+    if message is None:
+        return Response(status_code=202) if relay.cancelled(sid, body) else None
+    tool = f"{name}__{message['params']['name']}"
+    if not rt.authorizer.decide(p.subject, project, "tools", tool, "run").allowed:
+        return None  # refused, and audited, by the SDK path's handler
+    stream = relay.stream(
+        sid,
+        Call(target.upstream, message),
+        server=name,
+        timeout=rt.supervisor.settings.call_timeout,
+        on_failure=lambda exc: inst.drop(f"connection lost: {exc}"),
+    )
+    request.app.state.metrics.relayed.inc()
+    headers = {**SSE_HEADERS, SESSION_HEADER: sid}
+    return StreamingResponse(stream, headers=headers, media_type="text/event-stream")
 
 
 def _project_servers(rt: Runtime, project: str) -> frozenset[str]:
@@ -228,7 +271,11 @@ async def server_mcp(name: str, request: Request, p: PrincipalDep, rt: RuntimeDe
     # caller, this server and this project, so a session id is useless to anyone else.
     who = AccessToken(token="", client_id=f"{p.subject}|{name}|{project}", scopes=[])
     request.scope["user"] = AuthenticatedUser(who)
-    return _Handover(request.app.state.mcp_sessions)
+    if request.method != "POST":
+        return _Handover(request.app.state.mcp_sessions)
+    body = await request.body()
+    fast = _fast_lane(request, rt, name, p, project, body)
+    return fast or _Handover(request.app.state.mcp_sessions, body)
 
 
 for _method in ("GET", "POST", "DELETE"):  # one operation id each, for the OpenAPI document

@@ -34,6 +34,7 @@ from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 
 from mcpd.instances.logs import LogBuffer
+from mcpd.instances.relay import SESSION_HEADER, VERSION_HEADER, Target, UpstreamHttp
 from mcpd.instances.spec import SpecError, UpstreamSpec
 from mcpd.instances.stdio import ChildProcess, child_environment, stdio_transport
 
@@ -115,6 +116,7 @@ class Instance:
         self.last_probe_at: str | None = None
         self.pid: int | None = None
         self.session: ClientSession | None = None
+        self.relay: Target | None = None  # while RUNNING over http: the fast lane (relay.py)
         self._last_failure = 0.0  # monotonic time of the last failed start or crash
         self._changed = anyio.Event()
         self._down = anyio.Event()  # set to make the owner drop the current session
@@ -166,6 +168,7 @@ class Instance:
                 began = time.monotonic()
                 reason = await self._serve_once()
                 self.session, self.pid, self.health = None, None, "unknown"
+                self._close_relay()
                 self.invalidate_tools()
                 if self.stopping():
                     break
@@ -215,11 +218,18 @@ class Instance:
                     )
                     child, self.pid = started, started.process.pid
                 else:
+
+                    async def session_id(response: httpx2.Response) -> None:
+                        if sid := response.headers.get(SESSION_HEADER):
+                            upstream_session[:] = [sid]
+
+                    upstream_session: list[str] = []
                     client = await stack.enter_async_context(
                         httpx2.AsyncClient(
                             headers=self.spec.headers,
                             verify=_ssl_context(),
                             timeout=httpx2.Timeout(30.0, read=self.settings.call_timeout),
+                            event_hooks={"response": [session_id]},
                         )
                     )
                     read, write = await stack.enter_async_context(
@@ -242,12 +252,28 @@ class Instance:
                     source="mcpd",
                 )
                 self.session = session
+                if self.spec.transport == "http":
+                    self._open_relay(upstream_session, init.protocol_version)
                 self.started_at = _now()
                 self.last_error = None
                 self._set(RUNNING)
                 return await self._watch(child)
         except Exception as exc:  # an upstream's failure, whatever it is, is its own
             return _describe(exc)
+
+    def _open_relay(self, session_id: list[str], version: str) -> None:
+        headers = {**self.spec.headers, VERSION_HEADER: version}
+        if session_id:
+            headers[SESSION_HEADER] = session_id[0]
+        try:
+            self.relay = Target(UpstreamHttp(self.spec.url, headers, _ssl_context()), version)
+        except ValueError as exc:  # calls take the SDK path, which says what is wrong
+            self.log.append(f"no fast lane: {exc}", source="mcpd")
+
+    def _close_relay(self) -> None:
+        if self.relay is not None:
+            self.relay.upstream.close()
+            self.relay = None
 
     async def _watch(self, child: ChildProcess | None) -> str:
         reason = "restart"

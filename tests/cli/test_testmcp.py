@@ -102,7 +102,9 @@ def test_all_steps_pass_text(demo_url: str) -> None:
     assert lines[1].startswith("ok   http        HTTP 200 OK, text/event-stream  (")
     assert lines[2].startswith("ok   auth        not required")
     assert "protocol 2025-11-25, server demo 1.2.3, capabilities: tools" in lines[3]
-    assert lines[4].startswith("ok   tools/list  3 tools: add, echo, sleep  (")
+    assert lines[4].startswith(
+        "ok   tools/list  6 tools: add, echo, sleep, cancelled, count, fail  ("
+    )
     assert all(line.endswith(" ms)") for line in lines[1:5])
     assert lines[-1] == "all checks passed"
     assert "✓" not in out  # not a terminal: plain ASCII
@@ -123,7 +125,7 @@ def test_all_steps_pass_json(demo_url: str) -> None:
     assert init["protocol_version"] == "2025-11-25"
     assert init["server"] == {"name": "demo", "version": "1.2.3"}
     assert "tools" in init["capabilities"]
-    assert by_name["tools/list"]["count"] == 3
+    assert by_name["tools/list"]["count"] == 6
     assert by_name["tools/list"]["problems"] == []
 
 

@@ -3,6 +3,7 @@ official MCP Python SDK client over real HTTP with McpTokens."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -44,6 +45,11 @@ def start_http_upstream(port: int) -> subprocess.Popen[bytes]:
         time.sleep(0.05)
 
 
+def relayed(metrics_url: str, name: str) -> float:
+    found = re.search(rf"^{name} (\S+)$", httpx.get(metrics_url).text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
 def test_journey(stack: Stack) -> None:
     m = stack.mcpd
     url = f"{stack.mcplocal}/mcp"
@@ -57,10 +63,18 @@ def test_journey(stack: Stack) -> None:
         both = token(stack, "both", "web", "role:run,resource:servers")
 
         # a token with `run` on one server sees, and may call, only that server's tools
+        steps: list[float] = []
+
+        async def step(progress: float, total: float | None, message: str | None) -> None:
+            steps.append(progress)
+
         async def alpha_only() -> tuple[set[str], str, list[str]]:
             async with mcp_session(url, only_alpha) as s:
                 names = {t.name for t in (await s.list_tools()).tools}
                 added = text(await s.call_tool("alpha__add", {"a": 2, "b": 3}))
+                # progress crosses both hops (each relays it: mcpd/instances/relay.py)
+                counted = await s.call_tool("alpha__count", {"n": 2}, progress_callback=step)
+                assert text(counted) == "counted to 2" and steps == [1, 2]
                 errors = []
                 for hidden in ("beta__add", "nope__add"):
                     try:
@@ -71,7 +85,9 @@ def test_journey(stack: Stack) -> None:
                 return names, added, errors
 
         names, added, errors = anyio.run(alpha_only)
-        assert names == {"alpha__add", "alpha__echo", "alpha__sleep"}
+        assert names == {
+            f"alpha__{t}" for t in ("add", "echo", "sleep", "cancelled", "count", "fail")
+        }
         assert added == "5"
         assert errors[0] == errors[1] and errors[0]  # forbidden == unknown: nothing leaks
 
@@ -123,6 +139,10 @@ def test_journey(stack: Stack) -> None:
         assert mine and mine[-1]["name"] == "alpha__add" and mine[-1]["tokenSha"]
         assert mine[-1]["detail"]["durationMs"] >= 0
         assert any(e["outcome"] == "error" and e["name"] == "alpha__add" for e in calls)
+
+        # the calls to alpha (http, RUNNING) took the fast lane in both mcplocal and mcpd
+        assert relayed(f"{stack.mcplocal}/metrics", "mcplocal_relayed_calls_total") >= 3
+        assert relayed(f"{m.base}/metrics", "mcpd_relayed_calls_total") >= 3
 
         # revoke: the next request is refused within a second
         m.ok("POST", "/mcptokens/alpha-only/revoke")

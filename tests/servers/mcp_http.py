@@ -1,6 +1,7 @@
 """Streamable HTTP servers for `mcpctl test mcp`, one per ``--kind``, on 127.0.0.1.
 
-- ``demo``: an `MCPServer` with the tools ``add``, ``echo`` and ``sleep``;
+- ``demo``: an `MCPServer` with the tools ``add``, ``echo``, ``sleep`` (``cancelled`` says
+  how many sleeps were cancelled), ``count`` (reports progress) and ``fail``;
 - ``many``: an `MCPServer` with 50 tools ``tool_0`` ... ``tool_49``;
   with ``--token T`` every request to ``/mcp`` needs ``Authorization: Bearer T``
   and is otherwise answered 401 with an RFC 9728 ``resource_metadata`` challenge;
@@ -24,7 +25,7 @@ from typing import Any
 
 import anyio
 import uvicorn
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
@@ -48,10 +49,31 @@ def demo_server() -> MCPServer:
 
     @server.tool(description="Sleep for a while, then say so")
     async def sleep(seconds: float) -> str:
-        await anyio.sleep(seconds)
+        try:
+            await anyio.sleep(seconds)
+        except anyio.get_cancelled_exc_class():
+            CANCELLED.append(seconds)  # the caller's cancellation reached this server
+            raise
         return f"slept {seconds}s"
 
+    @server.tool(description="How many sleeps were cancelled so far")
+    def cancelled() -> int:
+        return len(CANCELLED)
+
+    @server.tool(description="Count to n, reporting progress at each step")
+    async def count(n: int, ctx: Context) -> str:
+        for i in range(1, n + 1):
+            await ctx.report_progress(i, n, f"step {i}")
+        return f"counted to {n}"
+
+    @server.tool(description="Fail, as a tool may")
+    def fail() -> str:
+        raise ValueError("this tool always fails")
+
     return server
+
+
+CANCELLED: list[float] = []
 
 
 SLOPPY_TOOLS: list[Any] = [

@@ -1,0 +1,428 @@
+"""The fast lane for tools/call (mcpd/instances/relay.py), against real servers over loopback.
+
+* ``UpstreamHttp`` keeps connections, and copes with a server that closes one meanwhile,
+  one that keeps its SSE stream open after the answer, one that never answers, and a 404;
+* through mcpd's per-server endpoint, with the SDK's own client: calls to an http
+  upstream are relayed (``mcpd_relayed_calls``), answers, tool errors and progress arrive
+  as they would through the SDK path, a cancelled call is cancelled upstream, and an
+  upstream killed mid-call gives an error result naming the server at once;
+* what must not be relayed is not: a forbidden tool (refused and audited by the SDK
+  path), another protocol version, a session that is someone else's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from mcpd.instances.relay import Call, RelayError, SessionGone, UpstreamHttp, _events
+from tests.mcpd.test_e2e_http import free_port
+from tests.mcpd.test_instances import (
+    PY,
+    ROOT,
+    Mcpd,
+    make_settings,
+    mcp_session,
+    mcp_url,
+    run,
+    serve_mcpd,
+    text,
+)
+
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 0,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "test", "version": "0"},
+    },
+}
+
+
+@contextmanager
+def http_server(
+    kind: str, port: int | None = None
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    port = port or free_port()
+    proc = subprocess.Popen(
+        [PY, "-m", "tests.servers.mcp_http", "--kind", kind, "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            with suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+            assert time.monotonic() < deadline, f"{kind} server did not start"
+            time.sleep(0.05)
+        yield port, proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+async def _session(port: int) -> UpstreamHttp:
+    """An upstream session opened by hand, as the relay then uses it."""
+    url = f"http://127.0.0.1:{port}/mcp"
+    opener = UpstreamHttp(url, {}, None)
+    exchange = await opener.post(json.dumps(INIT).encode())
+    sid = exchange.headers.get("mcp-session-id", "")
+    async for _ in exchange.body():
+        pass
+    exchange.release()
+    opener.close()
+    up = UpstreamHttp(url, {"mcp-session-id": sid, "mcp-protocol-version": "2025-11-25"}, None)
+    done = await up.post(b'{"jsonrpc":"2.0","method":"notifications/initialized"}')
+    async for _ in done.body():
+        pass
+    done.release()
+    return up
+
+
+def _call(up: UpstreamHttp, tool: str, request_id: Any = 1, **arguments: Any) -> Call:
+    params = {"name": tool, "arguments": arguments}
+    return Call(up, {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params})
+
+
+def test_sse_events_are_cut_where_they_end() -> None:
+    buffer = bytearray(
+        b'event: message\r\ndata: {"a":1}\r\n\r\n: comment\n\ndata: x\ndata: y\n\nda'
+    )
+    assert _events(buffer) == [b'{"a":1}', b"x\ny"]
+    assert buffer == b"da"
+
+
+def test_upstream_http_keeps_its_connections() -> None:
+    with http_server("demo") as (port, _):
+
+        async def flow() -> tuple[list[Any], int]:
+            up = await _session(port)
+            opened = 0
+            connect = up._connect
+
+            async def counting() -> Any:
+                nonlocal opened
+                opened += 1
+                return await connect()
+
+            up._connect = counting  # type: ignore[method-assign]
+            answers = []
+            for i in range(20):
+                answers += [m async for m in _call(up, "add", f"req-{i}", a=i, b=1).messages(10)]
+            up.close()
+            return answers, opened
+
+        answers, opened = anyio.run(flow)
+    assert [a["id"] for a in answers] == [f"req-{i}" for i in range(20)]  # the caller's ids
+    assert [a["result"]["content"][0]["text"] for a in answers] == [str(i + 1) for i in range(20)]
+    assert opened <= 1  # one kept connection served them all
+
+
+def test_a_connection_closed_by_the_server_meanwhile_is_replaced() -> None:
+    """A plain server that closes each connection 50 ms after answering on it, without
+    saying so: the next request finds the kept connection dead and uses a new one."""
+    answer = b'{"jsonrpc":"2.0","id":"%s","result":{"content":[],"isError":false}}'
+
+    async def flow() -> list[Any]:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(re.search(rb"content-length: (\d+)", head.lower()).group(1))  # type: ignore[union-attr]
+            body = json.loads(await reader.readexactly(length))
+            data = answer % body["id"].encode()
+            writer.write(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                b"content-length: %d\r\n\r\n%s" % (len(data), data)
+            )
+            await writer.drain()
+            await asyncio.sleep(0.05)
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        up = UpstreamHttp(f"http://127.0.0.1:{port}/mcp", {}, None)
+        got = []
+        for i in range(3):
+            got += [m async for m in _call(up, "x", i).messages(5)]
+            await asyncio.sleep(0.2)  # the server has closed the kept connection by now
+        up.close()
+        server.close()
+        return got
+
+    assert [m["id"] for m in anyio.run(flow)] == [0, 1, 2]
+
+
+def test_lingering_hanging_and_missing_upstreams() -> None:
+    with http_server("lingering") as (port, _):
+
+        async def lingering() -> list[Any]:
+            up = UpstreamHttp(f"http://127.0.0.1:{port}/mcp", {}, None)
+            started = time.monotonic()
+            got = [m async for m in _call(up, "fine").messages(10)]
+            assert time.monotonic() - started < 2  # not held by the stream left open
+            up.close()
+            return got
+
+        assert [m["id"] for m in anyio.run(lingering)] == [1]
+
+    with http_server("hang") as (port, _):
+
+        async def hanging() -> None:
+            up = UpstreamHttp(f"http://127.0.0.1:{port}/mcp", {}, None)
+            with pytest.raises(TimeoutError):
+                async for _ in _call(up, "x").messages(0.5):
+                    pass
+            up.close()
+
+        anyio.run(hanging)
+
+    with http_server("notfound") as (port, _):
+
+        async def gone() -> None:
+            up = UpstreamHttp(f"http://127.0.0.1:{port}/mcp", {}, None)
+            with pytest.raises(SessionGone):
+                async for _ in _call(up, "x").messages(5):
+                    pass
+            up.close()
+
+        anyio.run(gone)
+
+    async def refused() -> None:
+        up = UpstreamHttp(f"http://127.0.0.1:{free_port()}/mcp", {}, None)
+        with pytest.raises(RelayError, match="cannot connect"):
+            async for _ in _call(up, "x").messages(5):
+                pass
+
+    anyio.run(refused)
+
+
+def test_header_values_cannot_break_lines() -> None:
+    with pytest.raises(ValueError, match="line break"):
+        UpstreamHttp("http://127.0.0.1:1/mcp", {"authorization": "Bearer x\r\nX-Evil: 1"}, None)
+
+
+# -- through mcpd ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def mcpd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Mcpd]:
+    monkeypatch.chdir(ROOT)
+    with serve_mcpd(make_settings(f"sqlite:///{tmp_path / 'mcpd.db'}", tmp_path)) as m:
+        yield m
+
+
+def relayed(m: Mcpd) -> float:
+    metrics = httpx.get(f"{m.base}/metrics").text
+    found = re.search(r"^mcpd_relayed_calls_total (\S+)$", metrics, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def remote(m: Mcpd, port: int) -> None:
+    """Register the upstream on ``port`` as server `remote`, and start its instance (a call
+    made while it is still starting takes the SDK path, which waits for it)."""
+    m.server("remote", {"transport": "http", "http": {"url": f"http://127.0.0.1:{port}/mcp"}})
+
+    async def start() -> None:
+        async with mcp_session(mcp_url(m, "remote"), m.admin) as s:
+            await s.send_ping()
+
+    run(start)
+    m.wait_instance("remote", lambda i: i["status"] == "RUNNING")
+
+
+def test_calls_are_relayed_with_results_errors_and_progress(mcpd: Mcpd) -> None:
+    m = mcpd
+    with http_server("demo") as (port, _):
+        remote(m, port)
+
+        async def flow() -> tuple[list[str], Any, list[tuple[float, float | None, str | None]]]:
+            seen: list[tuple[float, float | None, str | None]] = []
+
+            async def progress(p: float, total: float | None, message: str | None) -> None:
+                seen.append((p, total, message))
+
+            async with mcp_session(mcp_url(m, "remote"), m.admin) as s:
+                added = [text(await s.call_tool("add", {"a": i, "b": i})) for i in range(5)]
+                failed = await s.call_tool("fail", {})
+                counted = await s.call_tool("count", {"n": 3}, progress_callback=progress)
+                return [*added, text(counted)], failed, seen
+
+        before = relayed(m)
+        answers, failed, seen = run(flow)
+        assert answers == ["0", "2", "4", "6", "8", "counted to 3"]
+        assert failed.is_error and text(failed) == "Error executing tool fail"  # as the SDK says
+        assert seen == [(1, 3, "step 1"), (2, 3, "step 2"), (3, 3, "step 3")]
+        assert relayed(m) - before == 7  # every call took the fast lane
+
+
+def test_a_cancelled_call_is_cancelled_upstream(mcpd: Mcpd) -> None:
+    m = mcpd
+    with http_server("demo") as (port, _):
+        remote(m, port)
+
+        async def flow() -> str:
+            async with mcp_session(mcp_url(m, "remote"), m.admin) as s:
+                with anyio.move_on_after(0.5):  # the SDK client sends notifications/cancelled
+                    await s.call_tool("sleep", {"seconds": 30})
+                deadline = time.monotonic() + 5
+                while True:
+                    count = text(await s.call_tool("cancelled", {}))
+                    if count == "1" or time.monotonic() > deadline:
+                        return count
+                    await anyio.sleep(0.05)
+
+        before = relayed(m)
+        assert run(flow) == "1"
+        assert relayed(m) - before >= 2
+
+        async def gone_away() -> None:
+            """The caller's connection closes mid-call: the upstream request is cancelled."""
+            async with httpx.AsyncClient(timeout=10, headers=m.h()) as client:
+                init = await client.post(
+                    mcp_url(m, "remote"),
+                    json=INIT,
+                    headers={"Accept": "application/json, text/event-stream"},
+                )
+                sid = init.headers["mcp-session-id"]
+                h = {
+                    "Accept": "application/json, text/event-stream",
+                    "Mcp-Session-Id": sid,
+                    "MCP-Protocol-Version": "2025-11-25",
+                }
+                await client.post(
+                    mcp_url(m, "remote"),
+                    json={"jsonrpc": "2.0", "method": "notifications/initialized"},
+                    headers=h,
+                )
+                call = {"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                        "params": {"name": "sleep", "arguments": {"seconds": 30}}}  # fmt: skip
+                with anyio.move_on_after(0.5):
+                    await client.post(mcp_url(m, "remote"), json=call, headers=h)
+
+        run(gone_away)
+
+        async def count() -> str:
+            async with mcp_session(mcp_url(m, "remote"), m.admin) as s:
+                deadline = time.monotonic() + 5
+                while True:
+                    got = text(await s.call_tool("cancelled", {}))
+                    if got == "2" or time.monotonic() > deadline:
+                        return got
+
+        assert run(count) == "2"
+
+
+def test_an_upstream_killed_mid_call(mcpd: Mcpd) -> None:
+    m = mcpd
+    port = free_port()
+    with http_server("demo", port) as (_, proc):
+        remote(m, port)
+
+        async def flow() -> tuple[Any, float]:
+            async with mcp_session(mcp_url(m, "remote"), m.admin) as s:
+                assert text(await s.call_tool("add", {"a": 1, "b": 1})) == "2"
+                async with anyio.create_task_group() as tg:
+
+                    async def kill() -> None:
+                        await anyio.sleep(0.3)
+                        proc.kill()
+
+                    tg.start_soon(kill)
+                    began = time.monotonic()
+                    result = await s.call_tool("sleep", {"seconds": 30})
+                    return result, time.monotonic() - began - 0.3
+
+        result, took = run(flow)
+        assert result.is_error and "`remote`" in text(result)
+        assert took < 1.0
+    with http_server("demo", port):  # back on the same port: calls work again
+
+        async def again() -> str:
+            deadline = time.monotonic() + 20
+            async with mcp_session(mcp_url(m, "remote"), m.admin) as s:
+                while True:
+                    result = await s.call_tool("add", {"a": 2, "b": 2})
+                    if not result.is_error or time.monotonic() > deadline:
+                        return text(result)
+                    await anyio.sleep(0.2)
+
+        assert run(again) == "4"
+
+
+def test_what_must_not_be_relayed_is_not(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    policies = tmp_path / "policies"
+    shutil.copytree(ROOT / "policies", policies)
+    (policies / "zz-test.csv").write_text(
+        "p, User:bob@example.com, *, tools, remote__echo, role:run, deny\n"
+    )
+    settings = make_settings(f"sqlite:///{tmp_path / 'm.db'}", tmp_path, policy_dir=policies)
+    with serve_mcpd(settings) as m, http_server("demo") as (port, _):
+        remote(m, port)
+        bob = m.login("bob@example.com", "role:run,resource:servers")
+
+        async def as_bob() -> tuple[str, str]:
+            async with mcp_session(mcp_url(m, "remote"), bob) as s:
+                added = text(await s.call_tool("add", {"a": 1, "b": 2}))
+                try:
+                    await s.call_tool("echo", {"text": "x"})
+                    refused = ""
+                except Exception as exc:  # MCPError
+                    refused = str(exc)
+                return added, refused
+
+        before = relayed(m)
+        added, refused = run(as_bob)
+        assert added == "3" and "Unknown tool" in refused
+        assert relayed(m) - before == 1  # the forbidden call went the SDK way
+        denies = m.ok("GET", "/auditevents", params={"kind": "tools", "outcome": "deny"})["items"]
+        assert any(e["name"] == "remote__echo" for e in denies)
+
+        # another protocol version, and a session that is not the caller's
+        with httpx.Client(timeout=10) as client:
+            accept = {"Accept": "application/json, text/event-stream"}
+            init = client.post(mcp_url(m, "remote"), json=INIT, headers={**m.h(), **accept})
+            sid = init.headers["mcp-session-id"]
+            h = {**m.h(), **accept, "Mcp-Session-Id": sid}
+            client.post(
+                mcp_url(m, "remote"),
+                json={"jsonrpc": "2.0", "method": "notifications/initialized"},
+                headers={**h, "MCP-Protocol-Version": "2025-11-25"},
+            )
+            call = {"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                    "params": {"name": "add", "arguments": {"a": 2, "b": 5}}}  # fmt: skip
+            before = relayed(m)
+            older = client.post(
+                mcp_url(m, "remote"), json=call, headers={**h, "MCP-Protocol-Version": "2025-06-18"}
+            )
+            assert older.status_code == 200 and '"text":"7"' in older.text.replace(" ", "")
+            assert relayed(m) == before
+            stolen = client.post(
+                mcp_url(m, "remote"),
+                json=call,
+                headers={**h, **{"Authorization": f"Bearer {bob}"},
+                         "MCP-Protocol-Version": "2025-11-25"},
+            )  # fmt: skip
+            assert stolen.status_code == 404  # the SDK's answer for someone else's session
+            assert relayed(m) == before
+            mine = client.post(
+                mcp_url(m, "remote"), json=call, headers={**h, "MCP-Protocol-Version": "2025-11-25"}
+            )
+            assert mine.status_code == 200 and '"text":"7"' in mine.text.replace(" ", "")
+            assert relayed(m) == before + 1
