@@ -15,6 +15,7 @@ listings and its calls return ``isError`` results naming it; the others carry on
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import weakref
@@ -34,9 +35,11 @@ from mcp.server.lowlevel.server import Server as McpServer
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
+from mcp_types.methods import serialize_server_result
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
 from mcpd.instances.mcpserver import ListChangedServer, connection_of
-from mcpd.instances.relay import Call
+from mcpd.instances.relay import SESSION_HEADER, Call
 from mcpd.instances.spec import UpstreamSpec
 from mcpd.instances.supervisor import Instance, Supervisor, SupervisorSettings, UpstreamError
 from mcplocal.audit import AuditReporter, CallRecord
@@ -97,6 +100,10 @@ class Proxy:
         self._http: httpx.AsyncClient | None = None
         # downstream sessions, to tell of a changed tool set (listChanged)
         self._sessions: weakref.WeakKeyDictionary[Connection, Caller] = weakref.WeakKeyDictionary()
+        # session id -> its connection, while it lives (listing_json)
+        self._followed: weakref.WeakValueDictionary[str, Connection] = weakref.WeakValueDictionary()
+        # (subject, project), version -> (the listing, its wire form)
+        self._listing_json: dict[tuple[tuple[str, str], str], tuple[Any, bytes]] = {}
         # (subject, project) -> (generation, when, tools): what each caller was shown
         self._listings: dict[tuple[str, str], tuple[int, float, list[types.Tool]]] = {}
         self._generation = 0  # bumped by anything that may change what a caller sees
@@ -411,8 +418,38 @@ class Proxy:
 
     # -- telling clients that what they see changed ------------------------------------------
 
-    def remember(self, connection: Connection, caller: Caller) -> None:
+    def remember(self, connection: Connection, caller: Caller, sid: str | None = None) -> None:
         self._sessions[connection] = caller
+        if sid is not None:
+            self._followed[sid] = connection
+
+    def listing_json(self, caller: Caller, version: str | None, sid: str | None) -> bytes | None:
+        """The caller's ``tools/list`` result as the SDK puts it on the wire at ``version``,
+        from the listing cache while that is fresh; serialized once per listing. For a
+        session, only once it is followed for listChanged (its first listing went the SDK
+        way, which remembers its connection)."""
+        if version not in HANDSHAKE_PROTOCOL_VERSIONS:
+            return None
+        if sid is not None and sid not in self._followed:
+            return None
+        key = (caller.subject, caller.project)
+        hit = self._listings.get(key)
+        if (
+            hit is None
+            or hit[0] != self._generation
+            or time.monotonic() - hit[1] >= self.listing_ttl
+        ):
+            return None
+        done = self._listing_json.get((key, version))
+        if done is not None and done[0] is hit:
+            return done[1]
+        dumped = types.ListToolsResult(tools=hit[2]).model_dump(
+            by_alias=True, mode="json", exclude_none=True
+        )
+        wire = serialize_server_result("tools/list", version, dumped)
+        data = json.dumps(wire, separators=(",", ":")).encode()
+        self._listing_json[(key, version)] = (hit, data)
+        return data
 
     def tools_changed(self, project: str | None = None) -> None:
         """Something that decides the visible tools changed (an upstream's list, a policy
@@ -443,7 +480,9 @@ class Proxy:
 
         def who(ctx: ServerRequestContext[Any]) -> Caller:
             caller = caller_of(ctx)
-            proxy.remember(connection_of(ctx), caller)
+            headers = getattr(ctx.request, "headers", None)
+            sid = headers.get(SESSION_HEADER) if headers is not None else None
+            proxy.remember(connection_of(ctx), caller, sid)
             return caller
 
         async def list_tools(

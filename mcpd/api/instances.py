@@ -42,9 +42,10 @@ from mcpd.instances.relay import (
     SSE_HEADERS,
     Call,
     Relay,
+    is_tools_call,
     owns_session,
     replay,
-    tools_call,
+    single_request,
 )
 from mcpd.instances.supervisor import STOPPED, Supervisor, UpstreamError
 from mcpd.models import Project, Server
@@ -228,8 +229,8 @@ def _fast_lane(
     relay: Relay = request.app.state.relay
     if sid is None or not owns_session(request.app.state.mcp_sessions, sid, request.user):
         return None
-    message = tools_call(request.headers, body) if target.speaks(request.headers) else None
-    if message is None:
+    message = single_request(request.headers, body) if target.speaks(request.headers) else None
+    if message is None or not is_tools_call(message):
         return Response(status_code=202) if relay.cancelled(sid, body) else None
     tool = f"{name}__{message['params']['name']}"
     if not rt.authorizer.decide(p.subject, project, "tools", tool, "run").allowed:

@@ -372,9 +372,10 @@ async def _bounded(chunks: AsyncIterator[bytes], seconds: float) -> AsyncIterato
 _REQUEST_KEYS = {"jsonrpc", "id", "method", "params"}
 
 
-def tools_call(headers: Mapping[str, str], body: bytes) -> dict[str, Any] | None:
-    """The ``tools/call`` request in ``body`` if this POST may take the fast lane, else None.
-    (The caller's protocol version must also be the upstream session's: ``Target.speaks``.)"""
+def single_request(headers: Mapping[str, str], body: bytes) -> dict[str, Any] | None:
+    """The one JSON-RPC request this POST holds, if it is plain enough for a fast lane
+    (else None: the SDK path answers it, errors included). The caller's protocol version
+    is for the lane to check (``Target.speaks``)."""
     if headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
         return None
     accept = headers.get("accept", "")
@@ -386,21 +387,24 @@ def tools_call(headers: Mapping[str, str], body: bytes) -> dict[str, Any] | None
         return None
     if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
         return None
-    if message.get("method") != "tools/call" or set(message) - {
-        "jsonrpc",
-        "id",
-        "method",
-        "params",
-    }:
+    if set(message) - _REQUEST_KEYS or not isinstance(message.get("method"), str):
         return None
-    request_id, params = message.get("id"), message.get("params")
+    request_id = message.get("id")
     if isinstance(request_id, bool) or not isinstance(request_id, (str, int)):
         return None
-    if not isinstance(params, dict) or not isinstance(params.get("name"), str):
-        return None
-    if not isinstance(params.get("arguments", {}), dict):
+    if not isinstance(message.get("params", {}), dict):
         return None
     return message
+
+
+def is_tools_call(message: dict[str, Any]) -> bool:
+    params = message.get("params")
+    return (
+        message["method"] == "tools/call"
+        and isinstance(params, dict)
+        and isinstance(params.get("name"), str)
+        and isinstance(params.get("arguments", {}), dict)
+    )
 
 
 def owns_session(manager: StreamableHTTPSessionManager, session_id: str | None, user: Any) -> bool:
