@@ -280,20 +280,9 @@ class Proxy:
         def done(response: dict[str, Any] | None, error: str | None) -> None:
             result = (response or {}).get("result")
             failed = error is not None or not isinstance(result, dict) or result.get("isError")
-            self.audit.report(
-                CallRecord(
-                    user=caller.user,
-                    token_name=caller.token_name,
-                    token_sha=caller.token_sha,
-                    server=server,
-                    tool=tool,
-                    project=caller.project,
-                    outcome="error" if failed else "allow",
-                    duration_ms=(time.perf_counter() - began) * 1000,
-                    request_id=request_id,
-                    error=error or _error_of(response),
-                )
-            )
+            outcome = "error" if failed else "allow"
+            error = error or _error_of(response)
+            self._audit(caller, server, tool, outcome, began, request_id, error)
 
         params = {**message["params"], "name": tool}
         return Call(relay.upstream, {**message, "params": params}), done, inst
@@ -339,20 +328,33 @@ class Proxy:
             outcome, error = "error", exc.message
             raise
         finally:
-            self.audit.report(
-                CallRecord(
-                    user=caller.user,
-                    token_name=caller.token_name,
-                    token_sha=caller.token_sha,
-                    server=server,
-                    tool=tool,
-                    project=caller.project,
-                    outcome=outcome,
-                    duration_ms=(time.perf_counter() - began) * 1000,
-                    request_id=request_id,
-                    error=error,
-                )
+            self._audit(caller, server, tool, outcome, began, request_id, error)
+
+    def _audit(
+        self,
+        caller: Caller,
+        server: str,
+        tool: str,
+        outcome: str,
+        began: float,
+        request_id: str,
+        error: str | None,
+    ) -> None:
+        """Report a finished call to mcpd (batched, off the call path)."""
+        self.audit.report(
+            CallRecord(
+                user=caller.user,
+                token_name=caller.token_name,
+                token_sha=caller.token_sha,
+                server=server,
+                tool=tool,
+                project=caller.project,
+                outcome=outcome,
+                duration_ms=(time.perf_counter() - began) * 1000,
+                request_id=request_id,
+                error=error,
             )
+        )
 
     # -- resources and prompts: the union, prompts renamed like tools ------------------------
 

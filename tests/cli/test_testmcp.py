@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,43 +19,18 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from cli.testmcp import check_tools, connect_reason
+from tests.servers.launch import free_port, http_server
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "s3cret-token-for-tests"
 runner = CliRunner()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def _serve(tmp: Path, kind: str, token: str | None = None) -> Iterator[str]:
     """Run one tests/servers/mcp_http.py server; yield its /mcp URL; always stop it."""
-    port = _free_port()
-    cmd = [sys.executable, "-m", "tests.servers.mcp_http", "--kind", kind, "--port", str(port)]
-    cmd += ["--token", token] if token else []
-    log_path = tmp / f"{kind}-{port}.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                with suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-                    break
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"{kind} server did not start: {log_path.read_text()}")
-                time.sleep(0.1)
-            yield f"http://127.0.0.1:{port}/mcp"
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+    with http_server(kind, token=token, log=tmp / f"{kind}.log") as (port, _):
+        yield f"http://127.0.0.1:{port}/mcp"
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +168,7 @@ def test_good_token_passes_and_is_masked(auth_url: str) -> None:
 
 
 def test_connection_refused_fails_fast() -> None:
-    port = _free_port()
+    port = free_port()
     start = time.monotonic()
     code, out, err = mcpctl(f"http://127.0.0.1:{port}/mcp")
     assert code == 1

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,15 +20,11 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.servers.launch import free_port
+
 ADMIN = "root@example.com"
 PASSWORD = "correct horse battery"
 MCPD = Path(sys.executable).with_name("mcpd")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager

@@ -34,7 +34,7 @@ from mcp.shared.exceptions import MCPError
 from mcpd.app import create_app
 from mcpd.instances.stdio import BASE_ENV
 from mcpd.settings import Settings
-from tests.mcpd.test_e2e_http import free_port
+from tests.servers.launch import free_port, start_http
 
 ADMIN = "root@example.com"
 PASSWORD = "correct horse battery"
@@ -541,21 +541,8 @@ def test_mcp_server_time_from_pypi(mcpd: Mcpd) -> None:
 def test_http_upstream_gets_its_own_credentials_not_the_callers(mcpd: Mcpd, tmp_path: Path) -> None:
     m = mcpd
     port = free_port()
-    upstream = subprocess.Popen(
-        [PY, "-m", "tests.servers.mcp_http", "--kind", "demo", "--port", str(port), "--token", "t"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    upstream = start_http("demo", port, token="t")
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/mcp", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
         m.ok("POST", "/secrets", json={"name": "up", "data": {"auth": "Bearer t"}})
         m.server(
             "remote",

@@ -16,11 +16,8 @@ import asyncio
 import json
 import re
 import shutil
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +26,7 @@ import httpx
 import pytest
 
 from mcpd.instances.relay import Call, RelayError, SessionGone, UpstreamHttp, _events
-from tests.mcpd.test_e2e_http import free_port
 from tests.mcpd.test_instances import (
-    PY,
     ROOT,
     Mcpd,
     make_settings,
@@ -41,6 +36,7 @@ from tests.mcpd.test_instances import (
     serve_mcpd,
     text,
 )
+from tests.servers.launch import free_port, http_server
 
 INIT = {
     "jsonrpc": "2.0",
@@ -52,30 +48,6 @@ INIT = {
         "clientInfo": {"name": "test", "version": "0"},
     },
 }
-
-
-@contextmanager
-def http_server(
-    kind: str, port: int | None = None
-) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
-    port = port or free_port()
-    proc = subprocess.Popen(
-        [PY, "-m", "tests.servers.mcp_http", "--kind", kind, "--port", str(port)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            with suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-            assert time.monotonic() < deadline, f"{kind} server did not start"
-            time.sleep(0.05)
-        yield port, proc
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 async def _session(port: int) -> UpstreamHttp:

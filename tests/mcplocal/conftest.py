@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.mcpd.test_e2e_http import free_port
 from tests.mcpd.test_instances import ROOT, Mcpd, make_settings, serve_mcpd
 from tests.replicas.cluster import process
+from tests.servers.launch import free_port
 
 MCPLOCAL = Path(sys.executable).with_name("mcplocal")
 SERVICE_USER = "mcplocal@svc.example.com"

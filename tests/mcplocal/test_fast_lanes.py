@@ -20,10 +20,10 @@ import mcp_types as types
 from mcp_types.methods import serialize_server_result
 
 from mcplocal.proxy import Caller, Proxy
-from tests.mcpd.test_e2e_http import free_port
 from tests.mcpd.test_instances import stdio_spec
 from tests.mcplocal.conftest import Stack
 from tests.mcplocal.test_journey import start_http_upstream, token
+from tests.servers.launch import free_port
 
 
 def counter(stack: Stack, name: str) -> float:

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 import time
-from contextlib import suppress
 from typing import Any
 
 import anyio
@@ -18,9 +16,9 @@ from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from tests.mcpd.test_e2e_http import free_port
-from tests.mcpd.test_instances import ROOT, mcp_session, stdio_spec, text
+from tests.mcpd.test_instances import mcp_session, stdio_spec, text
 from tests.mcplocal.conftest import Stack
+from tests.servers.launch import free_port, start_http
 
 
 def token(stack: Stack, name: str, project: str, *bindings: str) -> str:
@@ -30,19 +28,7 @@ def token(stack: Stack, name: str, project: str, *bindings: str) -> str:
 
 
 def start_http_upstream(port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.servers.mcp_http", "--kind", "demo", "--port", str(port)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 20
-    while True:
-        with suppress(httpx.TransportError):
-            httpx.get(f"http://127.0.0.1:{port}/mcp", timeout=1)
-            return proc
-        assert time.monotonic() < deadline, "upstream did not start"
-        time.sleep(0.05)
+    return start_http("demo", port)
 
 
 def relayed(metrics_url: str, name: str) -> float:

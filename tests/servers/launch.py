@@ -1,0 +1,60 @@
+"""tests/servers/mcp_http.py servers as real processes on loopback, for any test."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_http(
+    kind: str, port: int, *, token: str | None = None, log: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Start one; return once it accepts connections (``hang`` never answers, so no more is
+    asked). Its output goes to ``log`` (a temporary file if not given), shown if it fails."""
+    cmd = [sys.executable, "-m", "tests.servers.mcp_http", "--kind", kind, "--port", str(port)]
+    cmd += ["--token", token] if token else []
+    log = log or Path(tempfile.mkstemp(prefix=f"mcp-http-{kind}-", suffix=".log")[1])
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while True:
+        with suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return proc
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            raise RuntimeError(f"{kind} server did not start:\n{log.read_text()}")
+        time.sleep(0.05)
+
+
+@contextmanager
+def http_server(
+    kind: str, port: int | None = None, *, token: str | None = None, log: Path | None = None
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """:func:`start_http` on ``port`` (a free one if None): yields (port, process); always
+    stopped (SIGTERM, then SIGKILL)."""
+    port = port or free_port()
+    proc = start_http(kind, port, token=token, log=log)
+    try:
+        yield port, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
