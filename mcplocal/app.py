@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
-import httpx
+import httpx2
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.server.context import ServerRequestContext
@@ -235,7 +235,7 @@ def create_app(settings: Settings, credential: McpdCredential) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         cache = FileCache(settings.cache_dir, max_bytes=settings.cache_max_bytes)
-        async with httpx.AsyncClient(timeout=60.0) as http:
+        async with httpx2.AsyncClient(timeout=60.0) as http:
             proxy = Proxy(
                 settings.mcpd_url,
                 credential.headers,

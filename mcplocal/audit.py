@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 
 import anyio
-import httpx
+import httpx2
 
 log = logging.getLogger("mcplocal.audit")
 
@@ -75,7 +75,7 @@ class AuditReporter:
 
     async def run(self) -> None:
         delay = self.interval
-        async with httpx.AsyncClient(timeout=10.0) as http:
+        async with httpx2.AsyncClient(timeout=10.0) as http:
             while True:
                 with anyio.move_on_after(delay):
                     await self._wake.wait()
@@ -87,7 +87,7 @@ class AuditReporter:
                     log.warning("cannot send audit records to mcpd: %s", exc)
                     delay = min(delay * 2, 10.0)
 
-    async def flush(self, http: httpx.AsyncClient) -> None:
+    async def flush(self, http: httpx2.AsyncClient) -> None:
         while self._pending:
             chunk = [self._pending[i] for i in range(min(self.batch, len(self._pending)))]
             r = await http.post(

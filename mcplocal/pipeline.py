@@ -31,7 +31,7 @@ from typing import Any, Literal, TypeGuard, cast
 from urllib.parse import urlsplit
 
 import anyio.to_thread
-import httpx
+import httpx2
 import mcp_types as types
 
 from mcplocal.cache import CacheError, FileCache
@@ -206,7 +206,7 @@ class _SummarizerFailed(Exception):
 class Pipeline:
     """Applies a project's proxy model to tool results; pages come from ``cache``."""
 
-    def __init__(self, cache: FileCache, http: httpx.AsyncClient) -> None:
+    def __init__(self, cache: FileCache, http: httpx2.AsyncClient) -> None:
         self.cache = cache
         self.http = http
 
@@ -348,11 +348,11 @@ class Pipeline:
             r = await self.http.post(
                 url, json=body, headers=headers, timeout=model.summarize_timeout
             )
-        except httpx.TimeoutException:
+        except httpx2.TimeoutException:
             raise _SummarizerFailed(
                 f"no answer from {where} within {model.summarize_timeout:g}s"
             ) from None
-        except httpx.HTTPError as exc:
+        except httpx2.HTTPError as exc:
             raise _SummarizerFailed(f"cannot reach {where}: {type(exc).__name__}") from None
         if not r.is_success:
             raise _SummarizerFailed(f"{where} answered HTTP {r.status_code}")

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
+import httpx2
 
 from authz import Authorizer
 from authz.wire import apply_change, grant_from_json, rule_from_json
@@ -71,9 +71,9 @@ class PolicyFollower:
             await anyio.sleep(delay)
 
     async def _follow_once(self) -> None:
-        timeout = httpx.Timeout(10.0, read=60.0)  # heartbeats come every 15 s
+        timeout = httpx2.Timeout(10.0, read=60.0)  # heartbeats come every 15 s
         async with (
-            httpx.AsyncClient(timeout=timeout) as http,
+            httpx2.AsyncClient(timeout=timeout) as http,
             http.stream("GET", self.url, headers=await self._headers()) as r,
         ):
             if r.status_code != 200:

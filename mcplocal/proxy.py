@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import quote
 
 import anyio
-import httpx
+import httpx2
 import mcp_types as types
 from anyio.abc import TaskGroup
 from mcp.server.connection import Connection
@@ -97,12 +97,12 @@ class Proxy:
         self._projects: dict[str, ProjectInfo] = {}
         self._supervisors: dict[str, Supervisor] = {}
         self._tg: TaskGroup | None = None
-        self._http: httpx.AsyncClient | None = None
+        self._http: httpx2.AsyncClient | None = None
         # downstream sessions, to tell of a changed tool set (listChanged)
         self._sessions: weakref.WeakKeyDictionary[Connection, Caller] = weakref.WeakKeyDictionary()
         # session id -> its connection, while it lives (listing_json)
         self._followed: weakref.WeakValueDictionary[str, Connection] = weakref.WeakValueDictionary()
-        # (subject, project), version -> (the listing, its wire form)
+        # (subject, project), version -> ((generation, when) of the listing, its wire form)
         self._listing_json: dict[tuple[tuple[str, str], str], tuple[Any, bytes]] = {}
         # (subject, project) -> (generation, when, tools): what each caller was shown
         self._listings: dict[tuple[str, str], tuple[int, float, list[types.Tool]]] = {}
@@ -114,7 +114,7 @@ class Proxy:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Proxy]:
-        async with httpx.AsyncClient(timeout=15.0) as http, anyio.create_task_group() as tg:
+        async with httpx2.AsyncClient(timeout=15.0) as http, anyio.create_task_group() as tg:
             self._http, self._tg = http, tg
             try:
                 yield self
@@ -170,7 +170,7 @@ class Proxy:
                 body.get("proxyModel") or "passthrough", body.get("proxyOptions") or {}
             )
             info = ProjectInfo(list(body.get("servers") or []), model, time.monotonic())
-        except (httpx.HTTPError, ValueError, KeyError) as exc:
+        except (httpx2.HTTPError, ValueError, KeyError) as exc:
             if info is not None:  # mcpd away for a moment: keep serving what we knew
                 log.warning("project %s: keeping the last known servers: %s", name, exc)
                 return info
@@ -443,14 +443,14 @@ class Proxy:
         ):
             return None
         done = self._listing_json.get((key, version))
-        if done is not None and done[0] is hit:
+        if done is not None and done[0] == hit[:2]:  # (not the listing itself: kept alive)
             return done[1]
         dumped = types.ListToolsResult(tools=hit[2]).model_dump(
             by_alias=True, mode="json", exclude_none=True
         )
         wire = serialize_server_result("tools/list", version, dumped)
         data = json.dumps(wire, separators=(",", ":")).encode()
-        self._listing_json[(key, version)] = (hit, data)
+        self._listing_json[(key, version)] = (hit[:2], data)
         return data
 
     def tools_changed(self, project: str | None = None) -> None:

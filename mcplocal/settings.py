@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import httpx
+import httpx2
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -76,7 +76,7 @@ class McpdCredential:
         if self._user and (
             self._token is None or time.monotonic() - self._got > self.RELOGIN_AFTER
         ):
-            async with httpx.AsyncClient(timeout=15.0) as http:
+            async with httpx2.AsyncClient(timeout=15.0) as http:
                 r = await http.post(
                     f"{self.mcpd_url}/api/v1/auth/login",
                     json={"username": self._user, "password": self._password},

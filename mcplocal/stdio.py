@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
+import httpx2
 from mcp.server.context import ServerRequestContext
 from mcp.server.stdio import stdio_server
 
@@ -29,10 +29,10 @@ async def run_stdio(mcpd_url: str, token: str, project: str, cache_dir: Path) ->
     async def headers() -> dict[str, str]:
         return bearer
 
-    async with httpx.AsyncClient(timeout=60.0) as http:
+    async with httpx2.AsyncClient(timeout=60.0) as http:
         try:
             me = await http.get(f"{mcpd_url.rstrip('/')}/api/v1/auth/me", headers=bearer)
-        except httpx.TransportError as exc:
+        except httpx2.TransportError as exc:
             raise RuntimeError(f"cannot reach mcpd at {mcpd_url}: {exc}") from None
         if me.status_code == 401:
             raise RuntimeError("the mcpctl session has expired: run `mcpctl login`")

@@ -128,6 +128,7 @@ class Instance:
         self._tools_at = 0.0
         self._tools_error: str | None = None
         self._tools_error_at = 0.0
+        self._fetching: anyio.Event | None = None  # set when a tools/list in flight ends
 
     @property
     def name(self) -> str:
@@ -436,6 +437,14 @@ class Instance:
             if self._tools_error and now - self._tools_error_at < self.settings.negative_ttl:
                 raise UpstreamError(self._tools_error)
 
+        fetching = self._fetching
+        if fetching is not None:  # one fetch at a time: the others wait for its answer
+            await fetching.wait()
+            if self._tools is not None:
+                return self._tools
+            if self._tools_error:
+                raise UpstreamError(self._tools_error)
+
         async def fetch(session: ClientSession) -> list[types.Tool]:
             tools: list[types.Tool] = []
             cursor: str | None = None
@@ -450,6 +459,7 @@ class Instance:
                     break
             return tools
 
+        self._fetching = done = anyio.Event()
         try:
             tools = await self.request("tools/list", fetch)
         except (UpstreamError, MCPError) as exc:
@@ -460,8 +470,12 @@ class Instance:
             )
             self._tools_error_at = time.monotonic()
             raise UpstreamError(self._tools_error) from None
-        self._tools, self._tools_at, self._tools_error = tools, time.monotonic(), None
-        return tools
+        else:
+            self._tools, self._tools_at, self._tools_error = tools, time.monotonic(), None
+            return tools
+        finally:
+            self._fetching = None
+            done.set()
 
     async def call_tool(
         self,

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
+import httpx2
 import mcp_types as types
 import pytest
 
@@ -160,7 +160,7 @@ def texts(r: types.CallToolResult) -> list[str]:
 
 def run_pipeline(tmp_path: Path, fn: Any) -> Any:
     async def main() -> Any:
-        async with httpx.AsyncClient() as http:
+        async with httpx2.AsyncClient() as http:
             return await fn(Pipeline(FileCache(tmp_path / "cache"), http))
 
     return anyio.run(main)
@@ -318,7 +318,7 @@ def _texts(r: types.CallToolResult) -> list[str]:
 
 def _run(root: Path, fn: Any) -> Any:
     async def main() -> Any:
-        async with httpx.AsyncClient(trust_env=False) as http:
+        async with httpx2.AsyncClient(trust_env=False) as http:
             return await fn(Pipeline(FileCache(root), http))
 
     return anyio.run(main)
