@@ -21,7 +21,11 @@ from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.server.context import ServerRequestContext
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
-from mcp.server.transport_security import TransportSecuritySettings
+from mcp.server.transport_security import (
+    RequestBodyLimitMiddleware,
+    TransportSecurityMiddleware,
+    TransportSecuritySettings,
+)
 from prometheus_client import CollectorRegistry, Counter, ProcessCollector
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -149,19 +153,27 @@ def create_app(settings: Settings, credential: McpdCredential) -> Starlette:
         # the SDK binds each MCP session to the credential that opened it
         scope["user"] = AuthenticatedUser(AccessToken(token="", client_id=who.subject, scopes=[]))
         manager: StreamableHTTPSessionManager = state["sessions"]
-        if request.method == "POST":
-            body = await request.body()
-            fast = await fast_lane(request, who, body)
-            if fast is not None:
-                metrics.relayed.inc()
-                await fast(scope, receive, send)
-                return
-            receive = replay(body, receive)
+        if request.method == "POST":  # (the body under the SDK's own size limit)
+            limited = RequestBodyLimitMiddleware(post, manager.max_request_body_size)
+            await limited(scope, receive, send)
+            return
         await manager.handle_request(scope, receive, send)
 
+    async def post(scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        body = await request.body()
+        fast = await fast_lane(request, scope["state"]["caller"], body)
+        if fast is not None:
+            await fast(scope, receive, send)
+            return
+        await state["sessions"].handle_request(scope, replay(body, receive), send)
+
     async def fast_lane(request: Request, who: Caller, body: bytes) -> Response | None:
-        """A relayed answer to this POST (mcpd/instances/relay.py), or None: the SDK path
-        answers it. Sessions: the SDK's, opened by this caller; stateless, the caller's own."""
+        """A fast answer to this POST (mcpd/instances/relay.py), or None: the SDK path
+        answers it. Sessions: the SDK's, opened by this caller; stateless, the caller's own.
+        The SDK's checks of Host and Origin apply as they do on its path."""
+        if await state["security"].validate_request(request, is_post=True) is not None:
+            return None  # the SDK path says what is wrong
         proxy: Proxy = state["proxy"]
         relay: Relay = state["relay"]
         sid = request.headers.get(SESSION_HEADER)
@@ -182,6 +194,7 @@ def create_app(settings: Settings, credential: McpdCredential) -> Starlette:
         if found is None:
             return None
         call, done, inst = found
+        metrics.relayed.inc()
         stream = relay.stream(
             owner,
             call,
@@ -246,14 +259,16 @@ def create_app(settings: Settings, credential: McpdCredential) -> Starlette:
             )
             policy.on_change = lambda: proxy.tools_changed(None)
             state["proxy"] = proxy
+            security = TransportSecuritySettings(
+                enable_dns_rebinding_protection=True,
+                allowed_hosts=settings.hosts(),
+                allowed_origins=settings.origins(),
+            )
+            state["security"] = TransportSecurityMiddleware(security)
             state["sessions"] = StreamableHTTPSessionManager(
                 proxy.build_server(caller_of),
                 stateless=settings.stateless,
-                security_settings=TransportSecuritySettings(
-                    enable_dns_rebinding_protection=True,
-                    allowed_hosts=settings.hosts(),
-                    allowed_origins=settings.origins(),
-                ),
+                security_settings=security,
             )
             async with anyio.create_task_group() as tg:
                 tg.start_soon(policy.run)

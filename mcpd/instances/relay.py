@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import logging
 import ssl
 import time
 from collections import deque
@@ -38,12 +37,11 @@ from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, authorizat
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.types import Message, Receive
 
-log = logging.getLogger("mcpd.relay")
-
 SESSION_HEADER = "mcp-session-id"
 VERSION_HEADER = "mcp-protocol-version"
 IDLE_SECONDS = 2.0  # a kept connection unused this long is closed (servers close after ~5 s)
 MAX_IDLE = 64
+MAX_MESSAGE = 32 * 1024 * 1024  # one message from the upstream, at most (bytes)
 SSE_HEADERS = {"cache-control": "no-cache, no-transform"}
 
 
@@ -51,8 +49,13 @@ class RelayError(Exception):
     """The upstream could not be reached, or answered something that is not MCP."""
 
 
-class SessionGone(RelayError):
-    """The upstream no longer knows the session (404): it must be opened again."""
+class ConnectionLost(RelayError):
+    """The upstream cannot be reached, or its connection broke: its session must be opened
+    again (the instance is dropped, as the SDK path does on a lost connection)."""
+
+
+class SessionGone(ConnectionLost):
+    """The upstream no longer knows the session (404)."""
 
 
 # -- the upstream side: HTTP/1.1 over kept-alive connections ---------------------------------
@@ -119,7 +122,7 @@ class Exchange:
                 raise RelayError("the answer was abandoned")
             data = await self._conn.reader.read(65536)
             if not data:
-                raise RelayError("the upstream closed the connection mid-answer")
+                raise ConnectionLost("the upstream closed the connection mid-answer")
             resp.parser.feed_data(data)
 
     def release(self) -> None:
@@ -169,7 +172,7 @@ class UpstreamHttp:
                 self.host, self.port, ssl=self.ssl, limit=1 << 20
             )
         except OSError as exc:
-            raise RelayError(f"cannot connect to {self.host}:{self.port}: {exc}") from None
+            raise ConnectionLost(f"cannot connect to {self.host}:{self.port}: {exc}") from None
         return _Conn(reader, writer)
 
     def give_back(self, conn: _Conn) -> None:
@@ -215,17 +218,27 @@ class UpstreamHttp:
                 # a kept connection the server closed meanwhile: it never saw the request
                 if reused and not received and isinstance(exc, OSError):
                     continue
-                raise RelayError(f"{self.host}:{self.port}: {exc or type(exc).__name__}") from None
+                raise ConnectionLost(
+                    f"{self.host}:{self.port}: {exc or type(exc).__name__}"
+                ) from None
             except BaseException:
                 conn.close()
                 raise
             return Exchange(self, conn, resp)
-        raise RelayError(f"{self.host}:{self.port}: the connection keeps closing")
+        raise ConnectionLost(f"{self.host}:{self.port}: the connection keeps closing")
 
 
 # -- one call ----------------------------------------------------------------------------------
 
 _ids = itertools.count(1)
+_background: set[asyncio.Task[None]] = set()
+
+
+def _spawn(coro: Any) -> None:
+    """Run ``coro`` on its own, held until it ends (the loop keeps only weak references)."""
+    task = asyncio.get_running_loop().create_task(coro)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
 
 
 def _events(buffer: bytearray) -> list[bytes]:
@@ -285,6 +298,8 @@ class Call:
                 except StopAsyncIteration:
                     break
                 buffer += chunk
+                if len(buffer) > MAX_MESSAGE:
+                    raise RelayError(f"the upstream sent a message over {MAX_MESSAGE} bytes")
                 if kind == "application/json":
                     continue
                 for data in _events(buffer):
@@ -313,7 +328,7 @@ class Call:
             if not isinstance(m, dict):
                 continue
             if "method" in m and "id" in m:  # a request of the upstream's own
-                asyncio.get_running_loop().create_task(self._refuse(m["id"], str(m["method"])))
+                _spawn(self._refuse(m["id"], str(m["method"])))
             elif "method" in m:
                 out.append(m)  # a notification: progress, log messages...
             elif m.get("id") == self.upstream_id:
@@ -460,12 +475,6 @@ class Relay:
 
     def __init__(self) -> None:
         self._calls: dict[tuple[str, str], Call] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     def cancelled(self, owner: str, body: bytes) -> bool:
         """If ``body`` cancels one of ``owner``'s relayed calls: pass that on, say True."""
@@ -483,7 +492,7 @@ class Relay:
         call = self._calls.get((owner, json.dumps(params.get("requestId"))))
         if call is None:
             return False
-        self._spawn(call.cancel(str(params.get("reason") or "cancelled by the caller")))
+        _spawn(call.cancel(str(params.get("reason") or "cancelled by the caller")))
         return True
 
     async def stream(
@@ -493,12 +502,12 @@ class Relay:
         *,
         server: str,
         timeout: float,
-        on_failure: Callable[[RelayError], None],
+        on_failure: Callable[[ConnectionLost], None],
         on_done: Callable[[dict[str, Any] | None, str | None], None] = lambda r, e: None,
     ) -> AsyncIterator[bytes]:
         """The caller's SSE answer to ``call``. A failed upstream gives an ``isError``
-        result naming ``server`` (as the SDK path does); ``on_done(response, error)`` is
-        told how it ended."""
+        result naming ``server`` (as the SDK path does), ``on_failure`` hears of a lost
+        connection, and ``on_done(response, error)`` of how it ended."""
         request_id = call.request["id"]
         tool = call.request["params"]["name"]
         key = (owner, json.dumps(request_id))
@@ -512,16 +521,17 @@ class Relay:
                         response = message
                     yield sse_event(message)
             except RelayError as exc:
-                on_failure(exc)
+                if isinstance(exc, ConnectionLost):
+                    on_failure(exc)
                 error = f"server `{server}`: tools/call {tool} failed: {exc}"
             except TimeoutError:
-                self._spawn(call.cancel("timed out"))
+                _spawn(call.cancel("timed out"))
                 error = f"server `{server}` did not answer tools/call {tool} within {timeout:g}s"
             if error is not None:
                 response = error_result(request_id, error)
                 yield sse_event(response)
         except BaseException:  # the caller went away: so does its request
-            self._spawn(call.cancel("the caller went away"))
+            _spawn(call.cancel("the caller went away"))
             error = "the caller went away"
             raise
         finally:

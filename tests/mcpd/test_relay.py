@@ -25,7 +25,13 @@ import anyio
 import httpx
 import pytest
 
-from mcpd.instances.relay import Call, RelayError, SessionGone, UpstreamHttp, _events
+from mcpd.instances.relay import (
+    Call,
+    ConnectionLost,
+    SessionGone,
+    UpstreamHttp,
+    _events,
+)
 from tests.mcpd.test_instances import (
     ROOT,
     Mcpd,
@@ -177,7 +183,7 @@ def test_lingering_hanging_and_missing_upstreams() -> None:
 
     async def refused() -> None:
         up = UpstreamHttp(f"http://127.0.0.1:{free_port()}/mcp", {}, None)
-        with pytest.raises(RelayError, match="cannot connect"):
+        with pytest.raises(ConnectionLost, match="cannot connect"):
             async for _ in _call(up, "x").messages(5):
                 pass
 

@@ -88,6 +88,14 @@ def test_cached_listings_are_the_sdk_s_own(stack: Stack) -> None:
                 assert len(again) < 20
                 again.append(s.request("tools/list"))
             assert all(a["result"] == first["result"] for a in again)
+            # the fast lanes check Host and Origin as the SDK does, and limit the body alike
+            listing = {"jsonrpc": "2.0", "id": 99, "method": "tools/list"}
+            for bad, status in (({"Host": "evil.example.com"}, 421),
+                                ({"Origin": "http://evil.example.com"}, 403)):  # fmt: skip
+                r = s.http.post(s.url, headers={**s.headers, **bad}, json=listing)
+                assert r.status_code == status, r.text
+            huge = {**listing, "params": {"_meta": {"pad": "x" * (5 * 1024 * 1024)}}}
+            assert s.http.post(s.url, headers=s.headers, json=huge).status_code == 413
             assert {t["name"] for t in first["result"]["tools"]} >= {"one__add", "one__echo"}
         finally:
             s.close()
