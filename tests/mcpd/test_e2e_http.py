@@ -8,19 +8,18 @@ pytest shows it when a test fails.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.servers.launch import free_port
+from tests.servers.launch import free_port, stop
 
 ADMIN = "root@example.com"
 PASSWORD = "correct horse battery"
@@ -65,21 +64,9 @@ def mcpd_serve(db_url: str, workdir: Path, *, startup_s: float = 30.0) -> Iterat
                 time.sleep(0.1)
             yield base
         finally:
-            _stop(proc)
+            stop(proc)
             sys.stderr.write(f"--- mcpd output ({log_path}) ---\n")
             sys.stderr.write(log_path.read_text(errors="replace"))
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-    with suppress(ProcessLookupError, PermissionError):  # anything left in its group
-        os.killpg(proc.pid, signal.SIGKILL)
 
 
 class Client:
