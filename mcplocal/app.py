@@ -30,14 +30,13 @@ from prometheus_client import CollectorRegistry, Counter, ProcessCollector
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from authz.tokens import token_kind, token_sha256
 from mcpd.instances.relay import (
     SESSION_HEADER,
-    SSE_HEADERS,
     VERSION_HEADER,
     Relay,
     is_tools_call,
@@ -193,18 +192,9 @@ def create_app(settings: Settings, credential: McpdCredential) -> Starlette:
         found = await proxy.relayable(who, message, request.headers)
         if found is None:
             return None
-        call, done, inst = found
+        target, call, done = found
         metrics.relayed.inc()
-        stream = relay.stream(
-            owner,
-            call,
-            server=inst.name,
-            timeout=upstream.call_timeout,
-            on_failure=lambda exc: inst.drop(f"connection lost: {exc}"),
-            on_done=done,
-        )
-        headers = {**SSE_HEADERS, **({SESSION_HEADER: sid} if sid else {})}
-        return StreamingResponse(stream, headers=headers, media_type="text/event-stream")
+        return relay.response(owner, target, call, sid, on_done=done)
 
     def listed(
         proxy: Proxy, who: Caller, message: dict[str, Any], headers: Any, sid: str | None

@@ -39,7 +39,7 @@ from mcp_types.methods import serialize_server_result
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
 from mcpd.instances.mcpserver import ListChangedServer, connection_of
-from mcpd.instances.relay import SESSION_HEADER, Call
+from mcpd.instances.relay import SESSION_HEADER, Target
 from mcpd.instances.spec import UpstreamSpec
 from mcpd.instances.supervisor import Instance, Supervisor, SupervisorSettings, UpstreamError
 from mcplocal.audit import AuditReporter, CallRecord
@@ -251,11 +251,11 @@ class Proxy:
 
     async def relayable(
         self, caller: Caller, message: dict[str, Any], headers: Mapping[str, str]
-    ) -> tuple[Call, Callable[[dict[str, Any] | None, str | None], None], Instance] | None:
-        """The fast lane (mcpd/instances/relay.py) for this ``tools/call``: the call as mcpd
-        is to get it (the tool's own name), what to do when it ends (audit), and the
-        instance; or None, and :meth:`call_tool` answers it (a pipeline to apply, a tool
-        unknown or forbidden, an upstream down or not over HTTP)."""
+    ) -> tuple[Target, dict[str, Any], Callable[[dict[str, Any] | None, str | None], None]] | None:
+        """The fast lane (mcpd/instances/relay.py) for this ``tools/call``: where to relay
+        it, the call as mcpd is to get it (the tool's own name), and what to do when it
+        ends (audit); or None, and :meth:`call_tool` answers it (a pipeline to apply, a
+        tool unknown or forbidden, an upstream down or not over HTTP)."""
         try:
             info = await self.project(caller.project)
         except UpstreamError:
@@ -285,7 +285,7 @@ class Proxy:
             self._audit(caller, server, tool, outcome, began, request_id, error)
 
         params = {**message["params"], "name": tool}
-        return Call(relay.upstream, {**message, "params": params}), done, inst
+        return relay, {**message, "params": params}, done
 
     async def call_tool(
         self,

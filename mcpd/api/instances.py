@@ -39,8 +39,6 @@ from mcpd.errors import NotFound
 from mcpd.instances.mcpserver import ListChangedServer, Watchers
 from mcpd.instances.relay import (
     SESSION_HEADER,
-    SSE_HEADERS,
-    Call,
     Relay,
     is_tools_call,
     owns_session,
@@ -235,16 +233,8 @@ def _fast_lane(
     tool = f"{name}__{message['params']['name']}"
     if not rt.authorizer.decide(p.subject, project, "tools", tool, "run").allowed:
         return None  # refused, and audited, by the SDK path's handler
-    stream = relay.stream(
-        sid,
-        Call(target.upstream, message),
-        server=name,
-        timeout=rt.supervisor.settings.call_timeout,
-        on_failure=lambda exc: inst.drop(f"connection lost: {exc}"),
-    )
     request.app.state.metrics.relayed.inc()
-    headers = {**SSE_HEADERS, SESSION_HEADER: sid}
-    return StreamingResponse(stream, headers=headers, media_type="text/event-stream")
+    return relay.response(sid, target, message, sid)
 
 
 def _project_servers(rt: Runtime, project: str) -> frozenset[str]:

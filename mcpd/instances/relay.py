@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 import httptools
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, authorization_context
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from starlette.responses import StreamingResponse
 from starlette.types import Message, Receive
 
 SESSION_HEADER = "mcp-session-id"
@@ -458,10 +459,14 @@ def error_result(request_id: Any, text: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Target:
-    """Where an instance's calls may be relayed: its upstream session, at its version."""
+    """Where an instance's calls may be relayed: its upstream session, at its version;
+    the instance's name and call timeout, and what to do when the connection is lost."""
 
     upstream: UpstreamHttp
     version: str
+    server: str
+    timeout: float
+    lost: Callable[[str], None]
 
     def speaks(self, headers: Mapping[str, str]) -> bool:
         """Whether the caller's protocol version is this session's (so what the upstream
@@ -495,19 +500,31 @@ class Relay:
         _spawn(call.cancel(str(params.get("reason") or "cancelled by the caller")))
         return True
 
+    def response(
+        self,
+        owner: str,
+        target: Target,
+        message: dict[str, Any],
+        session_id: str | None,
+        on_done: Callable[[dict[str, Any] | None, str | None], None] = lambda r, e: None,
+    ) -> StreamingResponse:
+        """The caller's answer to the ``tools/call`` ``message``, relayed to ``target``: an
+        SSE stream (:meth:`stream`) on the caller's session."""
+        stream = self.stream(owner, target, Call(target.upstream, message), on_done)
+        headers = {**SSE_HEADERS, **({SESSION_HEADER: session_id} if session_id else {})}
+        return StreamingResponse(stream, headers=headers, media_type="text/event-stream")
+
     async def stream(
         self,
         owner: str,
+        target: Target,
         call: Call,
-        *,
-        server: str,
-        timeout: float,
-        on_failure: Callable[[ConnectionLost], None],
-        on_done: Callable[[dict[str, Any] | None, str | None], None] = lambda r, e: None,
+        on_done: Callable[[dict[str, Any] | None, str | None], None],
     ) -> AsyncIterator[bytes]:
-        """The caller's SSE answer to ``call``. A failed upstream gives an ``isError``
-        result naming ``server`` (as the SDK path does), ``on_failure`` hears of a lost
-        connection, and ``on_done(response, error)`` of how it ended."""
+        """The SSE events answering ``call``. A failed upstream gives an ``isError`` result
+        naming the server (as the SDK path does), a lost connection is the instance's to
+        handle (``target.lost``), and ``on_done(response, error)`` hears how it ended."""
+        server, timeout = target.server, target.timeout
         request_id = call.request["id"]
         tool = call.request["params"]["name"]
         key = (owner, json.dumps(request_id))
@@ -522,7 +539,7 @@ class Relay:
                     yield sse_event(message)
             except RelayError as exc:
                 if isinstance(exc, ConnectionLost):
-                    on_failure(exc)
+                    target.lost(f"connection lost: {exc}")
                 error = f"server `{server}`: tools/call {tool} failed: {exc}"
             except TimeoutError:
                 _spawn(call.cancel("timed out"))

@@ -267,7 +267,9 @@ class Instance:
         if session_id:
             headers[SESSION_HEADER] = session_id[0]
         try:
-            self.relay = Target(UpstreamHttp(self.spec.url, headers, _ssl_context()), version)
+            upstream = UpstreamHttp(self.spec.url, headers, _ssl_context())
+            timeout = self.settings.call_timeout
+            self.relay = Target(upstream, version, self.name, timeout, self.drop)
         except ValueError as exc:  # calls take the SDK path, which says what is wrong
             self.log.append(f"no fast lane: {exc}", source="mcpd")
 
