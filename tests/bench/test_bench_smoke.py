@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "authz.py"
+from tests.bench import quick_report
 
 
 @pytest.mark.timeout(120)
 def test_bench_quick_prints_its_report() -> None:
-    proc = subprocess.run(
-        [sys.executable, str(BENCH), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.strip().splitlines()
-    assert lines, f"no output on stdout; stderr:\n{proc.stderr}"
-    report = json.loads(lines[-1])
+    report = quick_report("authz.py", timeout=110)
     assert set(report) == {"results", "load_100k_s", "update_ms"}
     assert isinstance(report["load_100k_s"], float)
     assert isinstance(report["update_ms"], float)

@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "mcpd.py"
+from tests.bench import quick_report
 
 
 @pytest.mark.postgres
 @pytest.mark.timeout(180)
 def test_mcpd_bench_quick_prints_its_report() -> None:
-    proc = subprocess.run(
-        [sys.executable, str(BENCH), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=170,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.strip().splitlines()
-    assert lines, f"no output on stdout; stderr:\n{proc.stderr}"
-    report = json.loads(lines[-1])
+    report = quick_report("mcpd.py", timeout=170)
     assert set(report) == {"results"}
     seen = set()
     for row in report["results"]:

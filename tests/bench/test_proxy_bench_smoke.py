@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "proxy.py"
+from tests.bench import quick_report
 
 
 @pytest.mark.timeout(240)
 def test_proxy_bench_quick_prints_its_report() -> None:
-    proc = subprocess.run(
-        [sys.executable, str(BENCH), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=230,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    report = quick_report("proxy.py", timeout=230)
     assert set(report) == {
         "results", "list_cached_p50_ms", "list_mcpd_p50_ms", "list_sdk_client_p50_ms",
         "mcplocal_rss_mb", "sessions",

@@ -147,6 +147,14 @@ def make_settings(db_url: str, tmp_path: Path, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
+def settings_with_policy(tmp_path: Path, *lines: str) -> Settings:
+    """Settings for an mcpd on SQLite whose policy is the project's plus ``lines``."""
+    policies = tmp_path / "policies"
+    shutil.copytree(ROOT / "policies", policies)
+    (policies / "zz-test.csv").write_text("".join(line + "\n" for line in lines))
+    return make_settings(f"sqlite:///{tmp_path / 'm.db'}", tmp_path, policy_dir=policies)
+
+
 @pytest.fixture
 def mcpd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Mcpd]:
     monkeypatch.chdir(ROOT)  # the test servers run as `python -m tests.servers...`
@@ -264,12 +272,9 @@ def test_tool_level_deny_hides_and_blocks_the_tool(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(ROOT)
-    policies = tmp_path / "policies"
-    shutil.copytree(ROOT / "policies", policies)
-    (policies / "zz-test.csv").write_text(
-        "p, User:bob@example.com, *, tools, demo__crash, role:run, deny\n"
+    settings = settings_with_policy(
+        tmp_path, "p, User:bob@example.com, *, tools, demo__crash, role:run, deny"
     )
-    settings = make_settings(f"sqlite:///{tmp_path / 'm.db'}", tmp_path, policy_dir=policies)
     with serve_mcpd(settings) as m:
         m.server("demo", stdio_spec("demo"))
         bob = m.login("bob@example.com", "role:run,resource:servers,name:demo")

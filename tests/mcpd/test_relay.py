@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,6 +39,7 @@ from tests.mcpd.test_instances import (
     mcp_url,
     run,
     serve_mcpd,
+    settings_with_policy,
     text,
 )
 from tests.servers.launch import free_port, http_server
@@ -345,12 +345,9 @@ def test_an_upstream_killed_mid_call(mcpd: Mcpd) -> None:
 
 def test_what_must_not_be_relayed_is_not(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
-    policies = tmp_path / "policies"
-    shutil.copytree(ROOT / "policies", policies)
-    (policies / "zz-test.csv").write_text(
-        "p, User:bob@example.com, *, tools, remote__echo, role:run, deny\n"
+    settings = settings_with_policy(
+        tmp_path, "p, User:bob@example.com, *, tools, remote__echo, role:run, deny"
     )
-    settings = make_settings(f"sqlite:///{tmp_path / 'm.db'}", tmp_path, policy_dir=policies)
     with serve_mcpd(settings) as m, http_server("demo") as (port, _):
         remote(m, port)
         bob = m.login("bob@example.com", "role:run,resource:servers")
