@@ -50,12 +50,6 @@ class RoleBinding:
             parts.append(f"project:{self.project}")
         return ",".join(parts)
 
-    def describe(self) -> str:
-        """Human form: ``role:edit on servers/foo in project web``."""
-        target = "" if self.is_operation else f" on {self.kind}/{self.name}"
-        where = "every project" if self.project == ANY else f"project {self.project}"
-        return f"{self.grant}{target} in {where}"
-
     def to_rule(self, subject: str, source: str = "") -> Rule:
         return Rule("p", (subject, self.project, self.kind, self.name, self.grant, ALLOW), source)
 

@@ -1,8 +1,13 @@
 """The one decision point: :class:`Authorizer` and its ``decide`` entry.
 
-One instance per process (:func:`get_authorizer`) holds the model, the policy files
-and the stored bindings, and answers every authorization question of mcpd, mcplocal
-and the CLI's offline tooling. ``decide`` never raises: any unexpected error is a deny.
+One Authorizer per process holds the model, the policy files, the stored bindings and
+the token grants, and answers every authorization question of mcpd, mcplocal and the
+CLI's offline tooling. ``decide`` never raises: any unexpected error is a deny. A token
+is allowed only what its own bindings allow *and* what its creator is allowed now.
+
+Around it, each in its own module and re-exported here: :mod:`authz.decision` (the
+answer and its reason), :mod:`authz.ceiling` (``covers``: what a granter lacks),
+:mod:`authz.explain` (``policy explain``).
 """
 
 from __future__ import annotations
@@ -16,36 +21,29 @@ from pathlib import Path
 from typing import Any
 
 from authz.bindings import RoleBinding, parse_binding
-from authz.errors import AuthzError
+from authz.ceiling import Missing
+from authz.ceiling import clone_bindings as _clone_bindings
+from authz.ceiling import covers as _covers
+from authz.decision import Decision, decision_for, request_problem
+from authz.explain import Explanation
+from authz.explain import explain as _explain
 from authz.index import Match, PolicyIndex
-from authz.policy import ALLOW, DENY, Rule, default_model_path, default_policy_dir, load_policy_dir
+from authz.policy import ALLOW, Rule, default_model_path, default_policy_dir, load_policy_dir
 from authz.reference import build_reference, load_model, model_differences
-from authz.vocabulary import (
-    ANY,
-    KINDS,
-    NO_PROJECT,
-    OPERATION_PREFIX,
-    ROLE_PREFIX,
-    TOKENS_GROUP,
-    Subject,
-    check_dns_label,
-    check_object_name,
-    check_verb,
-)
+from authz.vocabulary import NO_PROJECT, OPERATION_PREFIX, ROLE_PREFIX, TOKENS_GROUP
+
+__all__ = [
+    "Authorizer",
+    "Decision",
+    "Explanation",
+    "Listener",
+    "Missing",
+    "PolicyEvent",
+    "TokenGrant",
+    "set_authorizer",
+]
 
 log = logging.getLogger("authz")
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """The answer to one authorization question."""
-
-    allowed: bool
-    reason: str
-    rule: Rule | None = None  # the policy line that decided, if one did
-
-    def __bool__(self) -> bool:
-        return self.allowed
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,46 +76,6 @@ class PolicyEvent:
 
 
 Listener = Callable[[PolicyEvent], None]
-
-
-@dataclass(frozen=True, slots=True)
-class Missing:
-    """A permission a binding grants that its would-be granter does not hold."""
-
-    binding: RoleBinding
-    verb: str
-    reason: str
-
-    def __str__(self) -> str:
-        where = "" if self.binding.is_operation else f" on {self.binding.kind}/{self.binding.name}"
-        proj = "every project" if self.binding.project == ANY else f"project {self.binding.project}"
-        return f"{self.verb}{where} in {proj} ({self.reason})"
-
-
-@dataclass(frozen=True, slots=True)
-class Explanation:
-    """Everything ``policy explain`` shows about one request."""
-
-    decision: Decision
-    subjects: tuple[str, ...]
-    acts: tuple[str, ...]
-    allows: tuple[Rule, ...]
-    denies: tuple[Rule, ...]
-    notes: tuple[str, ...] = ()
-
-
-def _rule_ref(rule: Rule) -> str:
-    return f"`{rule}` ({rule.source})" if rule.source else f"`{rule}`"
-
-
-def _target(proj: str, kind: str, name: str) -> str:
-    obj = kind if name == "" else f"{kind}/{name}"
-    where = (
-        "outside any project"
-        if proj == NO_PROJECT
-        else ("in every project" if proj == ANY else f"in project {proj}")
-    )
-    return f"{obj} {where}"
 
 
 class _RuleLog:
@@ -364,13 +322,13 @@ class Authorizer:
     def _decide(
         self, subject: str, project: str, kind: str, name: str, action: str, *, depth: int
     ) -> Decision:
-        problem = _request_problem(subject, project, kind, name, action)
+        problem = request_problem(subject, project, kind, name, action)
         if problem:
             return Decision(False, f"invalid request: {problem}")
         if subject.startswith("McpToken:"):
             return self._decide_token(subject, project, kind, name, action, depth=depth)
         m = self._match(subject, project, kind, name, action)
-        return _decision(m, subject, project, kind, name, action)
+        return decision_for(m, subject, project, kind, name, action)
 
     def _decide_token(
         self, subject: str, project: str, kind: str, name: str, action: str, *, depth: int
@@ -388,7 +346,7 @@ class Authorizer:
                 f"token of project {grant.project} cannot act "
                 + ("outside any project" if project == NO_PROJECT else f"in project {project}"),
             )
-        own = _decision(
+        own = decision_for(
             self._match(subject, project, kind, name, action), subject, project, kind, name, action
         )
         if not own.allowed:
@@ -406,123 +364,25 @@ class Authorizer:
 
     def explain(self, subject: str, project: str, kind: str, name: str, action: str) -> Explanation:
         """The decision with the closures and every matching line, for ``policy explain``."""
-        decision = self.decide(subject, project, kind, name, action)
-        if _request_problem(subject, project, kind, name, action) or not self.indexed:
-            return Explanation(decision, (subject,), (action,), (), (), self.model_notes)
-        index = self.index
-        lines = index.matching_rules(subject, project, kind, name, action)
-        notes: list[str] = []
-        grant = self._tokens.get(subject.removeprefix("McpToken:"))
-        if grant is not None:
-            notes.append(
-                f"token {grant.name or grant.sha[:12]} of project {grant.project}, created by "
-                f"{grant.creator}: also needs its creator to be allowed"
-            )
-        return Explanation(
-            decision,
-            index.subjects_of(subject),
-            index.acts_of(action),
-            tuple(r for r in lines if r.eft == ALLOW),
-            tuple(r for r in lines if r.eft == DENY),
-            tuple(notes),
-        )
+        return _explain(self, subject, project, kind, name, action)
 
     # -- ceilings -------------------------------------------------------------------
 
     def covers(self, holder: str, requested: Iterable[RoleBinding]) -> list[Missing]:
         """The permissions in ``requested`` that ``holder`` does not hold now (empty: covered).
 
-        Each binding is expanded to its verbs and checked with :meth:`decide` on the
-        binding's own scope, where ``*`` is asked as a literal: holding ``edit`` on
-        ``servers/*`` covers ``servers/foo``, but ``servers/foo`` does not cover
-        ``servers/*``. A deny line of the holder's that falls inside a wildcard scope
-        also counts as missing, so a grant can never reach what the holder is denied.
+        See :func:`authz.ceiling.covers`: wildcards are asked as literals, and a deny line
+        of the holder's inside a wildcard scope counts as missing too.
         """
-        missing: list[Missing] = []
-        for binding in requested:
-            kind = ANY if binding.is_operation else binding.kind
-            for verb in sorted(self.verbs_of(binding.grant)):
-                d = self.decide(holder, binding.project, kind, binding.name, verb)
-                if not d.allowed:
-                    missing.append(Missing(binding, verb, d.reason))
-                    continue
-                deny = self._denied_inside(holder, binding, kind, verb)
-                if deny is not None:
-                    missing.append(Missing(binding, verb, f"denied in part by {_rule_ref(deny)}"))
-        return missing
-
-    def _denied_inside(self, holder: str, b: RoleBinding, kind: str, verb: str) -> Rule | None:
-        if ANY not in (b.project, kind, b.name):
-            return None
-        index = self.index
-        subjects = index.subjects_of(holder)
-        acts = set(index.acts_of(verb))
-        for rule in index.p_rules(subjects):
-            if rule.eft != DENY or rule.values[4] not in acts:
-                continue
-            _, proj, rkind, rname, _, _ = rule.values
-            if _overlaps(b.project, proj) and _overlaps(kind, rkind) and _overlaps(b.name, rname):
-                return rule
-        return None
+        return _covers(self, holder, requested)
 
     def clone_bindings(self, creator: str, project: str) -> list[RoleBinding]:
         """The creator's bindings that apply in ``project``, scoped to it (token mode clone)."""
-        index = self.index
-        out: list[RoleBinding] = []
-        for rule in index.p_rules(index.subjects_of(creator)):
-            binding = RoleBinding.from_rule(rule)
-            if binding is None or binding.project not in (ANY, project):
-                continue
-            scoped = binding.in_project(project)
-            if scoped not in out:
-                out.append(scoped)
-        return out
-
-
-def _overlaps(a: str, b: str) -> bool:
-    return ANY in (a, b) or a == b
-
-
-def _request_problem(subject: str, project: str, kind: str, name: str, action: str) -> str | None:
-    try:
-        Subject.parse(subject)
-        if project not in (NO_PROJECT, ANY):
-            check_dns_label(project, "project")
-        if kind != ANY and kind not in KINDS:
-            return f"unknown resource kind `{kind}`"
-        if name not in (NO_PROJECT, ANY):
-            check_object_name(name, kind if kind == "tools" else None)
-        check_verb(action)
-    except AuthzError as exc:
-        return str(exc)
-    return None
-
-
-def _decision(m: Match, sub: str, proj: str, kind: str, name: str, act: str) -> Decision:
-    if m.deny is not None:
-        return Decision(False, f"denied by {_rule_ref(m.deny)}", m.deny)
-    if m.allow is not None:
-        via = []
-        if m.allow.sub != sub:
-            via.append(f"{sub} is in {m.allow.sub}")
-        if m.allow.values[4] != act:
-            via.append(f"{m.allow.values[4]} includes {act}")
-        extra = f" ({'; '.join(via)})" if via else ""
-        return Decision(True, f"allowed by {_rule_ref(m.allow)}{extra}", m.allow)
-    return Decision(False, f"no policy line allows {sub} to {act} {_target(proj, kind, name)}")
+        return _clone_bindings(self, creator, project)
 
 
 _default: Authorizer | None = None
 _default_lock = threading.Lock()
-
-
-def get_authorizer() -> Authorizer:
-    """The process's one Authorizer (built from the default model and policy on first use)."""
-    global _default
-    with _default_lock:
-        if _default is None:
-            _default = Authorizer()
-        return _default
 
 
 def set_authorizer(authorizer: Authorizer | None) -> None:

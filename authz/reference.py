@@ -3,7 +3,7 @@
 It scans every policy line per decision, so it is slow at scale; the index in
 :mod:`authz.index` answers the hot path and is proven equal to this by the
 differential test. The reference still decides whenever the model file is not the
-one the index was built for (see :func:`model_is_indexable`).
+one the index was built for (see :func:`model_differences`).
 """
 
 from __future__ import annotations
@@ -75,10 +75,6 @@ def model_differences(model: casbin.model.Model) -> list[str]:
                 if (sec, key) not in _INDEXED_SECTIONS:
                     diffs.append(f"[{sec}] {key} is not part of the indexed model")
     return diffs
-
-
-def model_is_indexable(model: casbin.model.Model) -> bool:
-    return not model_differences(model)
 
 
 def build_reference(model_path: Path, rules: Iterable[Rule]) -> Any:

@@ -72,8 +72,3 @@ def display_prefix(raw: str) -> str:
 def hashes_equal(a: str, b: str) -> bool:
     """Constant-time comparison of two hex digests (or any two strings)."""
     return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
-
-
-def matches(raw: str, stored_sha256: str) -> bool:
-    """Does the raw token hash to ``stored_sha256``? Constant-time in the digest."""
-    return hashes_equal(token_sha256(raw), stored_sha256)
