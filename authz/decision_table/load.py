@@ -1,57 +1,34 @@
-"""Decision tables: authorization cases as data, run by ``mcpctl policy test`` and pytest.
+"""Reading a decision table: YAML with line numbers, checked key by key.
 
-A table is one YAML document: a small world (groups, runtime bindings, McpTokens) and
-the requests to ask about it, each with the decision it must get::
-
-    description: what this table is about           # optional
-    groups:                                         # g lines: group -> members
-      Group:devs: [User:bob, Group:interns]
-    bindings:                                       # stored bindings (like RbacDefinitions)
-      - subjects: [User:alice, Group:devs]
-        roleBindings: ["role:edit,resource:servers", "action:logs,project:web"]
-    tokens:                                         # McpTokens, named McpToken:<name> below
-      ci-bot:
-        project: web
-        creator: User:alice
-        rbac: clone                                 # empty (default) or clone
-        roleBindings: ["role:view,resource:servers"] # or explicit bindings (no `rbac`)
-        revoked: false                              # optional
-        expired: false                              # optional
-    cases:
-      - name: alice edits servers                   # optional label
-        subject: User:alice                         # or McpToken:ci-bot
-        action: update
-        kind: servers
-        object: foo                                 # optional, "" (the collection) if absent
-        project: web                                # optional, "" (no project) if absent
-        expect: allow                               # allow | deny
-        reason: "role:edit"                         # optional: the reason must contain it
-
-A case names the object it asks about with ``object``, not ``name``: ``name`` labels the
-case. A key given twice in one mapping is an error (YAML would silently keep the last).
-
-:func:`load_table` checks the whole document and raises :class:`DecisionTableError`
-naming the file, line, case and what is wrong. :func:`run_table` builds an
-:class:`~authz.engine.Authorizer` over the policy files plus the table's world and asks
-:meth:`~authz.engine.Authorizer.decide` every case.
+:func:`load_table` checks the whole document and raises
+:class:`~authz.errors.DecisionTableError` naming the file, line, case and what is wrong;
+the role bindings are parsed against the policy files, so a table that loads also runs.
+PyYAML's safe loader is used with two changes: it refuses a key given twice in one
+mapping (YAML would silently keep the last) and remembers the line each mapping and
+sequence starts on.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import yaml
 
 from authz.bindings import RoleBinding
-from authz.engine import Authorizer, Decision, TokenGrant
+from authz.decision_table.model import (
+    TOKEN_PREFIX,
+    Case,
+    DecisionTable,
+    RbacMode,
+    TableBinding,
+    TableGroup,
+    TableToken,
+)
+from authz.engine import Authorizer
 from authz.errors import BindingError, DecisionTableError, InvalidName
-from authz.policy import Rule
 from authz.vocabulary import (
     ANY,
     KINDS,
@@ -62,23 +39,7 @@ from authz.vocabulary import (
     check_verb,
 )
 
-__all__ = [
-    "Case",
-    "CaseResult",
-    "DecisionTable",
-    "TableBinding",
-    "TableGroup",
-    "TableResult",
-    "TableToken",
-    "format_case_result",
-    "format_result",
-    "load_table",
-    "run_table",
-    "token_sha",
-]
-
-Expect = Literal["allow", "deny"]
-RbacMode = Literal["empty", "clone", "bind"]
+__all__ = ["load_table", "table_bindings", "token_bindings"]
 
 _TABLE_KEYS: Final = ("description", "groups", "bindings", "tokens", "cases")
 _BINDING_KEYS: Final = ("name", "subjects", "roleBindings")
@@ -92,234 +53,7 @@ _TOKEN_KEYS: Final = (
     "expired",
 )
 _CASE_KEYS: Final = ("name", "subject", "action", "kind", "object", "project", "expect", "reason")
-_TOKEN_PREFIX: Final = "McpToken:"  # noqa: S105 - a subject prefix, not a secret
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
-#: How long ago an ``expired: true`` token expired.
-_EXPIRED_AGO: Final = 3600.0
-
-
-@dataclass(frozen=True, slots=True)
-class TableGroup:
-    group: str
-    members: tuple[str, ...]  # subjects, McpToken names resolved to McpToken:<sha>
-    line: int
-
-
-@dataclass(frozen=True, slots=True)
-class TableBinding:
-    subjects: tuple[str, ...]  # McpToken names resolved to McpToken:<sha>
-    role_bindings: tuple[str, ...]  # as written; parsed against the policy when run
-    line: int
-
-
-@dataclass(frozen=True, slots=True)
-class TableToken:
-    name: str
-    project: str
-    creator: str
-    rbac: RbacMode  # "bind" when roleBindings are given
-    role_bindings: tuple[str, ...]
-    revoked: bool
-    expired: bool
-    line: int
-
-    @property
-    def sha(self) -> str:
-        return token_sha(self.name)
-
-    @property
-    def subject(self) -> str:
-        return f"{_TOKEN_PREFIX}{self.sha}"
-
-
-@dataclass(frozen=True, slots=True)
-class Case:
-    number: int  # 1-based position in `cases`
-    name: str
-    subject: str  # as written, e.g. McpToken:ci-bot
-    decide_as: str  # the subject asked about, e.g. McpToken:<sha256>
-    action: str
-    kind: str
-    object: str
-    project: str
-    expect: Expect
-    reason: str | None
-    source: str  # path:line
-
-    @property
-    def label(self) -> str:
-        return f"case {self.number}" + (f" `{self.name}`" if self.name else "")
-
-    def request(self) -> str:
-        obj = self.kind if not self.object else f"{self.kind}/{self.object}"
-        where = (
-            "outside any project" if self.project == NO_PROJECT else f"in project {self.project}"
-        )
-        return f"{self.subject} {self.action} {obj} {where}"
-
-
-@dataclass(frozen=True, slots=True)
-class DecisionTable:
-    path: Path
-    description: str
-    groups: tuple[TableGroup, ...]
-    bindings: tuple[TableBinding, ...]
-    tokens: tuple[TableToken, ...]
-    cases: tuple[Case, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class CaseResult:
-    case: Case
-    decision: Decision
-    problems: tuple[str, ...]  # empty when the case passed
-
-    @property
-    def passed(self) -> bool:
-        return not self.problems
-
-    @property
-    def actual(self) -> Expect:
-        return "allow" if self.decision.allowed else "deny"
-
-    @property
-    def reason(self) -> str:
-        return self.decision.reason
-
-
-@dataclass(frozen=True, slots=True)
-class TableResult:
-    table: DecisionTable
-    results: tuple[CaseResult, ...]
-
-    @property
-    def ok(self) -> bool:
-        return all(r.passed for r in self.results)
-
-    @property
-    def failures(self) -> tuple[CaseResult, ...]:
-        return tuple(r for r in self.results if not r.passed)
-
-
-def token_sha(name: str) -> str:
-    """The SHA-256 a table's token named ``name`` stands for."""
-    return hashlib.sha256(name.encode()).hexdigest()
-
-
-# -- running -------------------------------------------------------------------------------
-
-
-def run_table(
-    table: DecisionTable, *, policy_dir: Path | None = None, model_path: Path | None = None
-) -> TableResult:
-    """Decide every case of ``table`` over the policy files plus the table's world.
-
-    Raises :class:`DecisionTableError` if a binding names a role or operation the policy
-    does not define, and :class:`~authz.errors.PolicyError` if the policy cannot load.
-    """
-    authorizer = _build(table, policy_dir, model_path)
-    results = []
-    for case in table.cases:
-        decision = authorizer.decide(
-            case.decide_as, case.project, case.kind, case.object, case.action
-        )
-        problems = []
-        actual = "allow" if decision.allowed else "deny"
-        if actual != case.expect:
-            problems.append(f"expected {case.expect}, got {actual}")
-        if case.reason is not None and case.reason not in decision.reason:
-            problems.append(f"reason does not contain `{case.reason}`")
-        results.append(CaseResult(case, decision, tuple(problems)))
-    return TableResult(table, tuple(results))
-
-
-def _build(table: DecisionTable, policy_dir: Path | None, model_path: Path | None) -> Authorizer:
-    now = time.time()
-
-    def at(line: int) -> str:  # where a rule came from, as decision reasons show it
-        return f"{table.path.name}:{line}"
-
-    groups = [Rule("g", (m, g.group), at(g.line)) for g in table.groups for m in g.members]
-    grants = [
-        TokenGrant(
-            sha=t.sha,
-            project=t.project,
-            creator=t.creator,
-            name=t.name,
-            revoked=t.revoked,
-            expires_at=now - _EXPIRED_AGO if t.expired else None,
-        )
-        for t in table.tokens
-    ]
-    authorizer = Authorizer(
-        policy_dir=policy_dir, model_path=model_path, stored=groups, tokens=grants
-    )
-    added: list[Rule] = []
-    for b, binding in _bindings(table, authorizer):
-        added.extend(binding.to_rule(sub, at(b.line)) for sub in b.subjects)
-    for t, binding in _token_bindings(table, authorizer):
-        added.append(binding.to_rule(t.subject, at(t.line)))
-    authorizer.apply(added=added)
-    # Clones copy what the creator holds in the world built so far, like mcpd at creation.
-    clones = [
-        binding.to_rule(t.subject, f"{at(t.line)}, clone of {t.creator}")
-        for t in table.tokens
-        if t.rbac == "clone"
-        for binding in authorizer.clone_bindings(t.creator, t.project)
-    ]
-    authorizer.apply(added=clones)
-    return authorizer
-
-
-def _bindings(
-    table: DecisionTable, authorizer: Authorizer
-) -> Iterator[tuple[TableBinding, RoleBinding]]:
-    for i, b in enumerate(table.bindings, start=1):
-        for text in b.role_bindings:
-            yield b, _parse_binding(authorizer, text, f"{table.path}:{b.line}: binding {i}")
-
-
-def _token_bindings(
-    table: DecisionTable, authorizer: Authorizer
-) -> Iterator[tuple[TableToken, RoleBinding]]:
-    for t in table.tokens:
-        for text in t.role_bindings:
-            yield t, _parse_binding(authorizer, text, f"{table.path}:{t.line}: token `{t.name}`")
-
-
-def _parse_binding(authorizer: Authorizer, text: str, where: str) -> RoleBinding:
-    try:
-        return authorizer.parse_binding(text)
-    except BindingError as exc:
-        raise DecisionTableError(f"{where}: {exc}") from exc
-
-
-# -- reporting ------------------------------------------------------------------------------
-
-
-def format_case_result(result: CaseResult) -> str:
-    """A failed case as a small diff: what the table expects (-) and what happened (+)."""
-    case = result.case
-    status = "ok" if result.passed else "FAIL"
-    want = case.expect + (f", reason containing `{case.reason}`" if case.reason else "")
-    lines = [
-        f"{status} {case.source} {case.label}: {case.request()}",
-        f"  - expected: {want}",
-        f"  + actual:   {result.actual}, {result.decision.reason}",
-    ]
-    lines.extend(f"    {p}" for p in result.problems)
-    return "\n".join(lines)
-
-
-def format_result(result: TableResult) -> str:
-    """A summary line, then every failed case."""
-    failed = len(result.failures)
-    total = len(result.results)
-    head = f"{result.table.path}: {total} cases, {total - failed} passed, {failed} failed"
-    return "\n".join([head, *(format_case_result(r) for r in result.failures)])
-
-
-# -- loading --------------------------------------------------------------------------------
 
 
 class _Map(dict[str, Any]):
@@ -393,9 +127,9 @@ def load_table(
         raise DecisionTableError(f"{path}: not valid YAML: {exc}") from exc
     table = _TableReader(path).read(doc)
     authorizer = Authorizer(policy_dir=policy_dir, model_path=model_path)
-    for _ in _bindings(table, authorizer):
+    for _ in table_bindings(table, authorizer):
         pass
-    for _ in _token_bindings(table, authorizer):
+    for _ in token_bindings(table, authorizer):
         pass
     return table
 
@@ -469,8 +203,8 @@ class _TableReader:
 
     def subject(self, text: str, line: int, where: str) -> str:
         """A subject as the engine sees it: McpToken:<name> becomes McpToken:<sha>."""
-        if text.startswith(_TOKEN_PREFIX):
-            name = text.removeprefix(_TOKEN_PREFIX)
+        if text.startswith(TOKEN_PREFIX):
+            name = text.removeprefix(TOKEN_PREFIX)
             if name in self.tokens:
                 return self.tokens[name].subject
             if not _SHA256_HEX.match(name):
@@ -620,3 +354,31 @@ class _TableReader:
 
 def _keys(keys: tuple[str, ...]) -> str:
     return ", ".join(f"`{k}`" for k in keys)
+
+
+# -- the bindings, parsed against the policy ------------------------------------------------
+
+
+def table_bindings(
+    table: DecisionTable, authorizer: Authorizer
+) -> Iterator[tuple[TableBinding, RoleBinding]]:
+    """Each role binding of the table's ``bindings``, parsed against the policy's roles."""
+    for i, b in enumerate(table.bindings, start=1):
+        for text in b.role_bindings:
+            yield b, _parse_binding(authorizer, text, f"{table.path}:{b.line}: binding {i}")
+
+
+def token_bindings(
+    table: DecisionTable, authorizer: Authorizer
+) -> Iterator[tuple[TableToken, RoleBinding]]:
+    """Each explicit role binding of the table's tokens, parsed against the policy's roles."""
+    for t in table.tokens:
+        for text in t.role_bindings:
+            yield t, _parse_binding(authorizer, text, f"{table.path}:{t.line}: token `{t.name}`")
+
+
+def _parse_binding(authorizer: Authorizer, text: str, where: str) -> RoleBinding:
+    try:
+        return authorizer.parse_binding(text)
+    except BindingError as exc:
+        raise DecisionTableError(f"{where}: {exc}") from exc
