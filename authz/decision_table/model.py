@@ -1,5 +1,8 @@
-"""A decision table and its results, as data: what :func:`~authz.decision_table.load_table`
-returns and :func:`~authz.decision_table.run_table` reports.
+"""A decision table and its results, as data.
+
+:func:`~authz.decision_table.load_table` returns a :class:`DecisionTable`;
+:func:`~authz.decision_table.run_table` returns a :class:`TableResult`, one
+:class:`CaseResult` per case.
 
 Token names stand for SHA-256 digests (:func:`token_sha`), so a table can name its
 McpTokens ``McpToken:ci-bot`` while the engine sees ``McpToken:<sha256>``.
