@@ -38,14 +38,14 @@ from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
 from mcp_types.methods import serialize_server_result
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
-from mcpd.instances.mcpserver import ListChangedServer, connection_of
-from mcpd.instances.relay import SESSION_HEADER, Target
-from mcpd.instances.spec import UpstreamSpec
-from mcpd.instances.supervisor import Instance, Supervisor, SupervisorSettings, UpstreamError
 from mcplocal.audit import AuditReporter, CallRecord
 from mcplocal.names import NameMap
 from mcplocal.pipeline import PAGE_TOOL, Pipeline, ProxyModel, page_tool
 from mcplocal.policy import PolicyFollower
+from upstream.mcpserver import ListChangedServer, connection_of
+from upstream.relay import SESSION_HEADER, Target
+from upstream.spec import UpstreamSpec
+from upstream.supervisor import Instance, Supervisor, SupervisorSettings, UpstreamError
 
 log = logging.getLogger("mcplocal.proxy")
 
@@ -252,7 +252,7 @@ class Proxy:
     async def relayable(
         self, caller: Caller, message: dict[str, Any], headers: Mapping[str, str]
     ) -> tuple[Target, dict[str, Any], Callable[[dict[str, Any] | None, str | None], None]] | None:
-        """The fast lane (mcpd/instances/relay.py) for this ``tools/call``: where to relay
+        """The fast lane (upstream/relay) for this ``tools/call``: where to relay
         it, the call as mcpd is to get it (the tool's own name), and what to do when it
         ends (audit); or None, and :meth:`call_tool` answers it (a pipeline to apply, a
         tool unknown or forbidden, an upstream down or not over HTTP)."""
