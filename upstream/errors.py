@@ -12,6 +12,8 @@
     again (the instance is dropped, as the SDK path does on a lost connection).
 
     * :class:`SessionGone` - the upstream no longer knows the session (404).
+
+:func:`describe` gives an exception as the supervisor shows it (status, log lines).
 """
 
 from __future__ import annotations

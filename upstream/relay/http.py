@@ -1,6 +1,7 @@
 """The relay's upstream side: POSTs over kept-alive HTTP/1.1 connections.
 
-asyncio streams and httptools' parser, about 20x less CPU per call than httpx (bench/proxy.py).
+asyncio streams and httptools' parser: a relayed call costs about a quarter of the CPU it
+costs through an httpx2.AsyncClient making the same POST.
 The connection is direct: where the process's proxy environment (``HTTP_PROXY``,
 ``HTTPS_PROXY``, ``ALL_PROXY``, less ``NO_PROXY``) sends an upstream URL through a proxy,
 :func:`proxy_for` says so, and the instance opens no fast lane to it: its calls take the

@@ -26,7 +26,7 @@ log = logging.getLogger("upstream.supervisor")
 
 
 class Supervisor:
-    """Every instance of this mcpd process, by server name."""
+    """Every instance of this process (mcpd's, or one project's in mcplocal), by server name."""
 
     def __init__(
         self,
