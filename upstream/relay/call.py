@@ -76,8 +76,8 @@ class Call:
             if not self.answered:
                 raise RelayError("the upstream ended its answer without a result")
             # the stream ends after the result; read it to the end to keep the connection
-            with quiet():
-                async for _ in bounded(body_iter, 0.05):
+            with _quiet():
+                async for _ in _bounded(body_iter, 0.05):
                     pass
         finally:
             exchange.release()
@@ -103,28 +103,28 @@ class Call:
 
     async def _refuse(self, request_id: Any, method: str) -> None:
         error = {"code": -32601, "message": f"{method} is not supported through mcpd"}
-        await self._postquietly({"jsonrpc": "2.0", "id": request_id, "error": error})
+        await self._post_quietly({"jsonrpc": "2.0", "id": request_id, "error": error})
 
     async def cancel(self, reason: str) -> None:
         """Tell the upstream this request is abandoned (the caller went away or cancelled)."""
         if self.answered:
             return
         params = {"requestId": self.upstream_id, "reason": reason}
-        await self._postquietly(
+        await self._post_quietly(
             {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": params}
         )
 
-    async def _postquietly(self, message: dict[str, Any]) -> None:
-        with quiet():
+    async def _post_quietly(self, message: dict[str, Any]) -> None:
+        with _quiet():
             exchange = await asyncio.wait_for(self.upstream.post(json.dumps(message).encode()), 5.0)
             try:
-                async for _ in bounded(exchange.body(), 5.0):
+                async for _ in _bounded(exchange.body(), 5.0):
                     pass
             finally:
                 exchange.release()
 
 
-class quiet:
+class _quiet:
     """Swallow the upstream's failures (for best-effort messages)."""
 
     def __enter__(self) -> None:
@@ -134,7 +134,7 @@ class quiet:
         return exc is not None and isinstance(exc, (RelayError, OSError, TimeoutError))
 
 
-async def bounded(chunks: AsyncIterator[bytes], seconds: float) -> AsyncIterator[bytes]:
+async def _bounded(chunks: AsyncIterator[bytes], seconds: float) -> AsyncIterator[bytes]:
     deadline = time.monotonic() + seconds
     while True:
         left = deadline - time.monotonic()

@@ -65,7 +65,7 @@ class Instance:
         self.last_probe_at: str | None = None
         self.pid: int | None = None
         self.session: ClientSession | None = None
-        self.relay: Target | None = None  # while RUNNING over http: the fast lane (relay.py)
+        self.relay: Target | None = None  # while RUNNING over http: the fast lane (upstream/relay)
         self._last_failure = 0.0  # monotonic time of the last failed start or crash
         self._changed = anyio.Event()
         self._down = anyio.Event()  # set to make the owner drop the current session
