@@ -29,13 +29,13 @@ from mcpd.api.route_table import ROUTES, Guard, guard_for
 from mcpd.bootstrap import bootstrap_admin
 from mcpd.db import make_engine, migrate
 from mcpd.errors import Forbidden, install_error_handlers, problem
-from mcpd.instances.mcpserver import Watchers
-from mcpd.instances.relay import Relay
 from mcpd.metrics import CONTENT_TYPE_LATEST, Metrics, MetricsMiddleware
 from mcpd.replication import PolicyReplicator
 from mcpd.requestid import RequestIdMiddleware
 from mcpd.runtime import build_runtime
 from mcpd.settings import Settings
+from upstream.mcpserver import Watchers
+from upstream.relay import Relay
 
 log = logging.getLogger("mcpd")
 
@@ -137,7 +137,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # (FastAPI then reuses its result for a handler's PrincipalDep): nothing fails open.
     watchers = Watchers()
     app.state.mcp_sessions = instances.build_session_manager(watchers)
-    app.state.relay = Relay()  # tools/call's fast lane (mcpd/instances/relay.py)
+    app.state.relay = Relay()  # tools/call's fast lane (upstream/relay)
     for module in (auth, users, rbac, mcptokens, resources, auditevents, backup, instances, policy):
         app.include_router(module.router, dependencies=[Depends(guard)])
     check_route_table(app)

@@ -34,8 +34,8 @@ def serve(
     db: DbOption = None,
 ) -> None:
     """Run mcpd (migrating an empty database first)."""
-    from mcpd import serving
     from mcpd.app import create_app
+    from upstream import serving
 
     settings = _settings(host=host, port=port, database_url=db)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")

@@ -18,13 +18,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from authz import Authorizer, Rule, TokenGrant
 from authz.store import load_authorizer, load_stored_rules
 from mcpd.changes import Generations, ReadCache
-from mcpd.instances.loading import load_spec
-from mcpd.instances.spec import UpstreamSpec
-from mcpd.instances.supervisor import Supervisor, SupervisorSettings
 from mcpd.models import McpToken
 from mcpd.ratelimit import RateLimiter
 from mcpd.security import SecretBox
 from mcpd.settings import Settings
+from mcpd.upstreams import load_spec
+from upstream.spec import UpstreamSpec
+from upstream.supervisor import Supervisor, SupervisorSettings
 
 
 class SessionCache:

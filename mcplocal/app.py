@@ -35,7 +35,13 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from authz.tokens import token_kind, token_sha256
-from mcpd.instances.relay import (
+from mcplocal.audit import AuditReporter
+from mcplocal.cache import FileCache
+from mcplocal.pipeline import Pipeline
+from mcplocal.policy import PolicyFollower
+from mcplocal.proxy import Caller, Proxy
+from mcplocal.settings import McpdCredential, Settings
+from upstream.relay import (
     SESSION_HEADER,
     VERSION_HEADER,
     Relay,
@@ -44,13 +50,7 @@ from mcpd.instances.relay import (
     replay,
     single_request,
 )
-from mcpd.instances.supervisor import SupervisorSettings
-from mcplocal.audit import AuditReporter
-from mcplocal.cache import FileCache
-from mcplocal.pipeline import Pipeline
-from mcplocal.policy import PolicyFollower
-from mcplocal.proxy import Caller, Proxy
-from mcplocal.settings import McpdCredential, Settings
+from upstream.supervisor import SupervisorSettings
 
 log = logging.getLogger("mcplocal")
 
@@ -168,7 +168,7 @@ def create_app(settings: Settings, credential: McpdCredential) -> Starlette:
         await state["sessions"].handle_request(scope, replay(body, receive), send)
 
     async def fast_lane(request: Request, who: Caller, body: bytes) -> Response | None:
-        """A fast answer to this POST (mcpd/instances/relay.py), or None: the SDK path
+        """A fast answer to this POST (upstream/relay), or None: the SDK path
         answers it. Sessions: the SDK's, opened by this caller; stateless, the caller's own.
         The SDK's checks of Host and Origin apply as they do on its path."""
         if await state["security"].validate_request(request, is_post=True) is not None:

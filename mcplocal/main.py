@@ -31,9 +31,9 @@ def serve(
     """Serve the proxy over Streamable HTTP at /mcp (McpToken bearer selects the project)."""
     from pydantic import ValidationError
 
-    from mcpd import serving
     from mcplocal.app import create_app
     from mcplocal.settings import McpdCredential, Settings
+    from upstream import serving
 
     overrides: dict[str, Any] = {
         k: v for k, v in {"host": host, "port": port, "mcpd_url": mcpd}.items() if v is not None

@@ -36,8 +36,10 @@ from mcpd import audit
 from mcpd.api.common import CamelModel
 from mcpd.api.deps import DbDep, Principal, PrincipalDep, RuntimeDep, request_id
 from mcpd.errors import NotFound
-from mcpd.instances.mcpserver import ListChangedServer, Watchers
-from mcpd.instances.relay import (
+from mcpd.models import Project, Server
+from mcpd.runtime import Runtime
+from upstream.mcpserver import ListChangedServer, Watchers
+from upstream.relay import (
     SESSION_HEADER,
     Relay,
     is_tools_call,
@@ -45,9 +47,7 @@ from mcpd.instances.relay import (
     replay,
     single_request,
 )
-from mcpd.instances.supervisor import STOPPED, Supervisor, UpstreamError
-from mcpd.models import Project, Server
-from mcpd.runtime import Runtime
+from upstream.supervisor import STOPPED, Supervisor, UpstreamError
 
 log = logging.getLogger("mcpd.mcp")
 T = TypeVar("T")

@@ -1,4 +1,4 @@
-"""mcplocal's fast lanes (mcpd/instances/relay.py) answer as the SDK path does.
+"""mcplocal's fast lanes (upstream/relay) answer as the SDK path does.
 
 * ``tools/list``: a session's first listing goes the SDK way (which follows the session for
   listChanged); later ones come from the serialized listing cache, byte-for-byte the

@@ -58,7 +58,7 @@ def test_journey(stack: Stack) -> None:
             async with mcp_session(url, only_alpha) as s:
                 names = {t.name for t in (await s.list_tools()).tools}
                 added = text(await s.call_tool("alpha__add", {"a": 2, "b": 3}))
-                # progress crosses both hops (each relays it: mcpd/instances/relay.py)
+                # progress crosses both hops (each relays it: upstream/relay)
                 counted = await s.call_tool("alpha__count", {"n": 2}, progress_callback=step)
                 assert text(counted) == "counted to 2" and steps == [1, 2]
                 errors = []

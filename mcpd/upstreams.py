@@ -9,9 +9,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mcpd.instances.spec import HealthCheckSpec, SpecError, UpstreamSpec
 from mcpd.models import Secret, Server
 from mcpd.security import SecretBox
+from upstream.errors import SpecError
+from upstream.spec import HealthCheckSpec, UpstreamSpec
 
 
 def load_spec(session: Session, box: SecretBox, name: str) -> UpstreamSpec | None:

@@ -20,7 +20,7 @@ from anyio.abc import Process
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.shared.message import SessionMessage
 
-from mcpd.instances.logs import LogBuffer
+from upstream.logs import LogBuffer
 
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 # The environment a child gets besides what its server declares: enough to find and run

@@ -18,16 +18,17 @@ import gc
 import threading
 from typing import Any
 
+from upstream import sdk_compat
+
 GRACE_SECONDS = 5.0
 TIMEOUT_SECONDS = 10
 
 
 def serve(app: Any, host: str, port: int, *, grace: float = GRACE_SECONDS) -> None:
     import uvicorn
-    from sse_starlette.sse import AppStatus
 
-    AppStatus.disable_automatic_graceful_drain()  # type: ignore[no-untyped-call]
-    drain = threading.Timer(grace, lambda: setattr(AppStatus, "should_exit", True))
+    sdk_compat.keep_sse_streams_on_exit()
+    drain = threading.Timer(grace, sdk_compat.end_sse_streams)
     drain.daemon = True
 
     class Server(uvicorn.Server):
@@ -37,7 +38,7 @@ def serve(app: Any, host: str, port: int, *, grace: float = GRACE_SECONDS) -> No
             gc.freeze()
 
         def handle_exit(self, sig: int, frame: Any) -> None:
-            if not drain.is_alive() and not AppStatus.should_exit:
+            if not drain.is_alive() and not sdk_compat.sse_streams_ending():
                 drain.start()
             super().handle_exit(sig, frame)
 

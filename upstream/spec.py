@@ -1,7 +1,7 @@
 """What the supervisor needs to reach one server: its config with secrets resolved.
 
-Plain data, no database: mcplocal builds these too (see :mod:`mcpd.instances.loading` for
-mcpd's, read from its database).
+Plain data, no database: mcplocal builds these too (mcpd reads its own from its
+database: ``mcpd/upstreams.py``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,3 @@ class UpstreamSpec:
 
     def __repr__(self) -> str:  # never print resolved secrets
         return f"UpstreamSpec({self.name!r}, {self.transport!r})"
-
-
-class SpecError(Exception):
-    """The stored config cannot be used (e.g. a secretRef to a key that is gone)."""

@@ -1,4 +1,7 @@
-"""The MCP server side shared by mcpd's per-server endpoint and mcplocal."""
+"""The MCP server side shared by mcpd's per-server endpoint and mcplocal.
+
+``connection_of`` (a request's client connection) is :mod:`upstream.sdk_compat`'s.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,10 @@ from mcp.server.connection import Connection
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions
 from mcp.server.lowlevel.server import Server as McpServer
+
+from upstream.sdk_compat import connection_of
+
+__all__ = ["ListChangedServer", "Watchers", "connection_of"]
 
 
 class ListChangedServer(McpServer[Any]):
@@ -23,15 +30,6 @@ class ListChangedServer(McpServer[Any]):
             tools_changed=True, prompts_changed=True, resources_changed=True
         )
         return super().create_initialization_options(options, *args, **kw)
-
-
-def connection_of(ctx: ServerRequestContext[Any]) -> Connection:
-    """The client's connection (its standalone stream), which outlives the request.
-
-    ``ctx.session`` is made afresh for each request; the SDK exposes the connection it
-    wraps only as ``_connection``."""
-    connection: Connection = ctx.session._connection
-    return connection
 
 
 class Watchers:

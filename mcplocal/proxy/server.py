@@ -1,0 +1,135 @@
+"""The :class:`Proxy`: one MCP server whose handlers answer from the catalog, the calls,
+the aggregated prompts and resources, and remember each caller's connection (notify)."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import mcp_types as types
+from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel.server import Server as McpServer
+from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
+
+from mcplocal.audit import AuditReporter
+from mcplocal.pipeline import Pipeline, ProxyModel
+from mcplocal.policy import PolicyFollower
+from mcplocal.proxy.aggregate import Aggregate
+from mcplocal.proxy.calls import Calls
+from mcplocal.proxy.catalog import Caller, Headers
+from mcplocal.proxy.notify import Notify
+from upstream.mcpserver import ListChangedServer, connection_of
+from upstream.relay import SESSION_HEADER
+from upstream.supervisor import SupervisorSettings
+
+
+class Proxy(Calls, Aggregate, Notify):
+    def __init__(
+        self,
+        mcpd_url: str,
+        headers: Headers,
+        policy: PolicyFollower,
+        pipeline: Pipeline,
+        audit: AuditReporter,
+        *,
+        upstream_settings: SupervisorSettings | None = None,
+        project_ttl: float = 5.0,
+        listing_ttl: float = 5.0,
+        default_model: ProxyModel | None = None,
+    ) -> None:
+        self.mcpd_url = mcpd_url.rstrip("/")
+        self._headers = headers
+        self.policy = policy
+        self.pipeline = pipeline
+        self.audit = audit
+        self.upstream_settings = upstream_settings or SupervisorSettings(
+            start_timeout=10.0, probe_interval=30.0, tools_ttl=60.0, negative_ttl=5.0
+        )
+        self.project_ttl = project_ttl
+        self.default_model = default_model or ProxyModel()
+        self._projects = {}
+        self._supervisors = {}
+        self._tg = None
+        self._http = None
+        # downstream sessions, to tell of a changed tool set (listChanged)
+        self._sessions = weakref.WeakKeyDictionary()
+        # session id -> its connection, while it lives (listing_json)
+        self._followed = weakref.WeakValueDictionary()
+        # (subject, project), version -> ((generation, when) of the listing, its wire form)
+        self._listing_json = {}
+        # (subject, project) -> (generation, when, tools): what each caller was shown
+        self._listings = {}
+        self._generation = 0  # bumped by anything that may change what a caller sees
+        self._names = {}  # project -> every exposed name it has had
+        self.listing_ttl = listing_ttl
+
+    def build_server(
+        self, caller_of: Callable[[ServerRequestContext[Any]], Caller]
+    ) -> McpServer[Any]:
+        proxy = self
+
+        def who(ctx: ServerRequestContext[Any]) -> Caller:
+            caller = caller_of(ctx)
+            headers = getattr(ctx.request, "headers", None)
+            sid = headers.get(SESSION_HEADER) if headers is not None else None
+            proxy.remember(connection_of(ctx), caller, sid)
+            return caller
+
+        async def list_tools(
+            ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+        ) -> types.ListToolsResult:
+            return types.ListToolsResult(tools=await proxy.list_tools(who(ctx)))
+
+        async def call_tool(
+            ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
+        ) -> types.CallToolResult:
+            token = progress_token_from_params(ctx.params)
+
+            async def progress(progress: float, total: float | None, message: str | None) -> None:
+                assert token is not None
+                await ctx.session.send_progress_notification(
+                    token, progress, total, message, related_request_id=str(ctx.request_id)
+                )
+
+            return await proxy.call_tool(
+                who(ctx),
+                params.name,
+                params.arguments,
+                progress if token is not None else None,
+                request_id=str(ctx.request_id or ""),
+            )
+
+        async def list_prompts(
+            ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+        ) -> types.ListPromptsResult:
+            prompts, _ = await proxy.list_prompts(who(ctx))
+            return types.ListPromptsResult(prompts=prompts)
+
+        async def get_prompt(
+            ctx: ServerRequestContext[Any], params: types.GetPromptRequestParams
+        ) -> types.GetPromptResult:
+            return await proxy.get_prompt(who(ctx), params.name, params.arguments)
+
+        async def list_resources(
+            ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+        ) -> types.ListResourcesResult:
+            resources, _ = await proxy.list_resources(who(ctx))
+            return types.ListResourcesResult(resources=resources)
+
+        async def read_resource(
+            ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams
+        ) -> types.ReadResourceResult:
+            return await proxy.read_resource(who(ctx), str(params.uri))
+
+        return ListChangedServer(
+            "mcplocal",
+            version="0.1.0",
+            instructions="The tools of your mcpctl project, as <server>__<tool>",
+            on_list_tools=list_tools,
+            on_call_tool=call_tool,
+            on_list_prompts=list_prompts,
+            on_get_prompt=get_prompt,
+            on_list_resources=list_resources,
+            on_read_resource=read_resource,
+        )

@@ -1,0 +1,143 @@
+"""The lane: where an instance's calls may be relayed (:class:`Target`), and the caller's
+side of a relayed call (:class:`Relay`: the SSE answer, cancellations, the session check)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, authorization_context
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from starlette.responses import StreamingResponse
+from starlette.types import Message, Receive
+
+from upstream import sdk_compat
+from upstream.errors import ConnectionLost, RelayError
+from upstream.relay.call import Call, spawn
+from upstream.relay.http import SESSION_HEADER, VERSION_HEADER, UpstreamHttp
+from upstream.relay.jsonrpc import error_result
+from upstream.relay.sse import SSE_HEADERS, sse_event
+
+
+def owns_session(manager: StreamableHTTPSessionManager, session_id: str | None, user: Any) -> bool:
+    """Whether ``session_id`` is open in ``manager`` and was opened by ``user`` (the SDK's
+    own ownership rule; its tables are private: :mod:`upstream.sdk_compat` reads them)."""
+    if session_id is None or not sdk_compat.session_is_open(manager, session_id):
+        return False
+    requestor = authorization_context(user) if isinstance(user, AuthenticatedUser) else None
+    return bool(requestor == sdk_compat.session_owner(manager, session_id))
+
+
+def replay(body: bytes, receive: Receive) -> Receive:
+    """``receive`` for an ASGI app, giving first the request ``body`` already read."""
+    sent = False
+
+    async def again() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return again
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where an instance's calls may be relayed: its upstream session, at its version;
+    the instance's name and call timeout, and what to do when the connection is lost."""
+
+    upstream: UpstreamHttp
+    version: str
+    server: str
+    timeout: float
+    lost: Callable[[str], None]
+
+    def speaks(self, headers: Mapping[str, str]) -> bool:
+        """Whether the caller's protocol version is this session's (so what the upstream
+        says is what the caller may hear)."""
+        return headers.get(VERSION_HEADER) == self.version
+
+
+class Relay:
+    """The relayed calls in flight in one app, so a caller's ``notifications/cancelled``
+    reaches the right upstream request."""
+
+    def __init__(self) -> None:
+        self._calls: dict[tuple[str, str], Call] = {}
+
+    def cancelled(self, owner: str, body: bytes) -> bool:
+        """If ``body`` cancels one of ``owner``'s relayed calls: pass that on, say True."""
+        if b"notifications/cancelled" not in body:
+            return False
+        try:
+            message = json.loads(body)
+        except ValueError:
+            return False
+        if not isinstance(message, dict) or message.get("method") != "notifications/cancelled":
+            return False
+        params = message.get("params")
+        if not isinstance(params, dict):
+            return False
+        call = self._calls.get((owner, json.dumps(params.get("requestId"))))
+        if call is None:
+            return False
+        spawn(call.cancel(str(params.get("reason") or "cancelled by the caller")))
+        return True
+
+    def response(
+        self,
+        owner: str,
+        target: Target,
+        message: dict[str, Any],
+        session_id: str | None,
+        on_done: Callable[[dict[str, Any] | None, str | None], None] = lambda r, e: None,
+    ) -> StreamingResponse:
+        """The caller's answer to the ``tools/call`` ``message``, relayed to ``target``: an
+        SSE stream (:meth:`stream`) on the caller's session."""
+        stream = self.stream(owner, target, Call(target.upstream, message), on_done)
+        headers = {**SSE_HEADERS, **({SESSION_HEADER: session_id} if session_id else {})}
+        return StreamingResponse(stream, headers=headers, media_type="text/event-stream")
+
+    async def stream(
+        self,
+        owner: str,
+        target: Target,
+        call: Call,
+        on_done: Callable[[dict[str, Any] | None, str | None], None],
+    ) -> AsyncIterator[bytes]:
+        """The SSE events answering ``call``. A failed upstream gives an ``isError`` result
+        naming the server (as the SDK path does), a lost connection is the instance's to
+        handle (``target.lost``), and ``on_done(response, error)`` hears how it ended."""
+        server, timeout = target.server, target.timeout
+        request_id = call.request["id"]
+        tool = call.request["params"]["name"]
+        key = (owner, json.dumps(request_id))
+        self._calls[key] = call
+        response: dict[str, Any] | None = None
+        error: str | None = None
+        try:
+            try:
+                async for message in call.messages(timeout):
+                    if "method" not in message:
+                        response = message
+                    yield sse_event(message)
+            except RelayError as exc:
+                if isinstance(exc, ConnectionLost):
+                    target.lost(f"connection lost: {exc}")
+                error = f"server `{server}`: tools/call {tool} failed: {exc}"
+            except TimeoutError:
+                spawn(call.cancel("timed out"))
+                error = f"server `{server}` did not answer tools/call {tool} within {timeout:g}s"
+            if error is not None:
+                response = error_result(request_id, error)
+                yield sse_event(response)
+        except BaseException:  # the caller went away: so does its request
+            spawn(call.cancel("the caller went away"))
+            error = "the caller went away"
+            raise
+        finally:
+            self._calls.pop(key, None)
+            on_done(response, error)
