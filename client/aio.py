@@ -2,7 +2,8 @@
 
 It owns its ``httpx2.AsyncClient`` (closed with it: ``async with`` or ``aclose()``), or
 borrows one given as ``http=`` (left open, its timeouts apply). The credential is an auth
-flow applied to each call to mcpd only, never to the borrowed client's other requests.
+flow applied to each call to mcpd only, never to the borrowed client's other requests; a
+call given its own ``Authorization`` header (``headers=``) is sent with that one instead.
 Every method raises the errors of :mod:`client.errors`.
 """
 
@@ -63,7 +64,10 @@ class AsyncMcpdClient:
         """The URL of ``/api/v1{path}`` on this mcpd."""
         return f"{self.server}{API}{path}"
 
-    def _auth(self) -> dict[str, Any]:
+    def _auth(self, headers: Mapping[str, str] | None) -> dict[str, Any]:
+        """The flow for a call, unless the call brings its own Authorization header."""
+        if headers is not None and any(k.lower() == "authorization" for k in headers):
+            return {"auth": None}
         return {} if self.auth is None else {"auth": self.auth}
 
     async def request(
@@ -72,7 +76,7 @@ class AsyncMcpdClient:
         """``METHOD /api/v1{path}``: the answer's decoded body (JSON, text or None)."""
         try:
             r = await self.http.request(
-                method, self.url(path), headers=headers, **self._auth(), **kw
+                method, self.url(path), headers=headers, **self._auth(headers), **kw
             )
         except httpx2.TransportError as exc:
             raise Unreachable(f"cannot reach mcpd at {self.server}: {exc}") from exc
@@ -136,7 +140,7 @@ class AsyncMcpdClient:
         async with AsyncExitStack() as stack:
             try:
                 r = await stack.enter_async_context(
-                    self.http.stream("GET", self.url(path), headers=headers, **self._auth())
+                    self.http.stream("GET", self.url(path), headers=headers, **self._auth(headers))
                 )
                 if r.status_code != 200:
                     await r.aread()

@@ -55,7 +55,10 @@ class McpdClient:
     # -- plumbing ---------------------------------------------------------------
 
     def request(self, method: str, path: str, **kw: Any) -> Any:
-        """``METHOD /api/v1{path}``: the answer's decoded body (JSON, text or None)."""
+        """``METHOD /api/v1{path}``: the answer's decoded body (JSON, text or None). A call
+        given its own ``Authorization`` header is sent with that one, not the flow's."""
+        if any(k.lower() == "authorization" for k in kw.get("headers") or {}):
+            kw.setdefault("auth", None)
         try:
             r = self._http.request(method, f"{API}{path}", **kw)
         except httpx2.TransportError as exc:
@@ -125,7 +128,6 @@ class McpdClient:
             "GET",
             "/mcptokens/introspect",
             headers={"Authorization": f"Bearer {raw_token}"},
-            auth=None,
         )
         return result
 

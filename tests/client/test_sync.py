@@ -45,3 +45,17 @@ def test_server_logs_client_maps_errors_and_ends_with_the_stream() -> None:
 
     with _client(down) as c, pytest.raises(Unreachable, match="cannot reach mcpd"):
         list(c.server_logs("demo"))
+
+
+def test_a_call_with_its_own_bearer_is_sent_with_that_one() -> None:
+    seen: list[httpx2.Request] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        seen.append(request)
+        return httpx2.Response(200, json={"active": True})
+
+    with _client(handler) as c:
+        assert c.introspect("raw") == {"active": True}
+        assert c.request("GET", "/auth/me") == {"active": True}
+    assert [r.headers["authorization"] for r in seen] == ["Bearer raw", "Bearer t"]
+    assert seen[0].url.path == "/api/v1/mcptokens/introspect"
