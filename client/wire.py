@@ -7,7 +7,7 @@ from typing import Any, Final
 
 import httpx2
 
-__all__ = ["API", "KINDS", "collection", "decode"]
+__all__ = ["API", "HEADERS", "KINDS", "collection", "decode"]
 
 API: Final = "/api/v1"
 
