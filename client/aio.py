@@ -105,19 +105,22 @@ class AsyncMcpdClient:
         result: dict[str, Any] = await self.request("POST", "/auth/login", json=body)
         return result
 
-    async def me(self) -> dict[str, Any]:
-        result: dict[str, Any] = await self.request("GET", "/auth/me")
+    async def me(self, *, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request("GET", "/auth/me", headers=headers)
         return result
 
-    async def project(self, name: str) -> dict[str, Any]:
+    async def project(
+        self, name: str, *, headers: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
         """``GET /api/v1/projects/{name}``: its servers, proxy model and options."""
-        result: dict[str, Any] = await self.request("GET", f"/projects/{quote(name)}")
+        path = f"/projects/{quote(name)}"
+        result: dict[str, Any] = await self.request("GET", path, headers=headers)
         return result
 
-    async def upstream(self, server: str, project: str) -> tuple[str, dict[str, str]]:
-        """mcpd's MCP endpoint for ``server`` in ``project``, and the headers to reach it."""
-        url = self.url(f"/servers/{quote(server)}/mcp?project={quote(project)}")
-        return url, await self.fresh_headers()
+    def upstream_url(self, server: str, project: str) -> str:
+        """mcpd's MCP endpoint for ``server`` in ``project`` (reached with the MCP SDK, the
+        headers from :meth:`fresh_headers`)."""
+        return self.url(f"/servers/{quote(server)}/mcp?project={quote(project)}")
 
     # -- audit and the policy stream -----------------------------------------------------------
 

@@ -95,7 +95,7 @@ def test_a_borrowed_client_stays_open_and_gets_no_credential_of_ours() -> None:
             async with AsyncMcpdClient("http://mcpd.test", "t", http=http) as c:
                 await c.send_audit([{"tool": "x"}], path=MY_CALLS)
                 await c.send_audit([], headers={"Authorization": "Bearer other"})
-                url, headers = await c.upstream("a b", "p/q")
+                url, headers = c.upstream_url("a b", "p/q"), await c.fresh_headers()
             assert not http.is_closed
             await http.get("http://llm.test/v1/models")
         assert url == "http://mcpd.test/api/v1/servers/a%20b/mcp?project=p/q"
@@ -136,6 +136,7 @@ def test_mcplocals_calls_against_mcpd(mcpd_url: str) -> None:
         async with AsyncMcpdClient(mcpd_url, token) as c:
             assert (await c.me())["user"] == ADMIN
             project = await c.project(name)
+            assert await c.project(name, headers={"Authorization": f"Bearer {token}"}) == project
             assert (project["name"], project["servers"]) == (name, [])
             with pytest.raises(NotFound):
                 await c.project(name + "-gone")
