@@ -33,6 +33,8 @@ LOGIN_PATH: Final = "/auth/login"
 
 
 class BearerAuth(httpx2.Auth):
+    """``Authorization: Bearer`` for mcpd, renewed once on a 401 when it can be (above)."""
+
     def __init__(
         self,
         token: str | None = None,
