@@ -90,7 +90,7 @@ class AsyncMcpdClient:
         if not isinstance(auth, BearerAuth):
             return {}
         if auth.stale():
-            login = auth.login_request(httpx2.URL(self.url("/")))
+            login = auth.login_request(self.http.build_request("POST", self.url("/")))
             try:
                 r = await self.http.send(login, auth=None)
             except httpx2.TransportError as exc:

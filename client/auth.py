@@ -78,13 +78,15 @@ class BearerAuth(httpx2.Auth):
 
     # -- obtaining a bearer -------------------------------------------------------------------
 
-    def login_request(self, url: httpx2.URL) -> httpx2.Request:
-        """The login request to the mcpd that ``url`` (a URL of its API) belongs to."""
+    def login_request(self, request: httpx2.Request) -> httpx2.Request:
+        """The login for ``request``: to the mcpd it goes to (an API URL), with its timeouts."""
+        url = request.url
         at = url.path.find(API + "/")
         prefix = url.path[:at] if at >= 0 else ""
         target = url.copy_with(path=f"{prefix}{API}{self.login_path}", query=None, fragment=None)
         body = {"username": self.username, "password": self._password}
-        return httpx2.Request("POST", target, json=body)
+        timeout = {k: v for k, v in request.extensions.items() if k == "timeout"}
+        return httpx2.Request("POST", target, json=body, extensions=timeout)
 
     def accept_login(self, response: httpx2.Response) -> None:
         """Keep the bearer a login answered (read); raise its ApiError if it failed."""
@@ -95,10 +97,12 @@ class BearerAuth(httpx2.Auth):
     def _set(self, token: str) -> None:
         self.token, self._got = token, time.monotonic()
 
-    def _obtain(self, url: httpx2.URL) -> Generator[httpx2.Request, httpx2.Response, bool]:
+    def _obtain(
+        self, request: httpx2.Request
+    ) -> Generator[httpx2.Request, httpx2.Response, bool]:
         """Obtain a fresh bearer: a login (yielded to the client) or the callback."""
         if self.can_login:
-            response = yield self.login_request(url)
+            response = yield self.login_request(request)
             self.accept_login(response)
             return True
         if self._refresh is not None:
@@ -114,7 +118,7 @@ class BearerAuth(httpx2.Auth):
         self, request: httpx2.Request
     ) -> Generator[httpx2.Request, httpx2.Response, None]:
         if self.stale():
-            yield from self._obtain(request.url)
+            yield from self._obtain(request)
         sent = self.token
         if sent:
             request.headers["Authorization"] = f"Bearer {sent}"
@@ -122,7 +126,7 @@ class BearerAuth(httpx2.Auth):
         if response.status_code != 401 or not self.renewable:
             return
         # another request may have renewed it meanwhile; otherwise obtain one, once
-        if self.token == sent and not (yield from self._obtain(request.url)):
+        if self.token == sent and not (yield from self._obtain(request)):
             return
         if self.token:
             request.headers["Authorization"] = f"Bearer {self.token}"

@@ -185,3 +185,34 @@ def test_async_face_logs_in_again_on_a_401_and_a_static_bearer_does_not(mcpd_url
             assert (await c.me())["user"] == ADMIN
 
     anyio.run(main)
+
+
+def test_the_login_has_the_timeouts_of_the_request_it_is_for() -> None:
+    seen: list[httpx2.Request] = []
+
+    def handler(r: httpx2.Request) -> httpx2.Response:
+        seen.append(r)
+        return answer(200, {"token": "t1"} if r.url.path.endswith("/login") else {"user": "u"})
+
+    auth = BearerAuth(username="u", password="p")
+    with McpdClient(
+        "http://mcpd.test", auth=auth, timeout=7.0, transport=httpx2.MockTransport(handler)
+    ) as c:
+        assert c.me() == {"user": "u"}
+
+    async def main() -> dict[str, str]:
+        mock = httpx2.MockTransport(handler)
+        async with AsyncMcpdClient(
+            "http://mcpd.test", BearerAuth(username="u", password="p"), timeout=5.0, transport=mock
+        ) as c:
+            return await c.fresh_headers()
+
+    assert anyio.run(main) == {"Authorization": "Bearer t1"}
+    login, me, again = seen
+    assert [r.url.path for r in seen] == [
+        "/api/v1/auth/login",
+        "/api/v1/auth/me",
+        "/api/v1/auth/login",
+    ]
+    assert login.extensions["timeout"] == me.extensions["timeout"] == httpx2.Timeout(7.0).as_dict()
+    assert again.extensions["timeout"] == httpx2.Timeout(5.0).as_dict()
