@@ -97,9 +97,7 @@ class BearerAuth(httpx2.Auth):
     def _set(self, token: str) -> None:
         self.token, self._got = token, time.monotonic()
 
-    def _obtain(
-        self, request: httpx2.Request
-    ) -> Generator[httpx2.Request, httpx2.Response, bool]:
+    def _obtain(self, request: httpx2.Request) -> Generator[httpx2.Request, httpx2.Response, bool]:
         """Obtain a fresh bearer: a login (yielded to the client) or the callback."""
         if self.can_login:
             response = yield self.login_request(request)
