@@ -21,10 +21,10 @@ from typing import Annotated, Any, Final
 import typer
 import yaml
 
-from cli.client import McpdClient, NotFound
 from cli.errors import INVALID, fail
 from cli.output import busy
 from cli.state import State
+from client import McpdClient, NotFound
 
 API_VERSION: Final = "mcpctl/v1"
 

@@ -7,9 +7,9 @@ from typing import Annotated, Final
 
 import typer
 
-from cli.client import McpdClient
 from cli.errors import INVALID, OK, fail
 from cli.state import State
+from client import McpdClient
 
 #: mcpd keeps at most this many lines per server, and answers at most this many
 MAX_TAIL: Final = 10_000

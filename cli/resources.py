@@ -7,10 +7,10 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.client import Denied, McpdClient, NotFound, collection
 from cli.errors import INVALID, fail
 from cli.output import Format, busy, cell, show
 from cli.state import State
+from client import Denied, McpdClient, NotFound, collection
 
 COLUMNS: dict[str, list[tuple[str, str]]] = {
     "users": [("name", "name"), ("display name", "displayName"), ("disabled", "disabled")],

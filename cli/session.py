@@ -8,10 +8,10 @@ from typing import Annotated
 import typer
 import yaml
 
-from cli.client import McpdClient
-from cli.config import Config, Context, config_path
+from cli.config import Config, Context, config_path, public
 from cli.errors import DENIED, INVALID, fail
 from cli.state import State, api_errors
+from client import McpdClient
 
 config = typer.Typer(help="Manage mcpd servers as named contexts.", no_args_is_help=True)
 auth = typer.Typer(help="Who am I, and what may I do?", no_args_is_help=True)
@@ -24,7 +24,7 @@ def view() -> None:
     data = {
         "file": str(config_path()),
         "currentContext": cfg.current,
-        "contexts": {n: c.public() for n, c in sorted(cfg.contexts.items())},
+        "contexts": {n: public(c) for n, c in sorted(cfg.contexts.items())},
     }
     typer.echo(yaml.safe_dump(data, sort_keys=False).rstrip())
 
@@ -126,7 +126,7 @@ def can_i(
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="exit code only")] = False,
 ) -> None:
     """Prints `yes` or `no - reason`; exit 0 when allowed, 2 when not."""
-    from cli.client import collection
+    from client import collection
 
     state: State = ctx.obj
     kind, _, name = resource.partition("/")

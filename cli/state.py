@@ -7,7 +7,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from cli.client import (
+from cli.config import Config, Context
+from cli.errors import DENIED, ERROR, INVALID, fail
+from client import (
     Conflict,
     Denied,
     InvalidInput,
@@ -16,8 +18,6 @@ from cli.client import (
     NotFound,
     Unreachable,
 )
-from cli.config import Config, Context
-from cli.errors import DENIED, ERROR, INVALID, fail
 
 
 @dataclass

@@ -16,6 +16,9 @@ from dataclasses import asdict, dataclass
 import anyio
 import httpx2
 
+from client import API, ApiError, AsyncMcpdClient
+from client.errors import transport_error
+
 log = logging.getLogger("mcplocal.audit")
 
 
@@ -57,7 +60,11 @@ class AuditReporter:
         batch: int = 200,
         max_pending: int = 50_000,
     ) -> None:
-        self.url = mcpd_url.rstrip("/") + path
+        if not path.startswith(API + "/"):
+            raise ValueError(f"`{path}` is not a path of mcpd's API ({API}/...)")
+        self.mcpd_url = mcpd_url.rstrip("/")
+        self.url = self.mcpd_url + path
+        self._path = path.removeprefix(API)
         self._headers = headers
         self.interval = interval
         self.batch = batch
@@ -75,30 +82,32 @@ class AuditReporter:
 
     async def run(self) -> None:
         delay = self.interval
-        async with httpx2.AsyncClient(timeout=10.0) as http:
+        async with AsyncMcpdClient(self.mcpd_url, timeout=10.0) as mcpd:
             while True:
                 with anyio.move_on_after(delay):
                     await self._wake.wait()
                 self._wake = anyio.Event()
                 try:
-                    await self.flush(http)
+                    await self.flush(mcpd)
                     delay = self.interval
                 except Exception as exc:  # mcpd away: keep the records, try again later
-                    log.warning("cannot send audit records to mcpd: %s", exc)
+                    log.warning("cannot send audit records to mcpd: %s", transport_error(exc))
                     delay = min(delay * 2, 10.0)
 
-    async def flush(self, http: httpx2.AsyncClient) -> None:
+    async def flush(self, mcpd: AsyncMcpdClient | httpx2.AsyncClient) -> None:
+        """Send what is pending, in batches (an ``httpx2.AsyncClient`` is borrowed)."""
+        if not isinstance(mcpd, AsyncMcpdClient):
+            mcpd = AsyncMcpdClient(self.mcpd_url, http=mcpd)
         while self._pending:
             chunk = [self._pending[i] for i in range(min(self.batch, len(self._pending)))]
-            r = await http.post(
-                self.url,
-                json={"events": [c.json() for c in chunk]},
-                headers=await self._headers(),
-            )
-            if r.status_code in (400, 413, 422):  # mcpd will never take these: say, move on
-                log.error("mcpd refused %d audit records: %s", len(chunk), r.text[:300])
-            elif r.status_code >= 400:
-                raise RuntimeError(f"mcpd answered {r.status_code}: {r.text[:300]}")
+            events = [c.json() for c in chunk]
+            try:
+                await mcpd.send_audit(events, path=self._path, headers=await self._headers())
+            except ApiError as exc:
+                if exc.status not in (400, 413, 422):
+                    raise RuntimeError(f"mcpd answered {exc.status}: {exc.text[:300]}") from None
+                # mcpd will never take these: say, move on
+                log.error("mcpd refused %d audit records: %s", len(chunk), exc.text[:300])
             for _ in chunk:
                 self._pending.popleft()
             self.sent += len(chunk)

@@ -64,10 +64,10 @@ def stdio(
     import anyio
     import platformdirs
 
-    from cli.config import Config
+    from client.login import saved_login
 
     try:
-        ctx = Config.load().context(context)
+        ctx = saved_login(context)
     except ValueError as exc:
         _fail(str(exc), 3)
     if not ctx.token:

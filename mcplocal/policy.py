@@ -14,7 +14,6 @@ refused.
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 import time
@@ -27,6 +26,8 @@ import httpx2
 
 from authz import Authorizer
 from authz.wire import apply_change, grant_from_json, rule_from_json
+from client import API, ApiError, AsyncMcpdClient
+from client.errors import transport_error
 
 log = logging.getLogger("mcplocal.policy")
 
@@ -41,7 +42,11 @@ class PolicyFollower:
         workdir: Path | None = None,
         on_change: Callable[[], None] | None = None,
     ) -> None:
-        self.url = mcpd_url.rstrip("/") + path
+        if not path.startswith(API + "/"):
+            raise ValueError(f"`{path}` is not a path of mcpd's API ({API}/...)")
+        self.mcpd_url = mcpd_url.rstrip("/")
+        self.url = self.mcpd_url + path
+        self._path = path.removeprefix(API)
         self._headers = headers  # mcplocal's own credential for mcpd, fresh each connect
         self._dir = Path(tempfile.mkdtemp(prefix="mcplocal-policy-", dir=workdir))
         self.on_change = on_change
@@ -64,7 +69,8 @@ class PolicyFollower:
             try:
                 await self._follow_once()
             except Exception as exc:  # mcpd away, bad credential, broken stream: try again
-                self.last_error = f"{type(exc).__name__}: {exc}"[:500]
+                shown = transport_error(exc)
+                self.last_error = f"{type(shown).__name__}: {shown}"[:500]
                 log.warning("policy stream from %s lost: %s", self.url, self.last_error)
             self.synced = False
             delay = 0.2 if time.monotonic() - began > 30 else min(delay * 2, 10.0)
@@ -72,23 +78,18 @@ class PolicyFollower:
 
     async def _follow_once(self) -> None:
         timeout = httpx2.Timeout(10.0, read=60.0)  # heartbeats come every 15 s
-        async with (
-            httpx2.AsyncClient(timeout=timeout) as http,
-            http.stream("GET", self.url, headers=await self._headers()) as r,
-        ):
-            if r.status_code != 200:
-                body = (await r.aread()).decode(errors="replace")[:300]
-                raise RuntimeError(f"mcpd answered {r.status_code}: {body}")
-            async for line in r.aiter_lines():
-                if not line.strip():
-                    continue
-                message = json.loads(line)
-                if "snapshot" in message:
-                    self._load(message["snapshot"])
-                elif message.get("reload"):
-                    return  # mcpd rebuilt its state: start again from a snapshot
-                elif not message.get("heartbeat"):
-                    self._apply(message)
+        async with AsyncMcpdClient(self.mcpd_url, timeout=timeout) as mcpd:
+            try:
+                async with mcpd.watch(self._path, headers=await self._headers()) as messages:
+                    async for message in messages:
+                        if "snapshot" in message:
+                            self._load(message["snapshot"])
+                        elif message.get("reload"):
+                            return  # mcpd rebuilt its state: start again from a snapshot
+                        elif not message.get("heartbeat"):
+                            self._apply(message)
+            except ApiError as exc:
+                raise RuntimeError(f"mcpd answered {exc.status}: {exc.text[:300]}") from None
 
     def _load(self, snap: dict[str, Any]) -> None:
         model = self._dir / "model.conf"

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-import httpx2
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from client import ApiError, AsyncMcpdClient, BearerAuth
 from mcplocal.cache import DEFAULT_CACHE_DIR
 
 
@@ -49,7 +48,13 @@ class Settings(BaseSettings):
 
 
 class McpdCredential:
-    """mcplocal's own bearer for mcpd: a given session token, or a login kept fresh."""
+    """mcplocal's own bearer for mcpd: a given session token, or a login kept fresh.
+
+    A face over the client's auth flow (:attr:`auth`, a :class:`client.BearerAuth`), for
+    what needs the header itself: ``await headers()`` logs in first when there is no bearer
+    yet or it is older than :attr:`RELOGIN_AFTER`. An :class:`client.AsyncMcpdClient` given
+    ``auth=credential.auth`` also logs in again, once, when mcpd answers 401.
+    """
 
     RELOGIN_AFTER = 3600.0
 
@@ -68,20 +73,16 @@ class McpdCredential:
                 "MCPLOCAL_MCPD_PASSWORD"
             )
         self.mcpd_url = mcpd_url.rstrip("/")
-        self._token = token
-        self._user, self._password = user, password
-        self._got = time.monotonic() if token else 0.0
+        self._user = user
+        self.auth = BearerAuth(token, username=user, password=password, max_age=self.RELOGIN_AFTER)
 
     async def headers(self) -> dict[str, str]:
-        if self._user and (
-            self._token is None or time.monotonic() - self._got > self.RELOGIN_AFTER
-        ):
-            async with httpx2.AsyncClient(timeout=15.0) as http:
-                r = await http.post(
-                    f"{self.mcpd_url}/api/v1/auth/login",
-                    json={"username": self._user, "password": self._password},
-                )
-            if r.status_code != 200:
-                raise RuntimeError(f"mcplocal cannot log in to mcpd as {self._user}: {r.text}")
-            self._token, self._got = str(r.json()["token"]), time.monotonic()
-        return {"Authorization": f"Bearer {self._token}"}
+        if not self.auth.stale():
+            return self.auth.headers()
+        try:
+            async with AsyncMcpdClient(self.mcpd_url, self.auth, timeout=15.0) as mcpd:
+                return await mcpd.fresh_headers()
+        except ApiError as exc:
+            raise RuntimeError(
+                f"mcplocal cannot log in to mcpd as {self._user}: {exc.text}"
+            ) from None

@@ -16,6 +16,7 @@ import httpx2
 from mcp.server.context import ServerRequestContext
 from mcp.server.stdio import stdio_server
 
+from client import API, MY_CALLS, MY_POLICY, AsyncMcpdClient, NotAuthenticated, Unreachable
 from mcplocal.audit import AuditReporter
 from mcplocal.cache import FileCache
 from mcplocal.pipeline import Pipeline
@@ -24,25 +25,21 @@ from mcplocal.proxy import Caller, Proxy
 
 
 async def run_stdio(mcpd_url: str, token: str, project: str, cache_dir: Path) -> None:
-    bearer = {"Authorization": f"Bearer {token}"}
-
-    async def headers() -> dict[str, str]:
-        return bearer
-
     async with httpx2.AsyncClient(timeout=60.0) as http:
+        mcpd = AsyncMcpdClient(mcpd_url, token, http=http)
+        headers = mcpd.fresh_headers  # the user's bearer, for every call to mcpd
         try:
-            me = await http.get(f"{mcpd_url.rstrip('/')}/api/v1/auth/me", headers=bearer)
-        except httpx2.TransportError as exc:
-            raise RuntimeError(f"cannot reach mcpd at {mcpd_url}: {exc}") from None
-        if me.status_code == 401:
-            raise RuntimeError("the mcpctl session has expired: run `mcpctl login`")
-        me.raise_for_status()
-        user = me.json().get("user")
+            me = await mcpd.me()
+        except Unreachable as exc:
+            raise RuntimeError(f"cannot reach mcpd at {mcpd_url}: {exc.__cause__}") from None
+        except NotAuthenticated:
+            raise RuntimeError("the mcpctl session has expired: run `mcpctl login`") from None
+        user = me.get("user")
         if not user:
             raise RuntimeError("mcplocal stdio runs with a user's login, not a token")
         caller = Caller(f"User:{user}", project, user=user)
-        policy = PolicyFollower(mcpd_url, headers, path="/api/v1/auth/me/policy")
-        audit = AuditReporter(mcpd_url, headers, path="/api/v1/auth/me/calls")
+        policy = PolicyFollower(mcpd_url, headers, path=API + MY_POLICY)
+        audit = AuditReporter(mcpd_url, headers, path=API + MY_CALLS)
         proxy = Proxy(mcpd_url, headers, policy, Pipeline(FileCache(cache_dir), http), audit)
         policy.on_change = lambda: proxy.tools_changed(None)
 
@@ -60,5 +57,5 @@ async def run_stdio(mcpd_url: str, token: str, project: str, cache_dir: Path) ->
                 async with stdio_server() as (read, write):
                     await server.run(read, write, server.create_initialization_options())
             with anyio.CancelScope(shield=True), anyio.move_on_after(5.0):
-                await audit.flush(http)
+                await audit.flush(mcpd)
             tg.cancel_scope.cancel()

@@ -13,17 +13,14 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import anyio
-import httpx
 import httpx2
 import pytest
 import yaml
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
-from cli.client import Denied, McpdClient, NotFound, Unreachable
 from tests.cli.conftest import PASSWORD
 from tests.cli.test_cli_flows import login, mcpctl, uniq
 
@@ -260,46 +257,6 @@ def test_logs_follow_as_a_real_process(demo: str, cli_env: dict[str, str]) -> No
         for pipe in (proc.stdout, proc.stderr):
             if pipe is not None:
                 pipe.close()
-
-
-# -- the client's streaming, without mcpd: errors, and the end of a stream --------------------
-
-
-def _client(handler: Any) -> McpdClient:
-    return McpdClient("http://mcpd.test", "t", transport=httpx.MockTransport(handler))
-
-
-def test_server_logs_client_maps_errors_and_ends_with_the_stream() -> None:
-    seen: list[httpx.Request] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        name = request.url.path.split("/")[-2]
-        if name == "secret":
-            return httpx.Response(
-                403,
-                json={"detail": "bob may not logs servers/secret: no policy line allows it"},
-                headers={"content-type": "application/problem+json"},
-            )
-        if name == "gone":
-            return httpx.Response(404, json={"detail": "server `gone` not found"})
-        return httpx.Response(200, text="a\nb\n\nc\n")
-
-    with _client(handler) as c:
-        assert list(c.server_logs("demo", 5, follow=True)) == ["a", "b", "", "c"]
-        assert dict(seen[-1].url.params) == {"tail": "5", "follow": "true"}
-        assert seen[-1].headers["authorization"] == "Bearer t"
-        with pytest.raises(Denied, match="no policy line allows it"):
-            next(c.server_logs("secret"))
-        assert dict(seen[-1].url.params) == {"tail": "100", "follow": "false"}
-        with pytest.raises(NotFound, match="not found"):
-            list(c.server_logs("gone"))
-
-    def down(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("connection refused")
-
-    with _client(down) as c, pytest.raises(Unreachable, match="cannot reach mcpd"):
-        list(c.server_logs("demo"))
 
 
 def test_shell_completion_of_the_server_argument(demo: str, cli_env: dict[str, str]) -> None:

@@ -1,126 +1,46 @@
-"""A small typed client for mcpd's REST API, shared by the CLI and mcplocal.
+"""The sync face of the client (the CLI's): :class:`McpdClient`.
 
-It imports nothing from mcpd: it speaks the wire format (JSON bodies, problem+json
-errors, ``Authorization: Bearer``). Errors map onto a short hierarchy::
-
-    ApiError                 any non-2xx answer; .status, .detail, .body
-    ├── NotAuthenticated     401: no, bad, expired or revoked credentials
-    ├── Denied               403: the policy says no (.body["missing"] for grants)
-    ├── NotFound             404
-    ├── Conflict             409: name taken or stale version
-    └── InvalidInput         422 (and 400)
-    Unreachable              mcpd could not be reached at all
+Every method raises the errors of :mod:`client.errors`: an ApiError subclass for mcpd's
+error answers, Unreachable when mcpd cannot be reached.
 """
 
 from __future__ import annotations
 
 import builtins
 from collections.abc import Generator, Iterator
-from typing import Any, Final
+from typing import Any
 
-import httpx
+import httpx2
 
-API: Final = "/api/v1"
+from client.auth import BearerAuth
+from client.errors import Unreachable, raise_for_status
+from client.wire import API, HEADERS, collection, decode
 
-#: CLI noun (singular) -> API collection (plural)
-KINDS: Final = {
-    "user": "users",
-    "group": "groups",
-    "project": "projects",
-    "server": "servers",
-    "secret": "secrets",
-    "rbac": "rbac",
-    "mcptoken": "mcptokens",
-    "auditevent": "auditevents",
-    "instance": "instances",
-}
-
-
-class ClientError(Exception):
-    """Base of the client's errors."""
-
-
-class Unreachable(ClientError):
-    pass
-
-
-class ApiError(ClientError):
-    def __init__(self, status: int, detail: str, body: dict[str, Any]) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.body = body
-
-
-class NotAuthenticated(ApiError):
-    pass
-
-
-class Denied(ApiError):
-    pass
-
-
-class NotFound(ApiError):
-    pass
-
-
-class Conflict(ApiError):
-    pass
-
-
-class InvalidInput(ApiError):
-    pass
-
-
-_BY_STATUS: Final[dict[int, type[ApiError]]] = {
-    400: InvalidInput,
-    401: NotAuthenticated,
-    403: Denied,
-    404: NotFound,
-    409: Conflict,
-    422: InvalidInput,
-}
-
-
-def _raise_for_status(r: httpx.Response) -> None:
-    """Raise the ApiError for a non-2xx answer (its body must have been read)."""
-    if r.status_code < 400:
-        return
-    try:
-        body = r.json()
-    except ValueError:
-        body = {}
-    if not isinstance(body, dict):
-        body = {}
-    detail = str(body.get("detail") or r.reason_phrase or f"HTTP {r.status_code}")
-    raise _BY_STATUS.get(r.status_code, ApiError)(r.status_code, detail, body)
-
-
-def collection(kind: str) -> str:
-    """``server`` or ``servers`` -> ``servers``; raises ValueError for an unknown kind."""
-    if kind in KINDS:
-        return KINDS[kind]
-    if kind in KINDS.values():
-        return kind
-    raise ValueError(f"unknown kind `{kind}`; kinds: {', '.join(KINDS)}")
+__all__ = ["McpdClient"]
 
 
 class McpdClient:
+    """mcpd's REST API, synchronously. ``token`` is a static bearer; ``auth`` any flow
+    (e.g. a :class:`~client.auth.BearerAuth` that can log in again)."""
+
     def __init__(
         self,
         server: str,
         token: str | None = None,
         *,
+        auth: httpx2.Auth | None = None,
         timeout: float = 30.0,
-        transport: httpx.BaseTransport | None = None,
+        transport: httpx2.BaseTransport | None = None,
     ) -> None:
         self.server = server.rstrip("/")
         self._timeout = timeout
-        headers = {"Accept": "application/json"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        self._http = httpx.Client(
-            base_url=self.server, headers=headers, timeout=timeout, transport=transport
+        self.auth = auth if auth is not None else BearerAuth(token) if token else None
+        self._http = httpx2.Client(
+            base_url=self.server,
+            headers=HEADERS,
+            timeout=timeout,
+            transport=transport,
+            auth=self.auth,
         )
 
     def close(self) -> None:
@@ -135,16 +55,16 @@ class McpdClient:
     # -- plumbing ---------------------------------------------------------------
 
     def request(self, method: str, path: str, **kw: Any) -> Any:
+        """``METHOD /api/v1{path}``: the answer's decoded body (JSON, text or None). A call
+        given its own ``Authorization`` header is sent with that one, not the flow's."""
+        if any(k.lower() == "authorization" for k in kw.get("headers") or {}):
+            kw.setdefault("auth", None)
         try:
             r = self._http.request(method, f"{API}{path}", **kw)
-        except httpx.TransportError as exc:
+        except httpx2.TransportError as exc:
             raise Unreachable(f"cannot reach mcpd at {self.server}: {exc}") from exc
-        _raise_for_status(r)
-        if not r.content:
-            return None
-        if r.headers.get("content-type", "").startswith("application/json"):
-            return r.json()
-        return r.text
+        raise_for_status(r)
+        return decode(r)
 
     # -- resources ----------------------------------------------------------------
 
@@ -203,8 +123,11 @@ class McpdClient:
         return result
 
     def introspect(self, raw_token: str) -> dict[str, Any]:
+        """What mcpd knows of an McpToken, asked with that token itself (not ours)."""
         result: dict[str, Any] = self.request(
-            "GET", "/mcptokens/introspect", headers={"Authorization": f"Bearer {raw_token}"}
+            "GET",
+            "/mcptokens/introspect",
+            headers={"Authorization": f"Bearer {raw_token}"},
         )
         return result
 
@@ -233,7 +156,7 @@ class McpdClient:
         Errors are raised at the first ``next()``."""
         params = {"tail": tail, "follow": "true" if follow else "false"}
         # following waits for lines indefinitely: no read timeout then
-        timeout = httpx.Timeout(self._timeout, read=None) if follow else self._timeout
+        timeout = httpx2.Timeout(self._timeout, read=None) if follow else self._timeout
         connected = False
         try:
             with self._http.stream(
@@ -246,8 +169,8 @@ class McpdClient:
                 connected = True
                 if r.status_code >= 400:
                     r.read()
-                    _raise_for_status(r)
+                    raise_for_status(r)
                 yield from r.iter_lines()
-        except httpx.TransportError as exc:
+        except httpx2.TransportError as exc:
             what = "lost the connection to" if connected else "cannot reach"
             raise Unreachable(f"{what} mcpd at {self.server}: {exc}") from exc
