@@ -15,13 +15,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Self
-from urllib.parse import quote
 
 import anyio
-import httpx2
 import mcp_types as types
 from anyio.abc import TaskGroup
 
+from client import AsyncMcpdClient, ClientError, Denied, NotFound
+from client.errors import transport_error
 from mcplocal.audit import AuditReporter
 from mcplocal.names import NameMap
 from mcplocal.pipeline import Pipeline, ProxyModel, page_tool
@@ -67,7 +67,7 @@ class Catalog:
     _projects: dict[str, ProjectInfo]
     _supervisors: dict[str, Supervisor]
     _tg: TaskGroup | None
-    _http: httpx2.AsyncClient | None
+    _mcpd: AsyncMcpdClient | None  # mcplocal's client of mcpd's API, while running
     # (subject, project) -> (generation, when, tools): what each caller was shown
     _listings: dict[tuple[str, str], tuple[int, float, list[types.Tool]]]
     _generation: int  # bumped by anything that may change what a caller sees
@@ -75,8 +75,11 @@ class Catalog:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Self]:
-        async with httpx2.AsyncClient(timeout=15.0) as http, anyio.create_task_group() as tg:
-            self._http, self._tg = http, tg
+        async with (
+            AsyncMcpdClient(self.mcpd_url, timeout=15.0) as mcpd,
+            anyio.create_task_group() as tg,
+        ):
+            self._mcpd, self._tg = mcpd, tg
             try:
                 yield self
             finally:
@@ -89,11 +92,12 @@ class Catalog:
     def supervisor(self, project: str) -> Supervisor:
         sup = self._supervisors.get(project)
         if sup is None:
-            if self._tg is None:
+            if self._tg is None or self._mcpd is None:
                 raise UpstreamError("mcplocal is shutting down")
+            mcpd = self._mcpd
 
             async def load(name: str) -> UpstreamSpec:
-                url = f"{self.mcpd_url}/api/v1/servers/{quote(name)}/mcp?project={quote(project)}"
+                url = mcpd.upstream_url(name, project)
                 return UpstreamSpec(name, "http", url=url, headers=await self._headers())
 
             sup = Supervisor(self.upstream_settings, load)
@@ -113,27 +117,24 @@ class Catalog:
         info = self._projects.get(name)
         if info is not None and time.monotonic() - info.fetched < self.project_ttl:
             return info
-        assert self._http is not None
+        assert self._mcpd is not None
         try:
-            r = await self._http.get(
-                f"{self.mcpd_url}/api/v1/projects/{quote(name)}", headers=await self._headers()
-            )
-            if r.status_code in (403, 404):
-                raise UpstreamError(
-                    f"project `{name}` not found, or not visible to mcplocal's identity "
-                    f"(it needs `role:view,resource:projects,name:{name}`)"
-                )
-            r.raise_for_status()
-            body = r.json()
+            body = await self._mcpd.project(name, headers=await self._headers())
             model = ProxyModel.from_options(
                 body.get("proxyModel") or "passthrough", body.get("proxyOptions") or {}
             )
             info = ProjectInfo(list(body.get("servers") or []), model, time.monotonic())
-        except (httpx2.HTTPError, ValueError, KeyError) as exc:
+        except (Denied, NotFound):
+            raise UpstreamError(
+                f"project `{name}` not found, or not visible to mcplocal's identity "
+                f"(it needs `role:view,resource:projects,name:{name}`)"
+            ) from None
+        except (ClientError, ValueError, KeyError) as exc:
+            shown = transport_error(exc)
             if info is not None:  # mcpd away for a moment: keep serving what we knew
-                log.warning("project %s: keeping the last known servers: %s", name, exc)
+                log.warning("project %s: keeping the last known servers: %s", name, shown)
                 return info
-            raise UpstreamError(f"project `{name}`: cannot read it from mcpd: {exc}") from None
+            raise UpstreamError(f"project `{name}`: cannot read it from mcpd: {shown}") from None
         if self._projects.get(name) is not None and self._projects[name].servers != info.servers:
             self._projects[name] = info
             self.tools_changed(name)

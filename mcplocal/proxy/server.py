@@ -51,7 +51,7 @@ class Proxy(Calls, Aggregate, Notify):
         self._projects = {}
         self._supervisors = {}
         self._tg = None
-        self._http = None
+        self._mcpd = None
         # downstream sessions, to tell of a changed tool set (listChanged)
         self._sessions = weakref.WeakKeyDictionary()
         # session id -> its connection, while it lives (listing_json)
