@@ -9,7 +9,6 @@ Everything about authorization lives here, with no web framework, HTTP client or
   decision entry point, plus the token rules and the creator ceiling (``covers``)
 * :mod:`authz.index` - the hot path, proven equal to Casbin's plain enforcer
 * :mod:`authz.reference` - that plain enforcer, built over the same rules
-* :mod:`authz.store` - stored bindings in mcpd's database (casbin-sqlalchemy-adapter's table)
 * :mod:`authz.tokens` - McpToken and session token generation, hashing, comparison
 * :mod:`authz.wire` - policy changes as JSON, for followers and other replicas
 * :mod:`authz.lint`, :mod:`authz.decision_table` - the security team's tooling

@@ -160,7 +160,7 @@ class _RuleLog:
 class Authorizer:
     """Model + policy files + stored bindings + token grants, and the decisions over them.
 
-    ``stored`` are the rules kept in mcpd's database (see :mod:`authz.store`); the
+    ``stored`` are the rules kept in mcpd's database (mcpd.policystore); the
     policy files are read-only. After a transaction that changed stored rules commits,
     the caller reports the change with :meth:`apply`; :meth:`reload` rebuilds
     everything and swaps it in atomically.

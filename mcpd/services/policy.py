@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from sqlalchemy.orm import Session
 
 from authz import Authorizer, BindingError, InvalidName, RoleBinding, Rule
-from authz.store import delete_rules, write_rules
 from authz.vocabulary import Subject
 from mcpd.errors import Forbidden, Invalid
+from mcpd.policystore import delete_rules, write_rules
 
 
 @dataclass
