@@ -17,14 +17,17 @@ from mcpd.api import (
     auditevents,
     auth,
     backup,
+    groups,
     instances,
     mcptokens,
     policy,
+    projects,
     rbac,
-    resources,
+    secrets,
+    servers,
     users,
 )
-from mcpd.api.deps import Principal, guard, request_id
+from mcpd.api.deps import guard, request_id
 from mcpd.api.route_table import ROUTES, Guard, guard_for
 from mcpd.bootstrap import bootstrap_admin
 from mcpd.db import make_engine, migrate
@@ -32,6 +35,7 @@ from mcpd.errors import Forbidden, install_error_handlers, problem
 from mcpd.instances.mcpserver import Watchers
 from mcpd.instances.relay import Relay
 from mcpd.metrics import CONTENT_TYPE_LATEST, Metrics, MetricsMiddleware
+from mcpd.principal import Principal
 from mcpd.replication import PolicyReplicator
 from mcpd.requestid import RequestIdMiddleware
 from mcpd.runtime import build_runtime
@@ -138,7 +142,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     watchers = Watchers()
     app.state.mcp_sessions = instances.build_session_manager(watchers)
     app.state.relay = Relay()  # tools/call's fast lane (mcpd/instances/relay.py)
-    for module in (auth, users, rbac, mcptokens, resources, auditevents, backup, instances, policy):
+    routers = (auth, users, groups, rbac, mcptokens, projects, servers, secrets, auditevents)
+    for module in (*routers, backup, instances, policy):
         app.include_router(module.router, dependencies=[Depends(guard)])
     check_route_table(app)
 

@@ -11,9 +11,10 @@ from sqlalchemy import select
 
 from mcpd import audit
 from mcpd.api.common import CamelModel
-from mcpd.api.deps import DbDep, Principal, PrincipalDep
+from mcpd.api.deps import DbDep, PrincipalDep
 from mcpd.errors import Forbidden
 from mcpd.models import AuditEvent
+from mcpd.principal import Principal
 from mcpd.runtime import aware
 
 router = APIRouter(prefix="/api/v1", tags=["audit"])

@@ -11,9 +11,10 @@ from sqlalchemy import delete, select
 from authz.tokens import generate_session_token, token_kind, token_sha256
 from mcpd import audit
 from mcpd.api.common import CamelModel
-from mcpd.api.deps import DbDep, Principal, PrincipalDep, RequestIdDep, RuntimeDep
+from mcpd.api.deps import DbDep, PrincipalDep, RequestIdDep, RuntimeDep
 from mcpd.errors import Forbidden, TooManyRequests, Unauthorized
 from mcpd.models import LoginSession, McpToken, User
+from mcpd.principal import Principal
 from mcpd.runtime import aware
 from mcpd.security import verify_password
 

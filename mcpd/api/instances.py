@@ -34,7 +34,7 @@ from starlette.types import Receive, Scope, Send
 
 from mcpd import audit
 from mcpd.api.common import CamelModel
-from mcpd.api.deps import DbDep, Principal, PrincipalDep, RuntimeDep, request_id
+from mcpd.api.deps import DbDep, PrincipalDep, RuntimeDep, request_id
 from mcpd.errors import NotFound
 from mcpd.instances.mcpserver import ListChangedServer, Watchers
 from mcpd.instances.relay import (
@@ -47,6 +47,7 @@ from mcpd.instances.relay import (
 )
 from mcpd.instances.supervisor import STOPPED, Supervisor, UpstreamError
 from mcpd.models import Project, Server
+from mcpd.principal import Principal
 from mcpd.runtime import Runtime
 
 log = logging.getLogger("mcpd.mcp")
