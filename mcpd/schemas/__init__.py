@@ -7,6 +7,8 @@ what the API accepts.
 """
 
 __all__ = [
+    "auditevents",
+    "auth",
     "backup",
     "common",
     "groups",
