@@ -12,7 +12,6 @@ Everything about authorization lives here, with no web framework, HTTP client or
 * :mod:`authz.explain` - a decision with every matching line, for ``policy explain``
 * :mod:`authz.index` - the hot path, proven equal to Casbin's plain enforcer
 * :mod:`authz.reference` - that plain enforcer, built over the same rules
-* :mod:`authz.store` - stored bindings in mcpd's database (casbin-sqlalchemy-adapter's table)
 * :mod:`authz.tokens` - McpToken and session token generation, hashing, comparison
 * :mod:`authz.wire` - policy changes as JSON, for followers and other replicas
 * :mod:`authz.lint`, :mod:`authz.decision_table` - the security team's tooling (packages)
@@ -21,7 +20,7 @@ Everything about authorization lives here, with no web framework, HTTP client or
 from authz.bindings import RoleBinding, parse_binding
 from authz.ceiling import Missing
 from authz.decision import Decision
-from authz.engine import Authorizer, PolicyEvent, TokenGrant, set_authorizer
+from authz.engine import Authorizer, PolicyEvent, TokenGrant
 from authz.errors import AuthzError, BindingError, DecisionTableError, InvalidName, PolicyError
 from authz.explain import Explanation
 from authz.policy import Rule
@@ -41,5 +40,4 @@ __all__ = [
     "Rule",
     "TokenGrant",
     "parse_binding",
-    "set_authorizer",
 ]

@@ -40,7 +40,6 @@ __all__ = [
     "Missing",
     "PolicyEvent",
     "TokenGrant",
-    "set_authorizer",
 ]
 
 log = logging.getLogger("authz")
@@ -118,7 +117,7 @@ class _RuleLog:
 class Authorizer:
     """Model + policy files + stored bindings + token grants, and the decisions over them.
 
-    ``stored`` are the rules kept in mcpd's database (see :mod:`authz.store`); the
+    ``stored`` are the rules kept in mcpd's database (mcpd.policystore); the
     policy files are read-only. After a transaction that changed stored rules commits,
     the caller reports the change with :meth:`apply`; :meth:`reload` rebuilds
     everything and swaps it in atomically.
@@ -379,14 +378,3 @@ class Authorizer:
     def clone_bindings(self, creator: str, project: str) -> list[RoleBinding]:
         """The creator's bindings that apply in ``project``, scoped to it (token mode clone)."""
         return _clone_bindings(self, creator, project)
-
-
-_default: Authorizer | None = None
-_default_lock = threading.Lock()
-
-
-def set_authorizer(authorizer: Authorizer | None) -> None:
-    """Install the process's Authorizer (mcpd does this at start-up, with its stored rules)."""
-    global _default
-    with _default_lock:
-        _default = authorizer

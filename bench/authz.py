@@ -11,7 +11,7 @@ the shipped roles and operations over kinds, names and projects, a few denies):
   user not asked about before, so no subject closure is cached (cache-cold); only the
   handful of verb closures are warm, as they always are in a running server.
 * ``load_100k_s``: read the 100k-line policy from a SQLite file (``casbin_rule``, through
-  :func:`authz.store.load_authorizer`) and build the Authorizer.
+  :func:`mcpd.policystore.load_authorizer`) and build the Authorizer.
 * ``update_ms``: ``Authorizer.apply(added=[binding])`` plus the first ``decide`` that sees
   it, on the 100k-line Authorizer (median).
 
@@ -51,8 +51,8 @@ import sqlalchemy as sa  # noqa: E402
 from authz.engine import Authorizer  # noqa: E402
 from authz.policy import Rule, default_model_path  # noqa: E402
 from authz.reference import build_reference  # noqa: E402
-from authz.store import PolicyRuleRow, create_policy_table, load_authorizer  # noqa: E402
 from authz.vocabulary import KINDS  # noqa: E402
+from mcpd.policystore import PolicyRuleRow, create_policy_table, load_authorizer  # noqa: E402
 
 Request = tuple[str, str, str, str, str]
 
@@ -451,7 +451,8 @@ def run(cfg: Config, quick: bool) -> dict[str, Any]:
         )
         load_s = measure_load(db, len(big_stored), cfg.load_repeats)
         say(
-            f"[load] read rows + build Authorizer (authz.store.load_authorizer): {load_s:.3f}s "
+            "[load] read rows + build Authorizer (mcpd.policystore.load_authorizer): "
+            f"{load_s:.3f}s "
             f"(median of {cfg.load_repeats}, each in a fresh process)"
         )
         here_s, _ = load_once(db)

@@ -11,25 +11,28 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from authz import set_authorizer
 from mcpd import audit
 from mcpd.api import (
     auditevents,
     auth,
     backup,
+    groups,
     instances,
     mcptokens,
     policy,
+    projects,
     rbac,
-    resources,
+    secrets,
+    servers,
     users,
 )
-from mcpd.api.deps import Principal, guard, request_id
+from mcpd.api.deps import guard, request_id
 from mcpd.api.route_table import ROUTES, Guard, guard_for
 from mcpd.bootstrap import bootstrap_admin
 from mcpd.db import make_engine, migrate
 from mcpd.errors import Forbidden, install_error_handlers, problem
 from mcpd.metrics import CONTENT_TYPE_LATEST, Metrics, MetricsMiddleware
+from mcpd.principal import Principal
 from mcpd.replication import PolicyReplicator
 from mcpd.requestid import RequestIdMiddleware
 from mcpd.runtime import build_runtime
@@ -91,7 +94,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     settings.bootstrap_admin,
                     settings.bootstrap_password.get_secret_value(),
                 )
-        set_authorizer(rt.authorizer)
         app.state.runtime = rt
         # an instance going up or down (or its listChanged) reaches its MCP clients
         rt.supervisor.on_tools_changed = lambda name: rt.supervisor.spawn(watchers.notify, name)
@@ -114,7 +116,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if replicator is not None:
                 await run_in_threadpool(replicator.stop)
-            set_authorizer(None)
             engine.dispose()
 
     app = FastAPI(title="mcpd", version="0.1.0", lifespan=lifespan)
@@ -138,7 +139,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     watchers = Watchers()
     app.state.mcp_sessions = instances.build_session_manager(watchers)
     app.state.relay = Relay()  # tools/call's fast lane (upstream/relay)
-    for module in (auth, users, rbac, mcptokens, resources, auditevents, backup, instances, policy):
+    routers = (auth, users, groups, rbac, mcptokens, projects, servers, secrets, auditevents)
+    for module in (*routers, backup, instances, policy):
         app.include_router(module.router, dependencies=[Depends(guard)])
     check_route_table(app)
 

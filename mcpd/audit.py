@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, overload
+from typing import Any, overload
 
 from sqlalchemy.orm import Session
 
 from mcpd.models import AuditEvent
-
-if TYPE_CHECKING:
-    from mcpd.api.deps import Principal
+from mcpd.principal import Principal
 
 
 def record(

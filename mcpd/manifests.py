@@ -36,10 +36,13 @@ from typing import Any, Final
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from mcpd.api.rbac import RbacIn
-from mcpd.api.resources import ProjectIn, SecretIn, ServerIn
-from mcpd.api.users import GroupIn, UserIn
 from mcpd.errors import Invalid
+from mcpd.schemas.groups import GroupIn
+from mcpd.schemas.projects import ProjectIn
+from mcpd.schemas.rbac import RbacIn
+from mcpd.schemas.secrets import SecretIn
+from mcpd.schemas.servers import ServerIn
+from mcpd.schemas.users import UserIn
 
 try:
     from yaml import CSafeLoader as _SafeLoader

@@ -16,9 +16,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from authz import Authorizer, Rule, TokenGrant
-from authz.store import load_authorizer, load_stored_rules
 from mcpd.changes import Generations, ReadCache
 from mcpd.models import McpToken
+from mcpd.policystore import load_authorizer, load_stored_rules
 from mcpd.ratelimit import RateLimiter
 from mcpd.security import SecretBox
 from mcpd.settings import Settings

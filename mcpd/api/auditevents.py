@@ -6,37 +6,17 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import Field, model_validator
 from sqlalchemy import select
 
 from mcpd import audit
-from mcpd.api.common import CamelModel
-from mcpd.api.deps import DbDep, Principal, PrincipalDep
+from mcpd.api.deps import DbDep, PrincipalDep
 from mcpd.errors import Forbidden
 from mcpd.models import AuditEvent
+from mcpd.principal import Principal
 from mcpd.runtime import aware
+from mcpd.schemas.auditevents import AuditOut, AuditPage, ReportedCall, ReportedCalls
 
 router = APIRouter(prefix="/api/v1", tags=["audit"])
-
-
-class AuditOut(CamelModel):
-    id: int
-    time: datetime
-    subject: str
-    token_name: str | None
-    token_sha: str | None
-    action: str
-    kind: str
-    name: str
-    project: str
-    outcome: str
-    request_id: str
-    detail: dict[str, Any]
-
-
-class AuditPage(CamelModel):
-    items: list[AuditOut]
-    next: int | None = None
 
 
 @router.get("/auditevents", response_model=AuditPage, response_model_by_alias=True)
@@ -94,31 +74,6 @@ def list_audit(
         for e in rows[:limit]
     ]
     return AuditPage(items=items, next=nxt)
-
-
-class ReportedCall(CamelModel):
-    """One tool call a proxy (mcplocal) made for a caller."""
-
-    user: str | None = Field(default=None, max_length=255, description="the caller, if a user")
-    token_name: str | None = Field(default=None, max_length=255)
-    token_sha: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
-    server: str = Field(min_length=1, max_length=255)
-    tool: str = Field(min_length=1, max_length=255)
-    project: str = Field(default="", max_length=63)
-    outcome: Literal["allow", "deny", "error"]
-    duration_ms: float = Field(ge=0, le=86_400_000)
-    request_id: str = Field(default="", max_length=64)
-    error: str | None = Field(default=None, max_length=2000)
-
-    @model_validator(mode="after")
-    def _one_caller(self) -> ReportedCall:
-        if (self.user is None) == (self.token_sha is None):
-            raise ValueError("give either `user` or `tokenSha` (with `tokenName`)")
-        return self
-
-
-class ReportedCalls(CamelModel):
-    events: list[ReportedCall] = Field(min_length=1, max_length=1000)
 
 
 @router.post("/auditevents", status_code=202)

@@ -5,30 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Request, Response
-from pydantic import Field
 from sqlalchemy import delete, select
 
 from authz.tokens import generate_session_token, token_kind, token_sha256
 from mcpd import audit
-from mcpd.api.common import CamelModel
-from mcpd.api.deps import DbDep, Principal, PrincipalDep, RequestIdDep, RuntimeDep
+from mcpd.api.deps import DbDep, PrincipalDep, RequestIdDep, RuntimeDep
 from mcpd.errors import Forbidden, TooManyRequests, Unauthorized
 from mcpd.models import LoginSession, McpToken, User
+from mcpd.principal import Principal
 from mcpd.runtime import aware
+from mcpd.schemas.auth import CanIIn, CanIOut, IntrospectOut, LoginIn, LoginOut, MeOut
 from mcpd.security import verify_password
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
-
-
-class LoginIn(CamelModel):
-    username: str = Field(min_length=1, max_length=255)
-    password: str = Field(min_length=1, max_length=1024)
-
-
-class LoginOut(CamelModel):
-    token: str
-    expires_at: datetime
-    user: str
 
 
 @router.post("/auth/login", response_model=LoginOut, response_model_by_alias=True)
@@ -87,13 +76,6 @@ def logout(principal: PrincipalDep, db: DbDep, rt: RuntimeDep) -> Response:
     return Response(status_code=204)
 
 
-class MeOut(CamelModel):
-    subject: str
-    user: str | None = None
-    token_name: str | None = None
-    project: str | None = None
-
-
 @router.get("/auth/me", response_model=MeOut, response_model_by_alias=True)
 def me(principal: PrincipalDep) -> MeOut:
     return MeOut(
@@ -102,19 +84,6 @@ def me(principal: PrincipalDep) -> MeOut:
         token_name=principal.token_name,
         project=principal.token_project,
     )
-
-
-class CanIIn(CamelModel):
-    action: str = Field(min_length=1, max_length=63)
-    kind: str = Field(min_length=1, max_length=63)
-    name: str = Field(default="", max_length=255)
-    project: str = Field(default="", max_length=63)
-    subject: str | None = Field(default=None, description="ask for another subject (impersonate)")
-
-
-class CanIOut(CamelModel):
-    allowed: bool
-    reason: str
 
 
 @router.post("/auth/can-i", response_model=CanIOut, response_model_by_alias=True)
@@ -131,14 +100,6 @@ def can_i(body: CanIIn, principal: PrincipalDep, rt: RuntimeDep) -> CanIOut:
         subject = body.subject
     d = rt.authorizer.decide(subject, body.project, body.kind, body.name, body.action)
     return CanIOut(allowed=d.allowed, reason=principal.redact(d.reason))
-
-
-class IntrospectOut(CamelModel):
-    active: bool
-    status: str  # valid | revoked | expired | unknown
-    name: str | None = None
-    project: str | None = None
-    expires_at: datetime | None = None
 
 
 @router.get("/mcptokens/introspect", response_model=IntrospectOut, response_model_by_alias=True)

@@ -13,14 +13,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import Field
 
-from mcpd import audit, manifests
-from mcpd.api.common import CamelModel
-from mcpd.api.deps import DbDep, PrincipalDep, RequestIdDep, RuntimeDep
+from mcpd import manifests
+from mcpd.api.deps import CallerDep, DbDep, RuntimeDep
 from mcpd.errors import Invalid
+from mcpd.schemas.backup import RestoreItem, RestoreOut
 from mcpd.services import backup as service
-from mcpd.services.backup import Outcome
 
 router = APIRouter(prefix="/api/v1", tags=["backup"])
 
@@ -34,31 +32,21 @@ YAML = "application/yaml"
     responses={200: {"content": {YAML: {"schema": {"type": "string"}}}}},
 )
 def backup(
-    p: PrincipalDep,
+    caller: CallerDep,
     db: DbDep,
     rt: RuntimeDep,
-    rid: RequestIdDep,
     secrets: Annotated[
         bool, Query(description="include secret values, in plain text (else key names only)")
     ] = False,
 ) -> Response:
     """The whole configuration as multi-document YAML, for `POST /restore`."""
-    docs = service.export(session=db, rt=rt, secrets=secrets)
-    now = datetime.now(UTC)
-    header = f"mcpctl backup of mcpd, {now.isoformat(timespec='seconds')}, by {p.display}\n" + (
+    docs = service.backup(db=db, rt=rt, caller=caller, secrets=secrets)
+    now, by = datetime.now(UTC), caller.principal.display
+    header = f"mcpctl backup of mcpd, {now.isoformat(timespec='seconds')}, by {by}\n" + (
         "WARNING: this file holds secret values in plain text"
         if secrets
         else "secret values are not included: Secret documents list key names only"
     )
-    audit.record(
-        db,
-        p,
-        action="backup",
-        kind="*",
-        request_id=rid,
-        detail={"secrets": secrets, "documents": len(docs)},
-    )
-    db.commit()
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
     return Response(
         manifests.dump(docs, header),
@@ -71,22 +59,6 @@ def backup(
 
 
 # -- restore ---------------------------------------------------------------------------
-
-
-class RestoreItem(CamelModel):
-    kind: str
-    name: str
-    outcome: Outcome
-    version: int
-    fields: list[str] = Field(default_factory=list, description="what an update changed")
-
-
-class RestoreOut(CamelModel):
-    dry_run: bool
-    created: int
-    updated: int
-    unchanged: int
-    items: list[RestoreItem]
 
 
 async def _read_body(request: Request) -> str:
@@ -116,10 +88,9 @@ async def _read_body(request: Request) -> str:
 )
 async def restore(
     request: Request,
-    p: PrincipalDep,
+    caller: CallerDep,
     db: DbDep,
     rt: RuntimeDep,
-    rid: RequestIdDep,
     dry_run: Annotated[
         bool, Query(alias="dryRun", description="report what would change, change nothing")
     ] = False,
@@ -131,11 +102,10 @@ async def restore(
         raise Invalid("the manifest holds no documents")
     done = await run_in_threadpool(
         service.restore,
-        session=db,
+        db=db,
         rt=rt,
-        principal=p,
+        caller=caller,
         docs=docs,
-        request_id=rid,
         dry_run=dry_run,
     )
     items = [RestoreItem(**asdict(d)) for d in done]

@@ -6,7 +6,6 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -22,31 +21,9 @@ from mcpd.api.route_table import PUBLIC, SELF, Guard, guard_for
 from mcpd.errors import Forbidden, NotFound, Unauthorized
 from mcpd.metrics import record_decision
 from mcpd.models import LoginSession, McpToken
+from mcpd.principal import Principal
 from mcpd.runtime import Runtime, SessionCache, aware
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """The authenticated caller."""
-
-    subject: str  # User:<name> or McpToken:<sha>
-    user: str | None = None  # the user's name (for a token: None)
-    token_name: str | None = None
-    token_sha: str | None = None
-    token_project: str | None = None
-    session_sha: str | None = None
-
-    @property
-    def display(self) -> str:
-        return self.user or f"token {self.token_name}"
-
-    def redact(self, text: str) -> str:
-        """``text`` (e.g. a decision's reason) as the caller sees it: a token is named, as in
-        /auth/me, never shown by its hash."""
-        if self.token_sha is None:
-            return text
-        return text.replace(self.subject, f"McpToken:{self.token_name}")
-
+from mcpd.services.work import Caller
 
 # Dependencies are `async def` where they do not block: FastAPI runs a plain `def` one in a
 # worker thread, a thread hop per request for nothing (11% of mcpd's CPU under load).
@@ -271,3 +248,16 @@ async def _request_id(request: Request) -> str:
 
 
 RequestIdDep = Annotated[str, Depends(_request_id)]
+
+
+async def caller(request: Request, principal: PrincipalDep) -> Caller:
+    """The caller as the services see it: who, under which request, and which (kind,
+    action) the guard above already decided for this route (so the unit of work does not
+    ask the enforcer again)."""
+    route = request.scope.get("route")
+    entry = guard_for(request.method, getattr(route, "path_format", request.url.path))
+    decided = (entry.kind, entry.action) if isinstance(entry, Guard) else None
+    return Caller(principal, request_id(request), decided)
+
+
+CallerDep = Annotated[Caller, Depends(caller)]

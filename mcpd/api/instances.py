@@ -34,9 +34,10 @@ from starlette.types import Receive, Scope, Send
 
 from mcpd import audit
 from mcpd.api.common import CamelModel
-from mcpd.api.deps import DbDep, Principal, PrincipalDep, RuntimeDep, request_id
+from mcpd.api.deps import DbDep, PrincipalDep, RuntimeDep, request_id
 from mcpd.errors import NotFound
 from mcpd.models import Project, Server
+from mcpd.principal import Principal
 from mcpd.runtime import Runtime
 from upstream.mcpserver import ListChangedServer, Watchers
 from upstream.relay import (

@@ -1,4 +1,5 @@
-"""Writing policy rows with the object they belong to, and publishing them after commit."""
+"""Writing policy rows with the object they belong to, and publishing them after commit;
+parsing subjects and bindings; the creator ceiling."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from dataclasses import dataclass, field
 from sqlalchemy.orm import Session
 
 from authz import Authorizer, BindingError, InvalidName, RoleBinding, Rule
-from authz.store import delete_rules, write_rules
 from authz.vocabulary import Subject
 from mcpd.errors import Forbidden, Invalid
+from mcpd.policystore import delete_rules, write_rules
 
 
 @dataclass
@@ -33,16 +34,6 @@ class PolicyChange:
             authorizer.apply(added=self.added, removed=self.removed)
         for fn in self.after:
             fn()
-
-
-# The RbacDefinition holding an McpToken's bindings is named TOKEN_RBAC_PREFIX + token name;
-# users may not take such names (see mcpd/api/rbac.py).
-TOKEN_RBAC_PREFIX = "mcptoken-"  # noqa: S105 - a name prefix, not a secret
-
-
-def token_rbac_name(token_name: str) -> str:
-    """The RbacDefinition (and rule origin ``rbac/<it>``) of an McpToken's bindings."""
-    return TOKEN_RBAC_PREFIX + token_name
 
 
 def parse_subjects(values: Iterable[str]) -> list[str]:
@@ -97,3 +88,6 @@ def held_bindings(authorizer: Authorizer, subject: str) -> list[RoleBinding]:
         if b is not None:
             out.append(b)
     return out
+
+
+__all__ = ["PolicyChange", "held_bindings", "parse_bindings", "parse_subjects", "require_covered"]

@@ -407,7 +407,7 @@ def test_a_failure_mid_transaction_writes_no_rule_and_changes_no_decision(
     monkeypatch.undo()
     assert api.call("GET", "/rbac/half").status_code == 404
     rt = api.client.app.state.runtime  # type: ignore[attr-defined]
-    from authz.store import load_stored_rules
+    from mcpd.policystore import load_stored_rules
 
     assert not any(r.sub == "User:x" for r in load_stored_rules(rt.engine))
     assert not rt.authorizer.decide("User:x", "", "servers", "s", "get").allowed

@@ -10,10 +10,10 @@ import pytest
 from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
 
-from authz.store import load_stored_rules
 from mcpd import manifests
 from mcpd.app import create_app
 from mcpd.errors import Invalid
+from mcpd.policystore import load_stored_rules
 from mcpd.settings import Settings
 from tests.mcpd.conftest import ADMIN, PASSWORD, Api
 

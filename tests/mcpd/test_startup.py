@@ -15,9 +15,9 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from authz.store import load_stored_rules, write_rules
 from mcpd.app import create_app
 from mcpd.db import current_revision, migrate
+from mcpd.policystore import load_stored_rules, write_rules
 from mcpd.settings import Settings
 
 

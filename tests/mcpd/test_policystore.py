@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 from authz import Authorizer, PolicyError
 from authz.policy import Rule
 from authz.reference import load_model
-from authz.store import (
+from authz.vocabulary import tool_server
+from mcpd.policystore import (
     PolicyAdapter,
     PolicyRuleRow,
     create_policy_table,
@@ -19,7 +20,6 @@ from authz.store import (
     load_stored_rules,
     write_rules,
 )
-from authz.vocabulary import tool_server
 
 
 def test_rules_written_in_a_transaction_load_back_in_order(db_engine: sa.Engine) -> None:

@@ -1,4 +1,4 @@
-"""Bindings made at run time, stored in mcpd's database.
+"""Bindings made at run time, stored in mcpd's database: the database side of :mod:`authz`.
 
 The rows live in casbin-sqlalchemy-adapter's table shape (``casbin_rule``: ptype,
 v0..v5) with one extra column, ``origin``, naming the object that owns the rows

@@ -1,0 +1,206 @@
+"""McpTokens: create (within the creator's ceiling), revoke, delete, and reads."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from authz import RoleBinding, Rule
+from authz.tokens import display_prefix, generate_mcp_token, token_sha256
+from mcpd.errors import Forbidden, Invalid
+from mcpd.models import McpToken, Project, RbacDefinition, utcnow
+from mcpd.runtime import Runtime, token_grant
+from mcpd.schemas.mcptokens import TokenIn
+from mcpd.schemas.rbac import token_rbac_name
+from mcpd.services.common import get_or_404, page, taken
+from mcpd.services.policy import parse_bindings
+from mcpd.services.work import Caller, Work, unit_of_work
+
+_TTL = re.compile(r"^(\d{1,6})([mhdw])$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+# the latest expiry: a day short of year 9999 ending, so no time zone takes it past what
+# Python and the database drivers can represent (an expiry there is as good as `never`)
+_LATEST = datetime(9999, 12, 30, tzinfo=UTC)
+
+
+def parse_ttl(text: str, now: datetime) -> datetime | None:
+    """``30d``/``12h``/``90m``/``2w``, ``never``, or an ISO date or date-time (future)."""
+    if text == "never":
+        return None
+    m = _TTL.match(text)
+    if m:
+        delta = timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+        if not delta:
+            raise Invalid("ttl: must be longer than zero")
+        if delta >= _LATEST - now:
+            raise Invalid(f"ttl: `{text}` is too far in the future; use `never`")
+        return now + delta
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise Invalid(
+            f"ttl: `{text}` is not a duration (30d, 12h, 90m, 2w), `never`, or an ISO date"
+        ) from exc
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    if when.replace(tzinfo=None) >= _LATEST.replace(tzinfo=None):
+        raise Invalid(f"ttl: `{text}` is too far in the future; use `never`")
+    if when <= now:
+        raise Invalid(f"ttl: `{text}` is in the past")
+    return when
+
+
+def bindings_of(db: Session, token: McpToken) -> list[str]:
+    """The role bindings a token holds (those of its own RbacDefinition)."""
+    rbac = db.scalars(select(RbacDefinition).where(RbacDefinition.token_id == token.id)).first()
+    return list(rbac.role_bindings) if rbac else []
+
+
+def list_tokens(
+    *, db: Session, project: str | None, limit: int, after: str | None
+) -> tuple[list[McpToken], str | None]:
+    stmt = select(McpToken)
+    if project:
+        stmt = stmt.join(Project).where(Project.name == project)
+    return page(db, McpToken, limit, after, stmt)
+
+
+def get_token(*, db: Session, name: str) -> McpToken:
+    token: McpToken = get_or_404(db, McpToken, name, "mcptoken")
+    return token
+
+
+def _requested_bindings(work: Work, spec: TokenIn) -> tuple[str, list[RoleBinding]]:
+    if spec.rbac == "clone" and spec.bindings:
+        raise Invalid("give either `rbac: clone` or `bindings`, not both")
+    if spec.rbac == "clone":
+        return "clone", work.rt.authorizer.clone_bindings(work.principal.subject, spec.project)
+    if not spec.bindings:
+        return "empty", []
+    scoped = []
+    for b in parse_bindings(work.rt.authorizer, spec.bindings):
+        if b.project not in ("*", spec.project):
+            raise Invalid(
+                f"bindings: `{b}` is for project {b.project}, but the token acts only in "
+                f"project {spec.project}"
+            )
+        scoped.append(b.in_project(spec.project))
+    return "bindings", scoped
+
+
+def create_token(
+    *, db: Session, rt: Runtime, caller: Caller, spec: TokenIn
+) -> tuple[McpToken, str]:
+    """Create a token; returns it with its raw value (which is stored nowhere)."""
+    with unit_of_work(
+        db=db,
+        rt=rt,
+        caller=caller,
+        kind="mcptokens",
+        action="create",
+        name=spec.name,
+        project=spec.project,
+    ) as work:
+        user = caller.principal.user
+        if user is None:
+            raise Forbidden("a token cannot create tokens")
+        project = db.scalars(select(Project).where(Project.name == spec.project)).first()
+        if project is None:
+            raise Invalid(f"project: project `{spec.project}` does not exist")
+        taken(db, McpToken, spec.name, "mcptoken")
+        rbac_name = token_rbac_name(spec.name)
+        taken(db, RbacDefinition, rbac_name, "rbac definition")
+        expires = parse_ttl(spec.ttl, datetime.now(UTC))
+        mode, bindings = _requested_bindings(work, spec)
+        work.ceiling(bindings)
+        raw = generate_mcp_token()
+        sha = token_sha256(raw)
+        token = McpToken(
+            name=spec.name,
+            project=project,
+            description=spec.description,
+            token_sha=sha,
+            prefix=display_prefix(raw),
+            rbac_mode=mode,
+            expires_at=expires,
+            created_by=user,
+        )
+        db.add(token)
+        db.flush()
+        if bindings:
+            db.add(
+                RbacDefinition(
+                    name=rbac_name,
+                    subjects=[f"McpToken:{sha}"],
+                    role_bindings=[str(b) for b in bindings],
+                    token_id=token.id,
+                    created_by=user,
+                )
+            )
+            rules: list[Rule] = [b.to_rule(f"McpToken:{sha}") for b in bindings]
+            work.policy.replace(db, f"rbac/{rbac_name}", rules)
+        work.audit(detail={"rbac": mode, "bindings": [str(b) for b in bindings], "tokenSha": sha})
+        # the token is known before its bindings arrive
+        work.after_commit(
+            lambda: rt.authorizer.register_token(token_grant(token)), before_policy=True
+        )
+    return token, raw
+
+
+def _drop_bindings(work: Work, token: McpToken) -> None:
+    """Remove a token's RbacDefinition and its policy rows (in the unit's transaction)."""
+    work.policy.drop(work.db, f"rbac/{token_rbac_name(token.name)}")
+    for rbac in work.db.scalars(select(RbacDefinition).where(RbacDefinition.token_id == token.id)):
+        work.db.delete(rbac)
+
+
+def revoke_token(*, db: Session, rt: Runtime, caller: Caller, name: str) -> McpToken:
+    """Revoke a token at once; its bindings are removed. Revoking twice is a no-op."""
+    token = get_token(db=db, name=name)
+    if token.revoked_at is not None:
+        return token
+    with unit_of_work(
+        db=db, rt=rt, caller=caller, kind="mcptokens", action="update", name=name
+    ) as work:
+        token.revoked_at = utcnow()
+        token.version += 1
+        _drop_bindings(work, token)
+        work.audit(action="revoke", project=token.project.name)
+
+        def revoked() -> None:  # refused from the first moment, before its rows go
+            rt.authorizer.register_token(token_grant(token))
+            rt.session_cache.forget(token.token_sha)
+
+        work.after_commit(revoked, before_policy=True)
+    return token
+
+
+def delete_token(*, db: Session, rt: Runtime, caller: Caller, name: str) -> None:
+    with unit_of_work(
+        db=db, rt=rt, caller=caller, kind="mcptokens", action="delete", name=name
+    ) as work:
+        token = get_token(db=db, name=name)
+        sha, project = token.token_sha, token.project.name
+        _drop_bindings(work, token)
+        db.delete(token)
+        work.audit(project=project)
+
+        def gone() -> None:
+            rt.authorizer.unregister_token(sha)
+            rt.session_cache.forget(sha)
+
+        work.after_commit(gone)
+
+
+__all__ = [
+    "bindings_of",
+    "create_token",
+    "delete_token",
+    "get_token",
+    "list_tokens",
+    "parse_ttl",
+    "revoke_token",
+]

@@ -1,0 +1,99 @@
+"""Users: create, update (password, disabled), delete (sessions, memberships, tokens go)."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from mcpd.models import Group, GroupMember, McpToken, User, utcnow
+from mcpd.runtime import Runtime, token_grant
+from mcpd.schemas.users import UserIn, UserUpdate
+from mcpd.security import hash_password
+from mcpd.services.common import check_version, get_or_404, page, taken
+from mcpd.services.groups import member_rules
+from mcpd.services.work import Caller, unit_of_work
+
+
+def list_users(*, db: Session, limit: int, after: str | None) -> tuple[list[User], str | None]:
+    return page(db, User, limit, after)
+
+
+def get_user(*, db: Session, name: str) -> User:
+    user: User = get_or_404(db, User, name, "user")
+    return user
+
+
+def create_user(*, db: Session, rt: Runtime, caller: Caller, spec: UserIn) -> User:
+    with unit_of_work(
+        db=db, rt=rt, caller=caller, kind="users", action="create", name=spec.name
+    ) as work:
+        taken(db, User, spec.name, "user")
+        # bindings that still name this user (e.g. of a deleted user) go to whoever is created
+        work.ceiling_of(f"User:{spec.name}")
+        user = User(
+            name=spec.name,
+            display_name=spec.display_name,
+            password_hash=hash_password(spec.password) if spec.password else None,
+            disabled=spec.disabled,
+            created_by=caller.principal.display,
+        )
+        db.add(user)
+        work.audit()
+    return user
+
+
+def update_user(*, db: Session, rt: Runtime, caller: Caller, name: str, change: UserUpdate) -> User:
+    with unit_of_work(
+        db=db, rt=rt, caller=caller, kind="users", action="update", name=name
+    ) as work:
+        user = get_user(db=db, name=name)
+        check_version(user, change.version, "user")
+        if change.password is not None and caller.principal.user != name:
+            # whoever sets a password can log in as that user: only for a caller covering it
+            work.ceiling_of(f"User:{name}")
+        if change.display_name is not None:
+            user.display_name = change.display_name
+        if change.password is not None:
+            user.password_hash = hash_password(change.password)
+        if change.disabled is not None:
+            user.disabled = change.disabled
+        user.version += 1
+        changed = sorted(
+            k for k, v in change.model_dump(exclude={"version"}).items() if v is not None
+        )
+        work.audit(detail={"fields": changed})
+        work.after_commit(rt.session_cache.clear)  # a disabled user's sessions end now
+    return user
+
+
+def delete_user(*, db: Session, rt: Runtime, caller: Caller, name: str) -> None:
+    """Delete a user: its sessions end, its group memberships go, its tokens are revoked."""
+    with unit_of_work(
+        db=db, rt=rt, caller=caller, kind="users", action="delete", name=name
+    ) as work:
+        user = get_user(db=db, name=name)
+        groups = db.scalars(
+            select(Group).join(GroupMember).where(GroupMember.user_name == name)
+        ).all()
+        db.execute(delete(GroupMember).where(GroupMember.user_name == name))
+        for g in groups:
+            db.refresh(g)
+            members = [m.user_name for m in g.members]
+            work.policy.replace(db, f"group/{g.name}", member_rules(g.name, members))
+        db.execute(
+            update(McpToken)
+            .where(McpToken.created_by == name, McpToken.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        )
+        db.delete(user)
+        work.audit()
+        work.after_commit(rt.session_cache.clear, before_policy=True)  # its sessions went
+        work.after_commit(lambda: _refresh_tokens_of(db, rt, name))
+
+
+def _refresh_tokens_of(db: Session, rt: Runtime, creator: str) -> None:
+    for t in db.scalars(select(McpToken).where(McpToken.created_by == creator)):
+        rt.authorizer.register_token(token_grant(t))
+
+
+__all__ = ["create_user", "delete_user", "get_user", "list_users", "update_user"]
