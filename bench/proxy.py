@@ -25,8 +25,9 @@ sessions open.
 
 Progress goes to stderr; the last line of stdout is one JSON object::
 
-    {"results": [{"path", "p50_ms", "p99_ms", "rps_16"}, ...], "list_cached_p50_ms": z,
-     "list_mcpd_p50_ms": w, "list_sdk_client_p50_ms": v, "mcplocal_rss_mb": m, "sessions": S}
+    {"results": [{"path", "p50_ms", "p99_ms", "rps_16", "cpu_ms_per_call"}, ...],
+     "list_cached_p50_ms": z, "list_mcpd_p50_ms": w, "list_sdk_client_p50_ms": v,
+     "mcplocal_rss_mb": m, "sessions": S}
 
 ``--quick`` makes a handful of calls (for the smoke test); its numbers mean nothing.
 """
@@ -43,7 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -113,8 +114,22 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def cpu_seconds(*pids: int) -> float:
+    """User + system CPU the processes have used so far (``/proc/<pid>/stat``)."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 async def measure(
-    url: str, bearer: str | None, calls: int, concurrency: int, tool: str = "echo"
+    url: str,
+    bearer: str | None,
+    calls: int,
+    concurrency: int,
+    tool: str = "echo",
+    cpu: Callable[[], float] | None = None,
 ) -> dict[str, float]:
     headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
     latencies: list[float] = []
@@ -145,15 +160,20 @@ async def measure(
                 if result.is_error:
                     raise SystemExit(f"call failed: {result.content}")
 
+        cpu_before = cpu() if cpu else 0.0
         began = time.perf_counter()
         async with anyio.create_task_group() as tg:
             for session in sessions:
                 tg.start_soon(client, session)
         elapsed = time.perf_counter() - began
+        cpu_used = (cpu() - cpu_before) if cpu else 0.0
     return {
         "p50_ms": round(statistics.median(latencies), 3),
         "p99_ms": round(percentile(latencies, 0.99), 3),
         "rps_16": round(len(latencies) / elapsed, 1),
+        # CPU of the process(es) serving the path, per timed call: steadier than wall time
+        # on a busy machine (direct: the upstream; mcpd: mcpd; mcplocal: mcplocal + mcpd)
+        "cpu_ms_per_call": round(cpu_used * 1000 / max(1, len(latencies)), 3),
     }
 
 
@@ -280,9 +300,11 @@ def main() -> None:
         up_argv = [sys.executable, "-m", "tests.servers.mcp_http", "--port"]
         mcpd_argv = [str(MCPD), "serve", "--host", "127.0.0.1", "--port", str(mcpd_port)]
         with (
-            process([*up_argv, str(up_port), "--kind", "demo"], env, upstream, tmp / "up.log"),
+            process(
+                [*up_argv, str(up_port), "--kind", "demo"], env, upstream, tmp / "up.log"
+            ) as up_proc,
             process([*up_argv, str(many_port), "--kind", "many"], env, many, tmp / "many.log"),
-            process(mcpd_argv, env, f"{base}/healthz", tmp / "mcpd.log"),
+            process(mcpd_argv, env, f"{base}/healthz", tmp / "mcpd.log") as mcpd_proc,
         ):
             login = httpx.post(
                 f"{base}/api/v1/auth/login", json={"username": ADMIN, "password": PASSWORD}
@@ -316,13 +338,15 @@ def main() -> None:
             results: list[dict[str, Any]] = []
             with process(local_argv, local_env, f"{local}/readyz", tmp / "mcplocal.log") as proc:
                 paths = (
-                    ("direct", upstream, None, "echo"),
-                    ("mcpd", via_mcpd, admin, "echo"),
-                    ("mcplocal", f"{local}/mcp", tokens["bench"], "bench__echo"),
-                )
-                for path, url, bearer, tool in paths:
+                    ("direct", upstream, None, "echo", (up_proc.pid,)),
+                    ("mcpd", via_mcpd, admin, "echo", (mcpd_proc.pid,)),
+                    ("mcplocal", f"{local}/mcp", tokens["bench"], "bench__echo",
+                     (proc.pid, mcpd_proc.pid)),
+                )  # fmt: skip
+                for path, url, bearer, tool, pids in paths:
                     say(f"proxy bench: {path}: {calls} calls, {concurrency} clients")
-                    row = anyio.run(measure, url, bearer, calls, concurrency, tool)
+                    cpu = lambda pids=pids: cpu_seconds(*pids)  # noqa: E731
+                    row = anyio.run(measure, url, bearer, calls, concurrency, tool, cpu)
                     say(f"  {row}")
                     results.append({"path": path, **row})
                 n = 20 if args.quick else 300
