@@ -75,5 +75,6 @@ def test_a_forbidden_import_breaks_its_contract(
         path.write_text(original)
     assert result.returncode != 0, result.stdout
     broken = [row for row in result.stdout.splitlines() if row.endswith("BROKEN")]
+    # a foundation's forbidden import may break its importers' contracts too (import-linter
+    # follows indirect imports): the one named must be among them
     assert any(row.startswith(contract) for row in broken), result.stdout
-    assert len(broken) == 1, broken

@@ -377,7 +377,9 @@ def test_upstream_that_never_answers_initialize(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(ROOT)
-    settings = make_settings(f"sqlite:///{tmp_path / 'm.db'}", tmp_path, instance_start_timeout=1.0)
+    # long enough for `demo` (a Python child importing the SDK) to start on a busy 2-core
+    # machine, where 1 s was not; `hang` never answers, whatever the timeout
+    settings = make_settings(f"sqlite:///{tmp_path / 'm.db'}", tmp_path, instance_start_timeout=4.0)
     with serve_mcpd(settings) as m:
         m.server("hang", stdio_spec("hang"))
         m.server("demo", stdio_spec("demo"))
