@@ -16,7 +16,10 @@ asyncio streams, so that on a small machine the server, not the client, is what 
 
 Progress goes to stderr; the last line of stdout is one JSON object::
 
-    {"results": [{"db", "op", "rps", "p50_ms", "p99_ms"}, ...]}
+    {"results": [{"db", "op", "rps", "p50_ms", "p99_ms", "cpu_ms_per_req"}, ...]}
+
+``cpu_ms_per_req`` is mcpd's own CPU (user + system, ``/proc/<pid>/stat``) per timed request:
+steadier than the wall-time figures on a busy machine.
 
 ``--quick`` sends a handful of requests (for the smoke test); its numbers mean nothing.
 """
@@ -99,8 +102,8 @@ def postgres_database() -> Iterator[str]:
 
 
 @contextmanager
-def mcpd_serve(db_url: str, workdir: Path) -> Iterator[tuple[str, int]]:
-    """``mcpd serve`` on a free loopback port; yields (host, port); always stopped."""
+def mcpd_serve(db_url: str, workdir: Path) -> Iterator[tuple[str, int, int]]:
+    """``mcpd serve`` on a free loopback port; yields (host, port, pid); always stopped."""
     port = _free_port()
     log_path = workdir / f"mcpd-{port}.log"
     env = {
@@ -131,7 +134,7 @@ def mcpd_serve(db_url: str, workdir: Path) -> Iterator[tuple[str, int]]:
                 if time.monotonic() > deadline:
                     raise RuntimeError("mcpd was not ready within 60 s")
                 time.sleep(0.1)
-            yield "127.0.0.1", port
+            yield "127.0.0.1", port, proc.pid
             ok = True
         finally:
             if proc.poll() is None:
@@ -208,6 +211,13 @@ class Phase:
     latencies_s: list[float]
     wall_s: float
     errors: int
+    cpu_s: float = 0.0  # the server's CPU over the phase
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU the process has used so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def run_phase(
@@ -266,6 +276,7 @@ def _row(db: str, op: str, phase: Phase) -> dict[str, Any]:
         "rps": round(n / phase.wall_s, 1) if phase.wall_s else 0.0,
         "p50_ms": round(statistics.median(phase.latencies_s) * 1000, 3),
         "p99_ms": _quantile_ms(phase.latencies_s, 0.99),
+        "cpu_ms_per_req": round(phase.cpu_s * 1000 / max(1, n), 3),
     }
 
 
@@ -292,7 +303,7 @@ def _setup(base: str, plan: Plan) -> str:
 
 
 def bench_db(db: str, db_url: str, workdir: Path, plan: Plan) -> list[dict[str, Any]]:
-    with mcpd_serve(db_url, workdir) as (host, port):
+    with mcpd_serve(db_url, workdir) as (host, port, pid):
         base = f"http://{host}:{port}"
         say(f"{db}: mcpd up on {base}; creating {plan.servers} servers")
         bearer = _setup(base, plan)
@@ -317,6 +328,7 @@ def bench_db(db: str, db_url: str, workdir: Path, plan: Plan) -> list[dict[str, 
         for op, warm, make, total, expect in phases:
             say(f"{db}: {op}: warm-up, then {total} requests from {plan.clients} clients")
             for n, fn in ((plan.warmup, warm), (total, make)):
+                cpu_before = cpu_seconds(pid)
                 phase = asyncio.run(
                     run_phase(
                         host,
@@ -329,10 +341,14 @@ def bench_db(db: str, db_url: str, workdir: Path, plan: Plan) -> list[dict[str, 
                         expect=expect,
                     )
                 )
+                phase.cpu_s = cpu_seconds(pid) - cpu_before
                 if phase.errors:
                     raise RuntimeError(f"{db} {op}: {phase.errors} responses were not {expect}")
             row = _row(db, op, phase)
-            say(f"{db}: {op}: {row['rps']} req/s, p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms")
+            say(
+                f"{db}: {op}: {row['rps']} req/s, p50 {row['p50_ms']} ms, "
+                f"p99 {row['p99_ms']} ms, {row['cpu_ms_per_req']} ms CPU per request"
+            )
             rows.append(row)
         return rows
 

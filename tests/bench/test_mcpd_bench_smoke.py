@@ -14,12 +14,13 @@ def test_mcpd_bench_quick_prints_its_report() -> None:
     assert set(report) == {"results"}
     seen = set()
     for row in report["results"]:
-        assert set(row) == {"db", "op", "rps", "p50_ms", "p99_ms"}
+        assert set(row) == {"db", "op", "rps", "p50_ms", "p99_ms", "cpu_ms_per_req"}
         assert row["db"] in ("sqlite", "postgresql")
         assert row["op"] in ("get", "create")
         for key in ("rps", "p50_ms", "p99_ms"):
             assert isinstance(row[key], float), (key, row)
             assert row[key] > 0, (key, row)
+        assert isinstance(row["cpu_ms_per_req"], float), row  # clock ticks: 0.0 on a quick run
         seen.add((row["db"], row["op"]))
     assert seen == {(db, op) for db in ("sqlite", "postgresql") for op in ("get", "create")}
     assert len(report["results"]) == 4
