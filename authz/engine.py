@@ -306,8 +306,10 @@ class Authorizer:
             log.exception("authorization error; denying %s %s %s/%s", subject, action, kind, name)
             return Decision(False, "internal error while deciding; denied")
 
-    def _plain(self, sub: str, proj: str, kind: str, name: str, act: str) -> Decision:
-        """The decision by the policy alone (no token rules): the index, or plain Casbin."""
+    def policy_decision(self, sub: str, proj: str, kind: str, name: str, act: str) -> Decision:
+        """The decision by the policy lines alone (no request checks, no token rules): the
+        index, or plain Casbin. ``decide`` is the entry point; this is for offline tooling
+        (``policy diff``) that asks about stand-in names no request may carry."""
         _, index, fallback = self._state
         if fallback is None:
             return decision_for(index.match(sub, proj, kind, name, act), sub, proj, kind, name, act)
@@ -330,7 +332,7 @@ class Authorizer:
             return Decision(False, f"invalid request: {problem}")
         if subject.startswith("McpToken:"):
             return self._decide_token(subject, project, kind, name, action, depth=depth)
-        return self._plain(subject, project, kind, name, action)
+        return self.policy_decision(subject, project, kind, name, action)
 
     def _decide_token(
         self, subject: str, project: str, kind: str, name: str, action: str, *, depth: int
@@ -348,7 +350,7 @@ class Authorizer:
                 f"token of project {grant.project} cannot act "
                 + ("outside any project" if project == NO_PROJECT else f"in project {project}"),
             )
-        own = self._plain(subject, project, kind, name, action)
+        own = self.policy_decision(subject, project, kind, name, action)
         if not own.allowed:
             return own
         if depth > 0 or grant.creator.startswith("McpToken:"):
