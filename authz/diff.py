@@ -92,17 +92,7 @@ class Universe:
         )
         plines = _p(rules)
         self.projects = sorted({NO_PROJECT, OTHER} | {r.values[1] for r in plines} - {ANY})
-        named: dict[str, set[str]] = {k: {NO_PROJECT, OTHER} for k in KINDS}
-        for r in plines:
-            kind, name = r.values[2], r.values[3]
-            if name == ANY:
-                continue
-            for k in KINDS if kind == ANY else ((kind,) if kind in named else ()):
-                named[k].add(name)
-        servers = {r.values[3] for r in plines if r.values[2] in ("servers", ANY)} - {ANY}
-        servers |= {tool_server(n) for n in named["tools"]} - {""}
-        named["tools"] |= {f"{s}__{OTHER}" for s in servers} | {f"{OTHER}__{OTHER}"}
-        self.names = {k: sorted(v) for k, v in named.items()}
+        self.names = {k: sorted(v) for k, v in names_named(plines).items()}
         verbs = set(CRUD_VERBS)
         for r in rules:
             if r.ptype == "g2":
@@ -135,6 +125,42 @@ class Universe:
         return out
 
 
+def names_named(plines: Iterable[Rule]) -> dict[str, set[str]]:
+    """Per kind: the names ``plines`` give it, the collection, and the stand-ins."""
+    named: dict[str, set[str]] = {k: {NO_PROJECT, OTHER} for k in KINDS}
+    servers: set[str] = set()
+    for r in plines:
+        kind, name = r.values[2], r.values[3]
+        if name == ANY:
+            continue
+        if kind in ("servers", ANY):
+            servers.add(name)
+        for k in KINDS if kind == ANY else ((kind,) if kind in named else ()):
+            named[k].add(name)
+    servers |= {tool_server(n) for n in named["tools"]} - {""}
+    named["tools"] |= {f"{s}__{OTHER}" for s in servers} | {f"{OTHER}__{OTHER}"}
+    return named
+
+
+def _standing_for(
+    universe: Universe, local: dict[str, set[str]]
+) -> dict[tuple[str, str], list[str]]:
+    """(kind, stand-in) -> the universe's names a class's lines do not name, which decide
+    exactly like that stand-in for the class (no line of theirs tells them apart)."""
+    out: dict[tuple[str, str], list[str]] = {}
+    for kind, names in universe.names.items():
+        for n in names:
+            if n in local[kind]:
+                continue
+            if kind != "tools":
+                stand = OTHER
+            else:
+                server = f"{tool_server(n)}__{OTHER}"
+                stand = server if server in local["tools"] else f"{OTHER}__{OTHER}"
+            out.setdefault((kind, stand), []).append(n)
+    return out
+
+
 def _verdict(gained: bool, lost: bool) -> Verdict:
     if gained and lost:
         return "incomparable"
@@ -159,6 +185,13 @@ def _result(changes: list[Change], universe: Universe) -> PolicyDiff:
 
 def _compare(old: Authorizer, new: Authorizer, subject: str, req: Request) -> Change | None:
     proj, kind, name, verb = req
+    if (  # the allowed bit first; reasons only for a change
+        old.indexed
+        and new.indexed
+        and old.index.match(subject, proj, kind, name, verb).allowed
+        == new.index.match(subject, proj, kind, name, verb).allowed
+    ):
+        return None
     a = old.policy_decision(subject, proj, kind, name, verb)
     b = new.policy_decision(subject, proj, kind, name, verb)
     if a.allowed == b.allowed:
@@ -220,6 +253,10 @@ def diff(old: Authorizer, new: Authorizer) -> PolicyDiff:
                 for r in by_sub.get(s, ()):
                     if r not in relevant and set(verbs_of_act.get(r.values[4], ())) & cv:
                         relevant[r] = cv
+        if not relevant:
+            continue
+        local = names_named(r for sub in sa | sb for r in by_sub.get(sub, ()))
+        standing = _standing_for(universe, local)
         requests: set[Request] = set()
         for line, only in relevant.items():
             projs = universe.projects if line.values[1] == ANY else (line.values[1],)
@@ -227,6 +264,8 @@ def diff(old: Authorizer, new: Authorizer) -> PolicyDiff:
             if not verbs:
                 continue
             for kind, name in universe.objects_of(line):
+                if name not in local[kind]:
+                    continue  # decided like its stand-in, which is asked
                 for proj in projs:
                     for verb in verbs:
                         requests.add((proj, kind, name, verb))
@@ -235,16 +274,22 @@ def diff(old: Authorizer, new: Authorizer) -> PolicyDiff:
             c = _compare(old, new, rep, req)
             if c is None:
                 continue
-            for subject in members:
-                changes.append(
-                    c
-                    if subject == rep
-                    else Change(
-                        subject,
-                        *req,
-                        c.gained,
-                        old.policy_decision(subject, *req),
-                        new.policy_decision(subject, *req),
+            proj, kind, name, verb = req
+            for n in (name, *standing.get((kind, name), ())):
+                for subject in members:
+                    if subject == rep and n == name:
+                        changes.append(c)
+                        continue
+                    changes.append(
+                        Change(
+                            subject,
+                            proj,
+                            kind,
+                            n,
+                            verb,
+                            c.gained,
+                            old.policy_decision(subject, proj, kind, n, verb),
+                            new.policy_decision(subject, proj, kind, n, verb),
+                        )
                     )
-                )
     return _result(changes, universe)
