@@ -46,7 +46,10 @@ Verdict = Literal["equivalent", "more permissive", "less permissive", "incompara
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """One decision that differs: ``gained`` (allowed only in NEW) or ``lost``."""
+    """One decision that differs: ``gained`` (allowed only in NEW) or ``lost``.
+
+    ``old`` and ``new`` are the decisions with their deciding lines; subjects (and names)
+    that decide alike share one pair, whose reason text names the one actually asked."""
 
     subject: str
     project: str
@@ -143,21 +146,23 @@ def names_named(plines: Iterable[Rule]) -> dict[str, set[str]]:
 
 
 def _standing_for(
-    universe: Universe, local: dict[str, set[str]]
-) -> dict[tuple[str, str], list[str]]:
-    """(kind, stand-in) -> the universe's names a class's lines do not name, which decide
-    exactly like that stand-in for the class (no line of theirs tells them apart)."""
-    out: dict[tuple[str, str], list[str]] = {}
-    for kind, names in universe.names.items():
-        for n in names:
-            if n in local[kind]:
-                continue
-            if kind != "tools":
-                stand = OTHER
-            else:
-                server = f"{tool_server(n)}__{OTHER}"
-                stand = server if server in local["tools"] else f"{OTHER}__{OTHER}"
-            out.setdefault((kind, stand), []).append(n)
+    universe: Universe, local: dict[str, set[str]], kind: str, stand: str
+) -> list[str]:
+    """The universe's names of ``kind`` a class's lines do not name and that decide exactly
+    like the stand-in ``stand`` for the class (no line of theirs tells them apart)."""
+    if stand != OTHER and not stand.endswith(f"__{OTHER}"):
+        return []
+    out = []
+    for n in universe.names[kind]:
+        if n in local[kind]:
+            continue
+        if kind != "tools":
+            like = OTHER
+        else:
+            server = f"{tool_server(n)}__{OTHER}"
+            like = server if server in local["tools"] else f"{OTHER}__{OTHER}"
+        if like == stand:
+            out.append(n)
     return out
 
 
@@ -173,13 +178,8 @@ def _verdict(gained: bool, lost: bool) -> Verdict:
 
 def _result(changes: list[Change], universe: Universe) -> PolicyDiff:
     changes.sort(key=lambda c: c.key)
-    verdicts = {
-        p: _verdict(
-            any(c.gained for c in changes if c.project == p),
-            any(not c.gained for c in changes if c.project == p),
-        )
-        for p in universe.projects
-    }
+    seen = {(c.project, c.gained) for c in changes}
+    verdicts = {p: _verdict((p, True) in seen, (p, False) in seen) for p in universe.projects}
     return PolicyDiff(tuple(changes), tuple(universe.projects), verdicts)
 
 
@@ -238,6 +238,14 @@ def diff(old: Authorizer, new: Authorizer) -> PolicyDiff:
         sb = frozenset(s for s in new.index.subjects_of(subject) if s in psubs_new)
         classes.setdefault((sa, sb), []).append(subject)
 
+    named_cache: dict[str, dict[str, set[str]]] = {}
+
+    def named_by_sub(sub: str) -> dict[str, set[str]]:
+        found = named_cache.get(sub)
+        if found is None:
+            found = named_cache[sub] = names_named(by_sub.get(sub, ()))
+        return found
+
     changes: list[Change] = []
     for (sa, sb), members in classes.items():
         relevant: dict[Rule, set[str] | None] = {}  # line -> only these verbs (None: any)
@@ -255,8 +263,10 @@ def diff(old: Authorizer, new: Authorizer) -> PolicyDiff:
                         relevant[r] = cv
         if not relevant:
             continue
-        local = names_named(r for sub in sa | sb for r in by_sub.get(sub, ()))
-        standing = _standing_for(universe, local)
+        local = {k: set(base) for k, base in named_by_sub(NO_PROJECT).items()}
+        for sub in sa | sb:
+            for k, sub_names in named_by_sub(sub).items():
+                local[k] |= sub_names
         requests: set[Request] = set()
         for line, only in relevant.items():
             projs = universe.projects if line.values[1] == ANY else (line.values[1],)
@@ -275,21 +285,12 @@ def diff(old: Authorizer, new: Authorizer) -> PolicyDiff:
             if c is None:
                 continue
             proj, kind, name, verb = req
-            for n in (name, *standing.get((kind, name), ())):
+            # Every member and every name this stand-in stands for decides alike, by the
+            # same lines: the representative's decisions are theirs (reasons name `rep`).
+            for n in (name, *_standing_for(universe, local, kind, name)):
                 for subject in members:
                     if subject == rep and n == name:
                         changes.append(c)
-                        continue
-                    changes.append(
-                        Change(
-                            subject,
-                            proj,
-                            kind,
-                            n,
-                            verb,
-                            c.gained,
-                            old.policy_decision(subject, proj, kind, n, verb),
-                            new.policy_decision(subject, proj, kind, n, verb),
-                        )
-                    )
+                    else:
+                        changes.append(Change(subject, proj, kind, n, verb, c.gained, c.old, c.new))
     return _result(changes, universe)

@@ -23,7 +23,8 @@ from authz.vocabulary import ANY, tool_server
 
 __all__ = ["OverlapCheck"]
 
-_Key = tuple[str, str, str, str, str]  # (sub, proj, kind, name, act)
+_Key = tuple[str, str, str, str]  # (proj, kind, name, act)
+_Table = dict[str, dict[_Key, list[tuple[int, Rule]]]]  # subject -> key -> lines
 
 
 class OverlapCheck:
@@ -43,13 +44,15 @@ class OverlapCheck:
                 self._g_up.setdefault(rule.values[0], set()).add(rule.values[1])
         self._members: dict[str, set[str]] = {}
         self._above: dict[str, tuple[str, ...]] = {}
-        self._allows: dict[_Key, list[tuple[int, Rule]]] = {}
-        self._denies: dict[_Key, list[tuple[int, Rule]]] = {}
+        self._groups_cache: dict[str, list[str]] = {}
+        self._allows: _Table = {}
+        self._denies: _Table = {}
         for pos, rule in enumerate(rules):
             if rule.ptype == "p":
                 sub, proj, kind, name, act, eft = rule.values
                 table = self._denies if eft == DENY else self._allows
-                table.setdefault((sub, proj, kind, name, act), []).append((pos, rule))
+                by_key = table.setdefault(sub, {})
+                by_key.setdefault((proj, kind, name, act), []).append((pos, rule))
 
     def issues(self) -> list[LintIssue]:
         return [*self._duplicates(), *self._shadows(), *self._unused_groups()]
@@ -93,6 +96,9 @@ class OverlapCheck:
 
     def _groups_of(self, sub: str) -> list[str]:
         """The groups ``sub`` reaches through ``g``, as far as Casbin follows (not ``sub``)."""
+        cached = self._groups_cache.get(sub)
+        if cached is not None:
+            return cached
         seen, order, frontier = {sub}, [], [sub]
         for _ in range(MAX_HIERARCHY_LEVEL - 1):
             nxt = []
@@ -103,38 +109,43 @@ class OverlapCheck:
                         order.append(parent)
                         nxt.append(parent)
             frontier = nxt
+        self._groups_cache[sub] = order
         return order
 
     def _covers(self, outer: Rule, inner: Rule) -> bool:
         """Whether ``outer`` matches every request ``inner`` matches."""
         return _scope_covers(outer, inner) and self._includes(outer.values[4], inner.values[4])
 
-    def _candidates(
-        self, table: dict[_Key, list[tuple[int, Rule]]], subs: list[str], inner: Rule
-    ) -> list[tuple[int, Rule]]:
-        """Lines of ``subs`` under every key that can cover ``inner``, in policy order."""
+    def _candidates(self, table: _Table, subs: list[str], inner: Rule) -> list[tuple[int, Rule]]:
+        """Lines of ``subs`` that cover ``inner``, in policy order: a subject's few lines
+        are checked one by one, a subject with many through the keys that can cover."""
         _, proj, kind, name, act, _ = inner.values
-        projs = {proj, ANY}
-        objects = {(k, n) for k in (kind, ANY) for n in (name, ANY)}
-        if kind == "tools":
-            objects.add(("servers", ANY))
-            if name != ANY:
-                objects.add(("servers", tool_server(name)))
-        found = [
-            entry
-            for sub in subs
-            for pj in projs
-            for k, n in objects
-            for a in self._acts_above(act)
-            for entry in table.get((sub, pj, k, n, a), ())
-            if self._covers(entry[1], inner)
-        ]
+        keys: list[_Key] | None = None
+        found: list[tuple[int, Rule]] = []
+        for sub in subs:
+            by_key = table.get(sub)
+            if not by_key:
+                continue
+            if len(by_key) <= 64:
+                found.extend(e for es in by_key.values() for e in es if self._covers(e[1], inner))
+                continue
+            if keys is None:
+                objects = {(k, n) for k in (kind, ANY) for n in (name, ANY)}
+                if kind == "tools":
+                    objects.add(("servers", ANY))
+                    if name != ANY:
+                        objects.add(("servers", tool_server(name)))
+                acts = self._acts_above(act)
+                keys = [(pj, k, n, a) for pj in {proj, ANY} for k, n in objects for a in acts]
+            found.extend(
+                e for key in keys for e in by_key.get(key, ()) if self._covers(e[1], inner)
+            )
         found.sort(key=lambda e: e[0])
         return found
 
     def _shadows(self) -> Iterator[LintIssue]:
-        for entries in self._allows.values():
-            for pos, rule in entries:
+        for by_key in self._allows.values():
+            for pos, rule in (e for es in by_key.values() for e in es):
                 subs = [rule.sub, *self._groups_of(rule.sub)]
                 denies = self._candidates(self._denies, subs, rule)
                 if denies:
@@ -164,7 +175,7 @@ class OverlapCheck:
                     )
 
     def _unused_groups(self) -> Iterator[LintIssue]:
-        named = {key[0] for key in (*self._allows, *self._denies)}
+        named = set(self._allows) | set(self._denies)
         reported: set[str] = set()
         for rule in self.rules:
             if rule.ptype != "g":
