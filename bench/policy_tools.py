@@ -122,8 +122,9 @@ def timed(fn):  # type: ignore[no-untyped-def]
 
 
 def run_test(table: Path, policy_dir: Path | None) -> tuple[int, int]:
-    t = load_table(table, policy_dir=policy_dir)
-    result = run_cases(t, build_world(t, policy_dir))
+    authorizer = Authorizer(policy_dir=policy_dir)  # as `mcpctl policy test` does
+    t = load_table(table, authorizer=authorizer)
+    result = run_cases(t, build_world(t, authorizer=authorizer))
     return len(result.results), len(result.failures)
 
 

@@ -114,9 +114,14 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _constr
 
 
 def load_table(
-    path: Path, *, policy_dir: Path | None = None, model_path: Path | None = None
+    path: Path,
+    *,
+    policy_dir: Path | None = None,
+    model_path: Path | None = None,
+    authorizer: Authorizer | None = None,
 ) -> DecisionTable:
-    """Read and check a decision table; bindings are checked against the policy files.
+    """Read and check a decision table; bindings are checked against the policy files
+    (or against ``authorizer``, already built over them).
 
     Raises :class:`DecisionTableError` (``path:line: where: what is wrong``).
     """
@@ -134,7 +139,8 @@ def load_table(
     except yaml.YAMLError as exc:
         raise DecisionTableError(f"{path}: not valid YAML: {exc}") from exc
     table = _TableReader(path).read(doc)
-    authorizer = Authorizer(policy_dir=policy_dir, model_path=model_path)
+    if authorizer is None:
+        authorizer = Authorizer(policy_dir=policy_dir, model_path=model_path)
     objects = {r.values[3] for r in authorizer.index.p_rules()}
     for _, binding in table_bindings(table, authorizer):
         objects.add(binding.name)

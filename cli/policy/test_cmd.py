@@ -9,6 +9,7 @@ from xml.etree import ElementTree as ET
 
 import typer
 
+from authz import Authorizer
 from authz.coverage import Coverage, coverage
 from authz.decision_table import TableResult, format_result, load_table
 from authz.decision_table.run import build_world, run_cases
@@ -44,10 +45,12 @@ def run_tables(
     covered: set[str] = set()
     lines = []
     with invalid_input():
-        lines = load_policy_dir(policy_dir or default_policy_dir())
+        if with_coverage:
+            lines = load_policy_dir(policy_dir or default_policy_dir())
         for path in files:
-            table = load_table(path, policy_dir=policy_dir, model_path=model)
-            authorizer = build_world(table, policy_dir, model)
+            authorizer = Authorizer(policy_dir=policy_dir, model_path=model)  # once per table
+            table = load_table(path, authorizer=authorizer)
+            build_world(table, authorizer=authorizer)
             results.append(run_cases(table, authorizer))
             if with_coverage:
                 cov = coverage(table, authorizer, lines)
