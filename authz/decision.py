@@ -23,7 +23,7 @@ from authz.vocabulary import (
     check_verb,
 )
 
-__all__ = ["Decision", "decision_for", "request_problem", "rule_ref"]
+__all__ = ["Decision", "decision_for", "request_problem", "rule_ref", "target"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +43,7 @@ def rule_ref(rule: Rule) -> str:
     return f"`{rule}` ({rule.source})" if rule.source else f"`{rule}`"
 
 
-def _target(proj: str, kind: str, name: str) -> str:
+def target(proj: str, kind: str, name: str) -> str:
     obj = kind if name == "" else f"{kind}/{name}"
     where = (
         "outside any project"
@@ -81,4 +81,4 @@ def decision_for(m: Match, sub: str, proj: str, kind: str, name: str, act: str) 
             via.append(f"{m.allow.values[4]} includes {act}")
         extra = f" ({'; '.join(via)})" if via else ""
         return Decision(True, f"allowed by {rule_ref(m.allow)}{extra}", m.allow)
-    return Decision(False, f"no policy line allows {sub} to {act} {_target(proj, kind, name)}")
+    return Decision(False, f"no policy line allows {sub} to {act} {target(proj, kind, name)}")

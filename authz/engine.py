@@ -27,9 +27,10 @@ from authz.ceiling import covers as _covers
 from authz.decision import Decision, decision_for, request_problem
 from authz.explain import Explanation
 from authz.explain import explain as _explain
-from authz.index import Match, PolicyIndex
-from authz.policy import ALLOW, Rule, default_model_path, default_policy_dir, load_policy_dir
-from authz.reference import build_reference, load_model, model_differences
+from authz.fallback import Fallback
+from authz.index import PolicyIndex
+from authz.policy import Rule, default_model_path, default_policy_dir, load_policy_dir
+from authz.reference import load_model, model_differences
 from authz.vocabulary import NO_PROJECT, OPERATION_PREFIX, ROLE_PREFIX, TOKENS_GROUP
 
 __all__ = [
@@ -160,7 +161,7 @@ class Authorizer:
         for grant in grants.values():
             rules.add(self._token_link(grant))
         index = PolicyIndex(rules)
-        reference = None if self.indexed else build_reference(self.model_path, rules)
+        reference = None if self.indexed else Fallback(self.model_path, rules)
         # One assignment each; a reader sees either the old or the new state.
         self._state = (rules, index, reference)
         self._tokens = grants
@@ -199,7 +200,7 @@ class Authorizer:
         for rule in added:
             rules.add(rule)
         if not self.indexed:
-            self._state = (rules, index, build_reference(self.model_path, rules))
+            self._state = (rules, index, Fallback(self.model_path, rules))
 
     @staticmethod
     def _token_link(grant: TokenGrant) -> Rule:
@@ -305,18 +306,23 @@ class Authorizer:
             log.exception("authorization error; denying %s %s %s/%s", subject, action, kind, name)
             return Decision(False, "internal error while deciding; denied")
 
-    def _match(self, sub: str, proj: str, kind: str, name: str, act: str) -> Match:
-        _, index, reference = self._state
-        if reference is None:
-            return index.match(sub, proj, kind, name, act)
+    def policy_decision(self, sub: str, proj: str, kind: str, name: str, act: str) -> Decision:
+        """The decision by the policy lines alone (no request checks, no token rules): the
+        index, or plain Casbin. ``decide`` is the entry point; this is for offline tooling
+        (``policy diff``) that asks about stand-in names no request may carry."""
+        _, index, fallback = self._state
+        if fallback is None:
+            return decision_for(index.match(sub, proj, kind, name, act), sub, proj, kind, name, act)
         with self._reference_lock:
-            allowed, explain = reference.enforce_ex(sub, proj, kind, name, act)
-        rule = Rule("p", tuple(explain), "") if explain else None
-        if allowed:
-            return Match(
-                rule or Rule("p", (sub, proj, kind, name, act, ALLOW)), None, (sub,), (act,)
-            )
-        return Match(None, rule, (sub,), (act,))
+            return fallback.decide((sub, proj, kind, name, act))
+
+    def matching_lines(self, sub: str, proj: str, kind: str, name: str, act: str) -> list[Rule]:
+        """In fallback mode, every ``p`` line the model's matcher accepts for the request."""
+        fallback = self._state[2]
+        if fallback is None:
+            return self.index.matching_rules(sub, proj, kind, name, act)
+        with self._reference_lock:
+            return fallback.matching((sub, proj, kind, name, act))
 
     def _decide(
         self, subject: str, project: str, kind: str, name: str, action: str, *, depth: int
@@ -326,8 +332,7 @@ class Authorizer:
             return Decision(False, f"invalid request: {problem}")
         if subject.startswith("McpToken:"):
             return self._decide_token(subject, project, kind, name, action, depth=depth)
-        m = self._match(subject, project, kind, name, action)
-        return decision_for(m, subject, project, kind, name, action)
+        return self.policy_decision(subject, project, kind, name, action)
 
     def _decide_token(
         self, subject: str, project: str, kind: str, name: str, action: str, *, depth: int
@@ -345,9 +350,7 @@ class Authorizer:
                 f"token of project {grant.project} cannot act "
                 + ("outside any project" if project == NO_PROJECT else f"in project {project}"),
             )
-        own = decision_for(
-            self._match(subject, project, kind, name, action), subject, project, kind, name, action
-        )
+        own = self.policy_decision(subject, project, kind, name, action)
         if not own.allowed:
             return own
         if depth > 0 or grant.creator.startswith("McpToken:"):

@@ -34,13 +34,20 @@ class Explanation:
 def explain(
     authorizer: Authorizer, subject: str, project: str, kind: str, name: str, action: str
 ) -> Explanation:
-    """The decision with the closures and every matching line, for ``policy explain``."""
+    """The decision with the closures and every matching line, for ``policy explain``.
+
+    The lines are real policy lines (``file:line``): the index's matches, or, when the model
+    is not the indexed one, each line the model's matcher accepts (allow and deny alike).
+    """
     decision = authorizer.decide(subject, project, kind, name, action)
-    if request_problem(subject, project, kind, name, action) or not authorizer.indexed:
-        return Explanation(decision, (subject,), (action,), (), (), authorizer.model_notes)
+    if request_problem(subject, project, kind, name, action):
+        return Explanation(decision, (subject,), (action,), (), ())
     index = authorizer.index
-    lines = index.matching_rules(subject, project, kind, name, action)
-    notes: list[str] = []
+    # In fallback mode, the lines the model's own matcher accepts, evaluated line by line.
+    lines = authorizer.matching_lines(subject, project, kind, name, action)
+    notes: list[str] = list(authorizer.model_notes)
+    if notes:
+        notes.insert(0, "the model differs from the indexed one: plain casbin decided")
     grant = authorizer.token(subject.removeprefix("McpToken:"))
     if grant is not None:
         notes.append(

@@ -252,8 +252,7 @@ class PolicyIndex:
         self, subjects: tuple[str, ...], acts: tuple[str, ...], proj: str, kind: str, name: str
     ) -> list[_Entry]:
         """The entries under every (subject, act, project, kind, name) key the request can match."""
-        projs = (proj,) if proj == ANY else (proj, ANY)
-        keys = [(pj, k, n) for pj in projs for k, n in self.object_keys(kind, name)]
+        keys = self.request_keys(proj, kind, name)
         p = self._p
         return [
             entry
@@ -263,6 +262,34 @@ class PolicyIndex:
             for key in keys
             for entry in bucket.get(key, ())
         ]
+
+    def request_keys(self, proj: str, kind: str, name: str) -> list[_Key]:
+        """The (project, kind, name) keys of lines that can match a request's scope."""
+        projs = (proj,) if proj == ANY else (proj, ANY)
+        return [(pj, k, n) for pj in projs for k, n in self.object_keys(kind, name)]
+
+    def lines_for(self, act: str, proj: str, kind: str, name: str) -> list[tuple[int, Rule]]:
+        """(position, line) of every ``p`` line of any subject matching the request's verb and
+        scope, in policy order (who-can: the subject is what is asked)."""
+        acts = set(self.acts_of(act))
+        keys = self.request_keys(proj, kind, name)
+        entries = [
+            entry
+            for (_, a), bucket in self._p.copy().items()
+            if a in acts
+            for key in keys
+            for entry in bucket.get(key, ())
+        ]
+        entries.sort(key=lambda e: e[0])
+        return entries
+
+    def children(self, ptype: str) -> dict[str, set[str]]:
+        """The ``g`` or ``g2`` graph downwards: parent -> its direct members."""
+        down: dict[str, set[str]] = {}
+        for child, parents in (self._g if ptype == "g" else self._g2).up.copy().items():
+            for parent in parents:
+                down.setdefault(parent, set()).add(child)
+        return down
 
     # -- inspection (lint, ceilings, clone) ----------------------------------------
 

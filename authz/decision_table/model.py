@@ -84,6 +84,7 @@ class Case:
     expect: Expect
     reason: str | None
     source: str  # path:line
+    object_given: bool = True  # the case has an `object` key (absent: the collection)
 
     @property
     def label(self) -> str:

@@ -17,7 +17,7 @@ from authz.decision_table.model import CaseResult, DecisionTable, TableResult
 from authz.engine import Authorizer, TokenGrant
 from authz.policy import Rule
 
-__all__ = ["run_table"]
+__all__ = ["build_world", "run_cases", "run_table"]
 
 #: How long ago an ``expired: true`` token expired.
 _EXPIRED_AGO: Final = 3600.0
@@ -31,7 +31,11 @@ def run_table(
     Raises :class:`DecisionTableError` if a binding names a role or operation the policy
     does not define, and :class:`~authz.errors.PolicyError` if the policy cannot load.
     """
-    authorizer = _build(table, policy_dir, model_path)
+    return run_cases(table, build_world(table, policy_dir, model_path))
+
+
+def run_cases(table: DecisionTable, authorizer: Authorizer) -> TableResult:
+    """Decide every case of ``table`` with ``authorizer`` (see :func:`build_world`)."""
     results = []
     for case in table.cases:
         decision = authorizer.decide(
@@ -47,7 +51,15 @@ def run_table(
     return TableResult(table, tuple(results))
 
 
-def _build(table: DecisionTable, policy_dir: Path | None, model_path: Path | None) -> Authorizer:
+def build_world(
+    table: DecisionTable,
+    policy_dir: Path | None = None,
+    model_path: Path | None = None,
+    *,
+    authorizer: Authorizer | None = None,
+) -> Authorizer:
+    """An Authorizer over the policy files plus the table's groups, bindings and tokens
+    (``authorizer``: a fresh one over the policy files, to add the world to, saving a load)."""
     now = time.time()
 
     def at(line: int) -> str:  # where a rule came from, as decision reasons show it
@@ -65,9 +77,14 @@ def _build(table: DecisionTable, policy_dir: Path | None, model_path: Path | Non
         )
         for t in table.tokens
     ]
-    authorizer = Authorizer(
-        policy_dir=policy_dir, model_path=model_path, stored=groups, tokens=grants
-    )
+    if authorizer is None:
+        authorizer = Authorizer(
+            policy_dir=policy_dir, model_path=model_path, stored=groups, tokens=grants
+        )
+    else:
+        authorizer.apply(added=groups)
+        for grant in grants:
+            authorizer.register_token(grant)
     added: list[Rule] = []
     for b, binding in table_bindings(table, authorizer):
         added.extend(binding.to_rule(sub, at(b.line)) for sub in b.subjects)

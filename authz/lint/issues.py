@@ -7,7 +7,15 @@ from typing import Literal
 
 from authz.errors import PolicyError
 
-__all__ = ["LintIssue", "Severity", "bare", "error", "format_issue", "warning"]
+__all__ = [
+    "LintIssue",
+    "Severity",
+    "bare",
+    "error",
+    "format_issue",
+    "issue_to_json",
+    "warning",
+]
 
 Severity = Literal["error", "warning"]
 
@@ -33,6 +41,19 @@ class LintIssue:
 def format_issue(issue: LintIssue) -> str:
     """``path:line: error: message [code]``, the shape compilers and linters print."""
     return f"{issue.source}: {issue.severity}: {issue.message} [{issue.code}]"
+
+
+def issue_to_json(issue: LintIssue) -> dict[str, object]:
+    """One finding in ``policy lint -o json`` (schema version 1, see README)."""
+    path, line = issue.location
+    return {
+        "severity": issue.severity,
+        "code": issue.code,
+        "message": issue.message,
+        "source": issue.source,
+        "path": path,
+        "line": line,
+    }
 
 
 def error(source: str, code: str, message: str) -> LintIssue:

@@ -550,3 +550,164 @@ def test_revocations_stick_while_readers_fill_the_caches() -> None:
         thread.join()
         sys.setswitchinterval(interval)
     assert not reader_errors, reader_errors[:3]
+
+
+# -- edited models: the index runs only on the very model it implements ----------------
+
+_SHIPPED_MODEL = default_model_path().read_text()
+_MATCHER_STAR = '(p.proj == "*" || p.proj == r.proj)'
+
+# (name, model text, indexed?) - every one must decide exactly like casbin.Enforcer.
+EDITED_MODELS = [
+    ("squeezed", _SHIPPED_MODEL.replace(_MATCHER_STAR, '( p.proj=="*" || p.proj==r.proj )'), True),
+    (
+        "spaced-literal",
+        _SHIPPED_MODEL.replace(_MATCHER_STAR, '(p.proj == " * " || p.proj == r.proj)'),
+        False,
+    ),
+    (
+        "single-quotes",
+        _SHIPPED_MODEL.replace(_MATCHER_STAR, "(p.proj == '*' || p.proj == r.proj)"),
+        False,
+    ),
+    ("no-project-wildcard", _SHIPPED_MODEL.replace(_MATCHER_STAR, "(p.proj == r.proj)"), False),
+    (
+        "allow-override",
+        _SHIPPED_MODEL.replace(
+            "e = some(where (p.eft == allow)) && !some(where (p.eft == deny))",
+            "e = some(where (p.eft == allow))",
+        ),
+        False,
+    ),
+    (
+        "swapped-g",
+        _SHIPPED_MODEL.replace(
+            "g(r.sub, p.sub) && g2(r.act, p.act)", "g2(r.act, p.act) && g(r.sub, p.sub)"
+        ),
+        False,
+    ),
+]
+
+
+def _edited_case(model_text: str, seed: int, n_requests: int) -> tuple[int, bool]:
+    import tempfile
+    from pathlib import Path
+
+    from authz.decision import request_problem
+    from authz.engine import Authorizer
+
+    rng = random.Random(seed)
+    vocab, rules = make_policy(rng, rng.choice((10, 25, 50)))
+    with tempfile.TemporaryDirectory() as tmp:
+        model = Path(tmp) / "model.conf"
+        model.write_text(model_text)
+        pdir = Path(tmp) / "policies"
+        pdir.mkdir()
+        (pdir / "empty.csv").write_text("# nothing\n")
+        stored = [Rule(r.ptype, r.values, f"db:test#{i}") for i, r in enumerate(rules)]
+        authorizer = Authorizer(model_path=model, policy_dir=pdir, stored=stored)
+        reference = build_reference(model, stored)
+        graphs = Graphs(rules)
+        n = 0
+        for _ in range(n_requests):
+            req = random_request(rng, vocab, graphs)
+            if req[0].startswith("McpToken:") or request_problem(*req):
+                continue
+            d = authorizer.decide(*req)
+            want = reference.enforce(*req)
+            assert d.allowed == want, f"seed={seed} {req}: {d} but casbin says {want}"
+            if d.rule is not None:  # the line cited is a real one, that matched
+                assert d.rule.source.startswith("db:test#"), d
+                assert d.rule in stored
+            if not authorizer.indexed:
+                e = authorizer.explain(*req)
+                for line in (*e.allows, *e.denies):
+                    assert line.source.startswith("db:test#")
+                if d.allowed and d.rule is not None:
+                    assert d.rule == e.allows[0]
+            n += 1
+        return n, authorizer.indexed
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize(
+    ("label", "text", "indexed"), EDITED_MODELS, ids=[m[0] for m in EDITED_MODELS]
+)
+def test_edited_models_decide_like_casbin(label: str, text: str, indexed: bool) -> None:
+    assert text != _SHIPPED_MODEL
+    total = 0
+    for i in range(6):
+        n, was_indexed = _edited_case(text, BASE_SEED * 7 + i, 120)
+        assert was_indexed is indexed, label
+        total += n
+    assert total > 300
+
+
+def test_spaced_literal_finds_the_wrong_allows_the_old_check_gave() -> None:
+    """`p.proj == " * "` is another model: the index would allow what casbin denies."""
+    import tempfile
+    from pathlib import Path
+
+    from authz.engine import Authorizer
+
+    text = EDITED_MODELS[1][1]
+    rules = [
+        g2("get", "role:view"),
+        Rule("p", ("User:u", "*", "*", "*", "role:view", "allow"), "db:x#1"),
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        model = Path(tmp) / "model.conf"
+        model.write_text(text)
+        pdir = Path(tmp) / "p"
+        pdir.mkdir()
+        (pdir / "a.csv").write_text("\n")
+        a = Authorizer(model_path=model, policy_dir=pdir, stored=rules)
+        assert not a.indexed
+        assert not a.decide("User:u", "web", "servers", "x", "get").allowed
+        assert PolicyIndex(rules).match("User:u", "web", "servers", "x", "get").allowed
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (  # casbin turns `||` into `or` without spaces: `"*"orp_proj` is no expression
+            _MATCHER_STAR,
+            '(p.proj=="*"||p.proj==r.proj)',
+            "casbin cannot parse the matcher",
+        ),
+        (
+            "e = some(where (p.eft == allow)) && !some(where (p.eft == deny))",
+            "e = some(where(p.eft==allow))&&!some(where(p.eft==deny))",
+            "casbin refuses the policy effect",
+        ),
+    ],
+)
+def test_models_casbin_refuses_are_refused(old: str, new: str, message: str) -> None:
+    import tempfile
+    from pathlib import Path
+
+    from authz.engine import Authorizer
+    from authz.errors import PolicyError
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model = Path(tmp) / "model.conf"
+        model.write_text(_SHIPPED_MODEL.replace(old, new))
+        with pytest.raises(PolicyError, match=message):
+            Authorizer(model_path=model)
+
+
+def test_a_g_line_under_a_model_with_domains_is_a_clear_error() -> None:
+    import tempfile
+    from pathlib import Path
+
+    from authz.engine import Authorizer
+    from authz.errors import PolicyError
+
+    text = _SHIPPED_MODEL.replace("g = _, _\n", "g = _, _, _\n").replace(
+        "g(r.sub, p.sub)", "g(r.sub, p.sub, r.proj)"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        model = Path(tmp) / "model.conf"
+        model.write_text(text)
+        with pytest.raises(PolicyError, match=r"has 2 values, and the model's `g` takes 3"):
+            Authorizer(model_path=model, stored=[g("User:a", "Group:b")])

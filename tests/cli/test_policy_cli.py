@@ -117,3 +117,166 @@ def test_mcpctl_is_a_real_command() -> None:
     )
     assert bad.returncode == 3
     assert bad.stderr.startswith("error: --bind `nonsense` is not SUBJECT=BINDING")
+
+
+# -- the security team's tooling (issue 17) --------------------------------------------
+
+
+def _copy_shipped(d: Path) -> Path:
+    d.mkdir(parents=True, exist_ok=True)
+    for f in default_policy_dir().glob("*.csv"):
+        (d / f.name).write_text(f.read_text())
+    return d
+
+
+def test_lint_json_with_findings_has_the_documented_schema(tmp_path: Path) -> None:
+    d = _copy_shipped(tmp_path / "p")
+    (d / "extra.csv").write_text(
+        "p, User:a, *, servers, *, role:view, allow\np, User:a, *, servers, *, role:view, allow\n"
+    )
+    result = runner.invoke(app, ["policy", "lint", str(d), "-o", "json"])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output)
+    assert body["schemaVersion"] == 1 and body["kind"] == "LintReport"
+    assert body["errors"] == 0 and body["warnings"] == 1
+    (issue,) = body["issues"]
+    assert issue["code"] == "duplicate" and issue["line"] == 2
+    assert issue["path"].endswith("extra.csv") and issue["severity"] == "warning"
+
+
+def test_lint_sarif_and_github_outputs(tmp_path: Path) -> None:
+    d = _copy_shipped(tmp_path / "p")
+    (d / "extra.csv").write_text("p, User:a, *, widgets, *, role:view, allow\n")
+    sarif = runner.invoke(app, ["policy", "lint", str(d), "-o", "sarif"])
+    assert sarif.exit_code == 3
+    run = json.loads(sarif.output)["runs"][0]
+    assert run["results"][0]["ruleId"] == "unknown-kind"
+    assert run["results"][0]["locations"][0]["physicalLocation"]["region"] == {"startLine": 1}
+    github = runner.invoke(app, ["policy", "lint", str(d), "-o", "github"])
+    assert github.output.startswith(f"::error file={d / 'extra.csv'},line=1,title=unknown-kind::")
+
+
+def test_lint_sees_a_group_deny_over_a_member_allow_and_unused_groups(tmp_path: Path) -> None:
+    d = _copy_shipped(tmp_path / "p")
+    (d / "extra.csv").write_text(
+        "g, User:a, Group:devs\n"
+        "p, Group:devs, *, secrets, *, role:view, deny\n"
+        "p, User:a, web, secrets, db, role:view, allow\n"
+        "g, User:b, Group:idle\n"
+    )
+    result = runner.invoke(app, ["policy", "lint", str(d), "-o", "json"])
+    codes = {(i["code"], i["line"]) for i in json.loads(result.output)["issues"]}
+    assert ("overridden", 3) in codes
+    assert ("unused-group", 4) in codes
+
+
+def test_missing_policy_dir_is_a_clear_error_everywhere(tmp_path: Path) -> None:
+    missing = str(tmp_path / "nope")
+    table = str(TABLES / "spec.yaml")
+    for args in (
+        ["policy", "test", table, "--policy-dir", missing],
+        ["policy", "explain", "User:a", "get", "servers", "--policy-dir", missing],
+        ["policy", "who-can", "get", "servers", "--policy-dir", missing],
+        ["policy", "diff", missing, str(default_policy_dir())],
+        ["policy", "fmt", missing, "--check"],
+        ["policy", "lint", missing],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 3, (args, result.output)
+        assert "does not exist" in result.output, args
+        assert "Traceback" not in result.output
+
+
+def test_policy_test_checks_bindings_against_the_given_dir(tmp_path: Path) -> None:
+    d = _copy_shipped(tmp_path / "p")
+    (d / "roles.csv").write_text((d / "roles.csv").read_text() + "g2, get, role:auditor\n")
+    table = tmp_path / "t.yaml"
+    table.write_text(
+        "bindings:\n  - subjects: [User:a]\n    roleBindings: ['role:auditor,resource:servers']\n"
+        "cases:\n  - {subject: User:a, action: get, kind: servers, object: x, expect: allow}\n"
+    )
+    assert runner.invoke(app, ["policy", "test", str(table), "--policy-dir", str(d)]).exit_code == 0
+    shipped = runner.invoke(app, ["policy", "test", str(table)])
+    assert shipped.exit_code == 3 and "unknown role `auditor`" in shipped.output
+
+
+def test_a_case_keyed_name_instead_of_object_is_an_error(tmp_path: Path) -> None:
+    table = tmp_path / "t.yaml"
+    table.write_text(
+        "bindings:\n  - subjects: [User:a]\n"
+        "    roleBindings: ['role:view,resource:servers,name:github']\n"
+        "cases:\n  - {subject: User:a, action: get, kind: servers, name: github, expect: allow}\n"
+    )
+    result = runner.invoke(app, ["policy", "test", str(table)])
+    assert result.exit_code == 3
+    assert "write `object: github`" in result.output
+
+
+def test_explain_invalid_input_exits_3() -> None:
+    result = runner.invoke(app, ["policy", "explain", "Usr:x", "get", "servers"])
+    assert result.exit_code == 3
+    assert "invalid request" in result.output
+
+
+def test_who_can_lists_paths_and_denied_subjects() -> None:
+    args = ["policy", "who-can", "create", "mcptokens", "-o", "json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output)
+    assert body["kind"] == "WhoCan"
+    (admins,) = body["allowed"]
+    assert admins["subject"] == "Group:admins" and admins["path"] == ["Group:admins", "role:admin"]
+    assert admins["line"]["source"].endswith("bindings.csv:10")
+    text = runner.invoke(app, ["policy", "who-can", "create", "mcptokens"])
+    assert "Group:admins -> role:admin" in text.output
+
+
+def test_diff_fail_on_new_access_exits_3(tmp_path: Path) -> None:
+    old = _copy_shipped(tmp_path / "old")
+    new = _copy_shipped(tmp_path / "new")
+    (new / "extra.csv").write_text("p, User:bob, web, servers, github, role:view, allow\n")
+    same = runner.invoke(app, ["policy", "diff", str(old), str(old), "--fail-on-new-access"])
+    assert same.exit_code == 0 and "+" not in same.output
+    result = runner.invoke(app, ["policy", "diff", str(old), str(new), "--fail-on-new-access"])
+    assert result.exit_code == 3
+    assert "+ User:bob get servers/github in web" in result.output
+    assert "project web: more permissive" in result.output
+    body = json.loads(
+        runner.invoke(app, ["policy", "diff", str(old), str(new), "-o", "json"]).output
+    )
+    assert body["gained"] == 4 and body["lost"] == 0  # the server, and its tools
+    assert {(c["kind"], c["name"], c["verb"]) for c in body["changes"]} == {
+        (kind, name, verb)
+        for kind, name in (("servers", "github"), ("tools", "github__(other)"))
+        for verb in ("get", "list")
+    }
+    assert body["changes"][0]["new"]["line"]["source"] == "new/extra.csv:1"
+
+
+def test_coverage_threshold_and_junit(tmp_path: Path) -> None:
+    spec = str(TABLES / "spec.yaml")
+    result = runner.invoke(app, ["policy", "test", spec, "--coverage"])
+    assert result.exit_code == 0, result.output
+    assert "coverage:" in result.output and "uncovered" in result.output
+    low = runner.invoke(app, ["policy", "test", spec, "--coverage", "--threshold", "100"])
+    assert low.exit_code == 1 and "below the threshold" in low.output
+    body = json.loads(
+        runner.invoke(app, ["policy", "test", spec, "--coverage", "-o", "json"]).output
+    )
+    assert body["failed"] == 0 and 0 < body["coverage"]["covered"] < body["coverage"]["lines"]
+    junit = runner.invoke(app, ["policy", "test", spec, "-o", "junit"])
+    assert junit.output.startswith("<?xml") and "<testsuite " in junit.output
+
+
+def test_fmt_check_and_rewrite(tmp_path: Path) -> None:
+    d = tmp_path / "p"
+    d.mkdir()
+    (d / "a.csv").write_text("# c\n\n\np,User:a,*, servers ,*,role:view,allow   \n")
+    check = runner.invoke(app, ["policy", "fmt", str(d), "--check"])
+    assert check.exit_code == 1 and "would reformat" in check.output
+    assert runner.invoke(app, ["policy", "fmt", str(d)]).exit_code == 0
+    assert (d / "a.csv").read_text() == "# c\n\np, User:a, *, servers, *, role:view, allow\n"
+    assert runner.invoke(app, ["policy", "fmt", str(d), "--check"]).exit_code == 0
+    (d / "b.csv").write_text("p, User:a\n")
+    bad = runner.invoke(app, ["policy", "fmt", str(d)])
+    assert bad.exit_code == 3 and "b.csv:1" in bad.output
