@@ -12,7 +12,8 @@ to read what the process that started it holds. Three layers:
   process), no capabilities, network kept; the paths in ``hide`` (the parent's database,
   key file, logs) are overlaid with empty ones. ``auto`` falls back to no sandbox, with one
   warning, where bubblewrap cannot run (containers without user namespaces);
-* ``user`` - when the parent is root, children run as that OS user and group.
+* ``user`` - when the parent is root, children run as that OS user and group (through
+  util-linux's ``setpriv``, without the parent's supplementary groups).
 
 No ``--new-session``: it would move the child out of the process group the supervisor
 stops (SIGTERM, then SIGKILL, to the group); the child has no controlling terminal anyway.
@@ -29,7 +30,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from upstream.errors import SandboxError
 
@@ -71,12 +72,10 @@ def forbid_dumping() -> bool:
 
 @dataclass(frozen=True)
 class Spawn:
-    """How to start one child: the argv to exec, and the user to exec it as."""
+    """How to start one child: the argv to exec (the sandbox's and the user switch's
+    wrappers around the command)."""
 
     argv: list[str]
-    user: int | None = None
-    group: int | None = None
-    extra_groups: list[int] | None = None  # [] drops the parent's supplementary groups
     note: str = ""  # appended to the "started" log line
 
 
@@ -153,6 +152,7 @@ class Sandbox:
     binds: tuple[Path, ...] = ()
     user: str | None = None
     bwrap: str | None = field(default_factory=lambda: shutil.which("bwrap"))
+    setpriv: str | None = field(default_factory=lambda: shutil.which("setpriv"))
     _usable: bool | None = field(default=None, init=False)
     _why: str = field(default="", init=False)
     _warned: set[Path] = field(default_factory=set, init=False)
@@ -165,6 +165,8 @@ class Sandbox:
                 pwd.getpwnam(self.user)
             except KeyError as exc:
                 raise SandboxError(f"stdio user `{self.user}` does not exist") from exc
+            if self.setpriv is None:
+                raise SandboxError("a stdio user needs `setpriv` (Debian: util-linux)")
 
     # -- is bubblewrap usable here ---------------------------------------------------------
 
@@ -182,12 +184,11 @@ class Sandbox:
             spawn = self._wrap(["true"], {"PATH": "/usr/bin:/bin"}, "/")
             try:
                 done = subprocess.run(
-                    spawn.argv,
+                    self._as_user(spawn.argv),
                     env={"PATH": "/usr/bin:/bin"},
                     capture_output=True,
                     timeout=PROBE_TIMEOUT,
                     check=False,
-                    **self._as_user(),
                 )
                 ok, detail = done.returncode == 0, done.stderr.decode(errors="replace").strip()
             except (OSError, subprocess.TimeoutExpired) as exc:
@@ -225,18 +226,21 @@ class Sandbox:
                 raise SandboxError(
                     f"not started: MCPD_STDIO_SANDBOX=bwrap requires bubblewrap, and {self._why}"
                 )
-            return Spawn(argv, **self._as_user(), note=self._user_note())
+            return Spawn(self._as_user(argv), note=self._user_note())
         spawn = self._wrap(argv, env, os.getcwd())
-        return Spawn(spawn.argv, **self._as_user(), note=" (in bubblewrap)" + self._user_note())
+        return Spawn(self._as_user(spawn.argv), note=" (in bubblewrap)" + self._user_note())
 
     def _user_note(self) -> str:
         return f" (as user `{self.user}`)" if self.user else ""
 
-    def _as_user(self) -> dict[str, Any]:
+    def _as_user(self, argv: list[str]) -> list[str]:
+        """``argv`` run as :attr:`user` through util-linux's ``setpriv`` (an exec, so no
+        code runs between fork and exec: uvloop, which serves mcpd, has no ``user=``)."""
         if self.user is None:
-            return {}
+            return argv
         entry = pwd.getpwnam(self.user)
-        return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+        ids = [f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--clear-groups"]
+        return [self.setpriv or "setpriv", *ids, "--", *argv]
 
     def _wrap(self, argv: list[str], env: dict[str, str], cwd: str) -> Spawn:
         assert self.bwrap is not None

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import anyio
+import anyio.to_thread
 import mcp_types as types
 from anyio.abc import Process
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -122,7 +123,7 @@ async def stdio_transport(
     ``child.exited`` is set when its stdout ends (it exited, or closed it). Leaving the
     context stops the whole process group. ``sandbox`` confines it (:mod:`upstream.sandbox`).
     """
-    spawn = confined(argv, env, sandbox)
+    spawn = await anyio.to_thread.run_sync(confined, argv, env, sandbox)  # reads files
     process = await anyio.open_process(
         spawn.argv,
         env=env,
@@ -130,9 +131,6 @@ async def stdio_transport(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
-        user=spawn.user,
-        group=spawn.group,
-        extra_groups=spawn.extra_groups,
     )
     child = ChildProcess(process)
     log.append(f"started pid {process.pid}: {' '.join(argv)[:500]}{spawn.note}", source="mcpd")

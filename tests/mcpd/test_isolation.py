@@ -118,3 +118,31 @@ def test_without_a_sandbox_mcpds_environment_stays_closed(tmp_path: Path) -> Non
         # not even root (this test) finds the key where the kernel shows mcpd's environment
         with open(f"/proc/{mcpd_pid}/environ", "rb") as f:
             assert secret_key.encode() not in f.read()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="MCPD_STDIO_USER needs mcpd to run as root")
+@pytest.mark.parametrize("sandbox", ["none", "auto"])
+def test_a_dedicated_user_runs_the_children(tmp_path: Path, sandbox: str) -> None:
+    """mcpd as root, MCPD_STDIO_USER=nobody: the child is nobody, and mcpd's key file
+    (0600, root's) and its environment are closed to it, with or without the sandbox."""
+    python = shutil.which("python3", path="/usr/bin:/bin")
+    if python is None:  # pragma: no cover - Debian has one
+        pytest.skip("no system python3 that user `nobody` can run")
+    tmp_path.chmod(0o755)  # the thief's view of tmp_path/visible.txt is not the point here
+    env = {"MCPD_STDIO_SANDBOX": sandbox, "MCPD_STDIO_USER": "nobody"}
+    with mcpd_with(tmp_path, env) as (m, data):
+        command = {"command": python, "args": [str(THIEF)]}
+        m.ok("POST", "/servers", json={"name": "thief", "transport": "stdio", "stdio": command})
+        assert m.call("POST", "/servers/thief/mcp", json={}).status_code < 500
+        inst = m.wait_instance("thief", lambda i: i["status"] == "RUNNING")
+        mcpd_pid = ppid(inst["pid"])
+
+        async def whoami() -> str:
+            async with mcp_session(mcp_url(m, "thief"), m.admin) as s:
+                return text(await s.call_tool("whoami", {}))
+
+        assert json.loads(run(whoami))["uid"] == 65534
+        key, environ = steal(m, str(data / "secrets.key"), f"/proc/{mcpd_pid}/environ")
+        assert key.startswith("error: "), key
+        assert environ.startswith("error: "), environ
+        assert "as user `nobody`" in m.logs("thief")
