@@ -35,10 +35,12 @@ def serve(
 ) -> None:
     """Run mcpd (migrating an empty database first)."""
     from mcpd.app import create_app
+    from mcpd.isolation import harden_process
     from upstream import serving
 
     settings = _settings(host=host, port=port, database_url=db)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    harden_process()  # before anything starts a child: see mcpd.isolation
     typer.echo(f"mcpd: database {_redact(settings.database_url)}", err=True)
     serving.serve(create_app(settings), settings.host, settings.port)
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from authz import Authorizer, Rule, TokenGrant
 from mcpd.changes import Generations, ReadCache
+from mcpd.isolation import stdio_sandbox
 from mcpd.models import McpToken
 from mcpd.policystore import load_authorizer, load_stored_rules
 from mcpd.ratelimit import RateLimiter
@@ -147,6 +148,7 @@ def build_runtime(settings: Settings, engine: Engine) -> Runtime:
             probe_interval=settings.probe_interval,
             tools_ttl=settings.tools_cache_ttl,
             negative_ttl=settings.tools_cache_negative_ttl,
+            sandbox=stdio_sandbox(settings),
         ),
         load,
     )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import pwd
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
 from pydantic import Field, SecretStr, field_validator
@@ -80,6 +83,33 @@ class Settings(BaseSettings):
     tools_cache_negative_ttl: float = Field(
         default=5.0, ge=0, description="how long a failed tools/list is answered from cache"
     )
+    stdio_sandbox: Literal["auto", "bwrap", "none"] = Field(
+        default="auto",
+        description="how stdio servers are confined: bwrap (bubblewrap, required: servers do "
+        "not start without it), auto (bubblewrap where it runs, else none with a warning), none",
+    )
+    stdio_sandbox_binds: list[Path] = Field(
+        default_factory=list,
+        description="more paths stdio servers may read in the sandbox (JSON list), besides "
+        "the system, their command's install and the working directory",
+    )
+    stdio_user: str | None = Field(
+        default=None,
+        description="OS user to run stdio servers as (mcpd must run as root)",
+    )
+
+    @field_validator("stdio_user")
+    @classmethod
+    def _known_user(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        try:
+            pwd.getpwnam(v)
+        except KeyError:
+            raise ValueError(f"stdio user `{v}` does not exist") from None
+        if os.geteuid() != 0:
+            raise ValueError(f"stdio user `{v}` needs mcpd to run as root")
+        return v
 
     @field_validator("database_url")
     @classmethod

@@ -5,6 +5,8 @@
   ``isError`` result, mcplocal likewise.
 * :class:`SpecError` - a server's stored config cannot be used (e.g. a secretRef to a key
   that is gone).
+* :class:`SandboxError` - a stdio server cannot be confined as the settings require
+  (:mod:`upstream.sandbox`); it is not started.
 * :class:`RelayError` - the fast lane could not relay a call: the upstream could not be
   reached, or answered something that is not MCP.
 
@@ -25,6 +27,10 @@ class UpstreamError(Exception):
 
 class SpecError(Exception):
     """The stored config cannot be used (e.g. a secretRef to a key that is gone)."""
+
+
+class SandboxError(Exception):
+    """A stdio server cannot be confined as the settings require; it is not started."""
 
 
 class RelayError(Exception):

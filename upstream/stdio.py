@@ -15,12 +15,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import anyio
+import anyio.to_thread
 import mcp_types as types
 from anyio.abc import Process
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.shared.message import SessionMessage
 
 from upstream.logs import LogBuffer
+from upstream.sandbox import Sandbox, Spawn
 
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 # The environment a child gets besides what its server declares: enough to find and run
@@ -31,6 +33,11 @@ BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
 def child_environment(declared: dict[str, str]) -> dict[str, str]:
     base = {k: v for k in BASE_ENV if (v := os.environ.get(k)) is not None}
     return base | declared
+
+
+def confined(argv: list[str], env: dict[str, str], sandbox: Sandbox | None) -> Spawn:
+    """How to exec ``argv``: as is, or inside ``sandbox`` (which may refuse: SandboxError)."""
+    return Spawn(argv) if sandbox is None else sandbox.spawn(argv, env)
 
 
 @dataclass
@@ -50,7 +57,28 @@ def _group_alive(pgid: int) -> bool:
         return False
     except PermissionError:  # pragma: no cover - a member changed user: still there
         return True
-    return True
+    return _live_member(pgid)
+
+
+def _live_member(pgid: int) -> bool:
+    """Whether a member of group ``pgid`` is more than a zombie (Linux's /proc; elsewhere
+    assume so). A sandboxed child's PID-namespace init is left a zombie for the host's
+    init to reap, which may take a second: it runs nothing."""
+    try:
+        entries = os.listdir("/proc")
+    except OSError:  # pragma: no cover - no /proc
+        return True
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b") ", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != b"Z":
+            return True
+    return False
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
@@ -82,6 +110,7 @@ async def stdio_transport(
     log: LogBuffer,
     *,
     stop_grace: float = 5.0,
+    sandbox: Sandbox | None = None,
 ) -> AsyncIterator[
     tuple[
         MemoryObjectReceiveStream[SessionMessage | Exception],
@@ -92,10 +121,11 @@ async def stdio_transport(
     """Start ``argv`` and speak newline-delimited JSON-RPC over its stdin and stdout.
 
     ``child.exited`` is set when its stdout ends (it exited, or closed it). Leaving the
-    context stops the whole process group.
+    context stops the whole process group. ``sandbox`` confines it (:mod:`upstream.sandbox`).
     """
+    spawn = await anyio.to_thread.run_sync(confined, argv, env, sandbox)  # reads files
     process = await anyio.open_process(
-        argv,
+        spawn.argv,
         env=env,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -103,7 +133,7 @@ async def stdio_transport(
         start_new_session=True,
     )
     child = ChildProcess(process)
-    log.append(f"started pid {process.pid}: {' '.join(argv)[:500]}", source="mcpd")
+    log.append(f"started pid {process.pid}: {' '.join(argv)[:500]}{spawn.note}", source="mcpd")
     read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
     write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
 

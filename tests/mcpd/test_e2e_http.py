@@ -27,22 +27,31 @@ MCPD = Path(sys.executable).with_name("mcpd")
 
 
 @contextmanager
-def mcpd_serve(db_url: str, workdir: Path, *, startup_s: float = 30.0) -> Iterator[str]:
-    """Start ``mcpd serve`` on a free loopback port; yield its base URL; always stop it."""
+def mcpd_serve(
+    db_url: str,
+    workdir: Path,
+    *,
+    startup_s: float = 30.0,
+    env: dict[str, str] | None = None,
+    prefix: tuple[str, ...] = (),
+) -> Iterator[str]:
+    """Start ``mcpd serve`` on a free loopback port; yield its base URL; always stop it.
+    ``env``: more of its environment (over the defaults); ``prefix``: a command it runs under."""
     port = free_port()
     log_path = workdir / f"mcpd-{port}.log"
+    base_env = {k: v for k, v in os.environ.items() if k != "MCPD_SECRETS_KEY"}
     env = {
-        **os.environ,
+        **base_env,
         "MCPD_DATABASE_URL": db_url,
         "MCPD_BOOTSTRAP_ADMIN": ADMIN,
         "MCPD_BOOTSTRAP_PASSWORD": PASSWORD,
         "MCPD_SECRETS_KEY_FILE": str(workdir / "secrets.key"),
+        **(env or {}),
     }
-    env.pop("MCPD_SECRETS_KEY", None)
     base = f"http://127.0.0.1:{port}"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [str(MCPD), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [*prefix, str(MCPD), "serve", "--host", "127.0.0.1", "--port", str(port)],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -196,6 +196,24 @@ def alive(pid: int) -> bool:
         return False
 
 
+def group_member(pgid: int, comm: str, timeout: float = 10.0) -> int:
+    """The pid (as this process sees it) of the process named ``comm`` in group ``pgid``:
+    a grandchild, found from outside (a sandboxed child has its own PID namespace and /tmp,
+    so it cannot tell its pid by a file)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for entry in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    name, rest = f.read().split(" (", 1)[1].rsplit(") ", 1)
+            except (OSError, IndexError, ValueError):
+                continue
+            if name == comm and int(rest.split()[2]) == pgid:
+                return int(entry)
+        assert time.monotonic() < deadline, f"no `{comm}` in process group {pgid}"
+        time.sleep(0.05)
+
+
 # -- the main path --------------------------------------------------------------------------
 
 
@@ -444,8 +462,7 @@ def test_stderr_flood_is_bounded_and_harmless(mcpd: Mcpd) -> None:
 
 def test_delete_stops_the_whole_process_group(mcpd: Mcpd, tmp_path: Path) -> None:
     m = mcpd
-    pidfile = tmp_path / "grandchild.pid"
-    m.server("gc", stdio_spec("grandchild", "--pidfile", str(pidfile)))
+    m.server("gc", stdio_spec("grandchild"))
 
     async def flow() -> str:
         async with mcp_session(mcp_url(m, "gc"), m.admin) as s:
@@ -453,7 +470,7 @@ def test_delete_stops_the_whole_process_group(mcpd: Mcpd, tmp_path: Path) -> Non
 
     assert run(flow) == "2"
     pid = m.instance("gc")["pid"]
-    grandchild = int(pidfile.read_text())
+    grandchild = group_member(pid, "sleep")
     assert alive(pid) and alive(grandchild)
     m.ok("DELETE", "/servers/gc")
     assert not alive(pid) and not alive(grandchild)
@@ -588,18 +605,18 @@ def test_mcpd_stop_leaves_no_children(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setenv("MCPD_LOG_DIR", str(tmp_path / "logs"))
     from tests.mcpd.test_e2e_http import mcpd_serve
 
-    pidfile = tmp_path / "gc.pid"
     with mcpd_serve(f"sqlite:///{tmp_path / 'm.db'}", tmp_path) as base:
         login = httpx.post(
             f"{base}/api/v1/auth/login", json={"username": ADMIN, "password": PASSWORD}
         )
         m = Mcpd(base, login.json()["token"], None)
-        m.server("gc", stdio_spec("grandchild", "--pidfile", str(pidfile)))
+        m.server("gc", stdio_spec("grandchild"))
         m.server("demo", stdio_spec("demo"))
         for name in ("gc", "demo"):
             assert m.call("POST", f"/servers/{name}/mcp", json={}).status_code < 500
             m.wait_instance(name, lambda i: i["status"] == "RUNNING")
-        pids = [m.instance("gc")["pid"], m.instance("demo")["pid"], int(pidfile.read_text())]
+        gc = m.instance("gc")["pid"]
+        pids = [gc, m.instance("demo")["pid"], group_member(gc, "sleep")]
         assert all(alive(p) for p in pids)
     # mcpd_serve stopped mcpd with SIGTERM (it waits for it to exit)
     deadline = time.monotonic() + 10

@@ -48,6 +48,7 @@ async def open_transport(
                 child_environment(spec.env),
                 log,
                 stop_grace=settings.stop_grace,
+                sandbox=settings.sandbox,
             )
         )
         return read, write, child

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from upstream.sandbox import Sandbox
+
 
 @dataclass(frozen=True)
 class SupervisorSettings:
@@ -22,3 +24,4 @@ class SupervisorSettings:
     probe_failures: int = 3  # consecutive failed probes that restart an instance
     tools_ttl: float = 60.0
     negative_ttl: float = 5.0
+    sandbox: Sandbox | None = None  # how stdio children are confined (None: not at all)
