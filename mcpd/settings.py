@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import platformdirs
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_ALLOW_ENTRY = re.compile(r"^[A-Za-z0-9.:_/-]{1,255}$")
 
 
 def default_database_url() -> str:
@@ -80,6 +83,28 @@ class Settings(BaseSettings):
     tools_cache_negative_ttl: float = Field(
         default=5.0, ge=0, description="how long a failed tools/list is answered from cache"
     )
+
+    upstream_allow: str = Field(
+        default="",
+        description="comma-separated addresses, networks (CIDR) or host names an http server's "
+        "URL may point at although they are mcpd's own address or link-local / cloud metadata "
+        "(refused by default)",
+    )
+
+    @field_validator("upstream_allow")
+    @classmethod
+    def _allow_list(cls, v: str) -> str:
+        for entry in (e.strip() for e in v.split(",")):
+            if entry and not _ALLOW_ENTRY.match(entry):
+                raise ValueError(
+                    f"upstream allow-list entry `{entry}` is not an address, "
+                    "a network or a host name"
+                )
+        return v
+
+    @property
+    def upstream_allow_list(self) -> list[str]:
+        return [e.strip().lower() for e in self.upstream_allow.split(",") if e.strip()]
 
     @field_validator("database_url")
     @classmethod
