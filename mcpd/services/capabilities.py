@@ -12,7 +12,7 @@ checked the same way whichever path writes it:
   metadata addresses (by literal, by name, or by what the name resolves to now), unless
   the operator's allow-list (``MCPD_UPSTREAM_ALLOW``) names the address, network or host.
 * ``attach`` on ``servers/NAME`` in the project - adding a server to a project; a server
-  the caller may not even ``get`` there is answered like a nonexistent one.
+  the caller may neither ``get`` nor ``attach`` there is answered like a nonexistent one.
 """
 
 from __future__ import annotations
@@ -161,22 +161,30 @@ def check_url(work: Work, name: str, url: str) -> None:
         )
 
 
+def _visible(work: Work, server: str, project: str) -> bool:
+    return work.allowed("servers", "get", server, project) or work.allowed(
+        "servers", "attach", server, project
+    )
+
+
 def check_attach(
     work: Work, *, project: str, servers: list[str], before: Iterable[str]
 ) -> list[str]:
     """``servers`` sorted and deduplicated, each one existing and visible to the caller in
-    ``project`` (else 422 naming it, as for a nonexistent one), and each one not already in
-    the project attachable by the caller there (else 403)."""
+    ``project`` - ``get`` or ``attach`` there - (else 422 naming it, as for a nonexistent
+    one) if it is not in the project already, and then attachable by the caller there
+    (else 403)."""
     unique = sorted(set(servers))
+    added = set(unique) - set(before)
     known = set(work.db.scalars(select(Server.name).where(Server.name.in_(unique))))
-    hidden = [n for n in unique if n in known and not work.allowed("servers", "get", n, project)]
+    hidden = [n for n in sorted(added & known) if not _visible(work, n, project)]
     unknown = [n for n in unique if n not in known or n in hidden]
     if unknown:
         exc = Invalid("servers: unknown server(s) " + ", ".join(f"`{n}`" for n in unknown))
         if hidden:
             work.refuse(exc, kind="servers", action="attach", name=hidden[0], project=project)
         raise exc
-    for n in sorted(set(unique) - set(before)):
+    for n in sorted(added):
         work.require("servers", "attach", n, project)
     return unique
 
