@@ -287,6 +287,7 @@ def _server(r: _Restore, doc: Document, body: ServerIn) -> None:
         r.db.add(server)
         return r.record(doc, server, None)
     if server.transport != body.transport:
+        r.authorize(doc, "update")  # a refusal tells nothing of the server's transport
         raise Invalid(
             f"server `{body.name}` uses {server.transport} here and {body.transport} in the "
             "manifest: a transport cannot change; delete the server first"
