@@ -22,8 +22,10 @@ KINDS: Final = (
     "tools",
 )
 
-#: Verbs the product asks about besides operations (operations are declared in policy).
-CRUD_VERBS: Final = ("get", "list", "create", "update", "delete", "run")
+#: Verbs the product asks about besides operations (operations are declared in policy):
+#: CRUD and run, and the capability verbs - ``exec`` (what a stdio server runs), ``use``
+#: (a secretRef to a secret) and ``attach`` (a server to a project).
+CRUD_VERBS: Final = ("get", "list", "create", "update", "delete", "run", "exec", "use", "attach")
 
 #: The value that means "any" in a policy line's project, kind and name.
 ANY: Final = "*"

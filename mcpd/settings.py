@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 from pathlib import Path
 from typing import Literal
 
 import platformdirs
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_ALLOW_ENTRY = re.compile(r"^[A-Za-z0-9.:_/-]{1,255}$")
 
 
 def default_database_url() -> str:
@@ -110,6 +113,28 @@ class Settings(BaseSettings):
         if os.geteuid() != 0:
             raise ValueError(f"stdio user `{v}` needs mcpd to run as root")
         return v
+
+    upstream_allow: str = Field(
+        default="",
+        description="comma-separated addresses, networks (CIDR) or host names an http server's "
+        "URL may point at although they are mcpd's own address or link-local / cloud metadata "
+        "(refused by default)",
+    )
+
+    @field_validator("upstream_allow")
+    @classmethod
+    def _allow_list(cls, v: str) -> str:
+        for entry in (e.strip() for e in v.split(",")):
+            if entry and not _ALLOW_ENTRY.match(entry):
+                raise ValueError(
+                    f"upstream allow-list entry `{entry}` is not an address, "
+                    "a network or a host name"
+                )
+        return v
+
+    @property
+    def upstream_allow_list(self) -> list[str]:
+        return [e.strip().lower() for e in self.upstream_allow.split(",") if e.strip()]
 
     @field_validator("database_url")
     @classmethod

@@ -15,6 +15,12 @@ A project chooses one (``proxyModel``, with ``proxyOptions``):
 Error results pass through untouched, and so do results whose text fits one page. The
 summarizer's API key comes from ``MCPLOCAL_SUMMARIZE_API_KEY`` only, and is never in a
 result, a log line or a repr.
+
+Where tool results (other callers' included) and that key are sent is the operator's
+choice, not a project's: ``MCPLOCAL_SUMMARIZERS`` names the endpoints
+(``name=url,name2=url2``), and a project chooses one by name (``summarizer: NAME``). The
+deprecated ``summarizeUrl`` is accepted only when it is one of those URLs; any other is
+refused with an error naming the setting.
 """
 
 from __future__ import annotations
@@ -36,17 +42,29 @@ import mcp_types as types
 
 from mcplocal.cache import CacheError, FileCache
 
-__all__ = ["API_KEY_ENV", "PAGE_TOOL", "Pipeline", "ProxyModel", "page_tool"]
+__all__ = [
+    "API_KEY_ENV",
+    "PAGE_TOOL",
+    "SUMMARIZERS_ENV",
+    "Pipeline",
+    "ProxyModel",
+    "configured_summarizers",
+    "page_tool",
+    "parse_summarizers",
+]
 
 log = logging.getLogger("mcplocal.pipeline")
 
 PAGE_TOOL = "mcplocal__next_page"
 API_KEY_ENV = "MCPLOCAL_SUMMARIZE_API_KEY"
+SUMMARIZERS_ENV = "MCPLOCAL_SUMMARIZERS"
+_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 MODELS = ("passthrough", "paginate", "summarize")
 # <key>:<page>, the page counted from 1, written one way only (no sign, no leading zero)
 _CURSOR = re.compile(r"([0-9a-f]{64}):([1-9][0-9]{0,8})")
 _OPTIONS = {
     "pageChars": "page_chars",
+    "summarizer": "summarizer",
     "summarizeUrl": "summarize_url",
     "summarizeModel": "summarize_model",
     "summarizeMaxInputChars": "summarize_max_input_chars",
@@ -103,14 +121,18 @@ class ProxyModel:
             _check_url(self.summarize_url)
         elif self.name == "summarize":
             raise ValueError(
-                "proxy model summarize needs `summarizeUrl` (an OpenAI-compatible endpoint, "
-                "e.g. http://127.0.0.1:8000/v1)"
+                "proxy model summarize needs `summarizer`: the name of one of the endpoints "
+                f"mcplocal's operator configured in {SUMMARIZERS_ENV}"
             )
 
     @classmethod
-    def from_options(cls, name: str, options: dict[str, Any]) -> ProxyModel:
+    def from_options(
+        cls, name: str, options: dict[str, Any], summarizers: dict[str, str] | None = None
+    ) -> ProxyModel:
         """The model named ``name`` with a project's ``proxyOptions`` (camelCase keys; a
-        null value means the default). ValueError says what is wrong."""
+        null value means the default), the summarizer chosen among ``summarizers`` (by
+        default the operator's, :func:`configured_summarizers`). ValueError says what is
+        wrong."""
         if name not in MODELS:
             raise ValueError(
                 f"unknown proxy model `{name}`: use passthrough, paginate or summarize"
@@ -132,9 +154,65 @@ class ProxyModel:
         url = values.get("summarize_url")
         if url is not None and not isinstance(url, str):
             raise ValueError("`summarizeUrl` must be a string")
+        endpoints = configured_summarizers() if summarizers is None else summarizers
+        values["summarize_url"] = _endpoint(endpoints, values.pop("summarizer", None), url)
+        if values["summarize_url"] is None:
+            del values["summarize_url"]
         api_key = (os.environ.get(API_KEY_ENV) or "").strip() or None
         model = cast(Literal["passthrough", "paginate", "summarize"], name)
         return cls(name=model, summarize_api_key=api_key, **values)
+
+
+def _endpoint(endpoints: dict[str, str], chosen: object, url: str | None) -> str | None:
+    """The URL of the operator's summarizer a project chose by name (or, deprecated, by
+    its URL); ValueError for any other."""
+    names = ", ".join(f"`{n}`" for n in sorted(endpoints)) or "none are configured"
+    if chosen is not None:
+        if not isinstance(chosen, str) or chosen not in endpoints:
+            raise ValueError(
+                f"summarizer `{str(chosen)[:100]}` is not one of mcplocal's summarizers "
+                f"({names}): the operator names them in {SUMMARIZERS_ENV}"
+            )
+        return endpoints[chosen]
+    if url is None:
+        return None
+    _check_url(url)
+    for known in endpoints.values():
+        if known.rstrip("/") == url.rstrip("/"):
+            return known
+    raise ValueError(
+        f"`summarizeUrl` `{url[:200]}` is not one of the summarizer endpoints mcplocal's "
+        f"operator configured in {SUMMARIZERS_ENV} ({names}): choose one by name with "
+        "`summarizer`"
+    )
+
+
+def parse_summarizers(text: str) -> dict[str, str]:
+    """``name=url,name2=url2`` (the value of ``MCPLOCAL_SUMMARIZERS``) as a dict;
+    ValueError naming a bad entry."""
+    out: dict[str, str] = {}
+    for entry in (e.strip() for e in text.split(",")):
+        if not entry:
+            continue
+        name, sep, url = (p.strip() for p in entry.partition("="))
+        if not sep or not _NAME.match(name):
+            raise ValueError(
+                f"{SUMMARIZERS_ENV}: entry `{entry[:200]}` is not `name=url` with a name of "
+                "lowercase letters, digits and '-'"
+            )
+        if name in out:
+            raise ValueError(f"{SUMMARIZERS_ENV}: summarizer `{name}` is named twice")
+        try:
+            _check_url(url)
+        except ValueError as exc:
+            raise ValueError(f"{SUMMARIZERS_ENV}: summarizer `{name}`: {exc}") from None
+        out[name] = url
+    return out
+
+
+def configured_summarizers() -> dict[str, str]:
+    """The operator's summarizer endpoints, from ``MCPLOCAL_SUMMARIZERS``."""
+    return parse_summarizers(os.environ.get(SUMMARIZERS_ENV, ""))
 
 
 def _check_url(url: object) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from client import ApiError, AsyncMcpdClient, BearerAuth
 from mcplocal.cache import DEFAULT_CACHE_DIR
+from mcplocal.pipeline import parse_summarizers
 
 
 class Settings(BaseSettings):
@@ -39,6 +40,18 @@ class Settings(BaseSettings):
     cache_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024 * 1024)
     tools_cache_ttl: float = Field(default=60.0, ge=0)
     tools_cache_negative_ttl: float = Field(default=5.0, ge=0)
+    summarizers: str = Field(
+        default="",
+        description="summarizer endpoints a project's proxyModel summarize may choose, by "
+        "name: `name=url,name2=url2` (OpenAI-compatible base URLs); they get tool results "
+        "and MCPLOCAL_SUMMARIZE_API_KEY. The pipeline reads MCPLOCAL_SUMMARIZERS itself",
+    )
+
+    @field_validator("summarizers")
+    @classmethod
+    def _summarizers(cls, v: str) -> str:
+        parse_summarizers(v)  # a bad entry stops mcplocal at start, naming it
+        return v
 
     def hosts(self) -> list[str]:
         return [h.strip() for h in self.allowed_hosts.split(",") if h.strip()]

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from mcpd.errors import Invalid
 from mcpd.models import Project
 from mcpd.schemas.common import CamelModel, DnsName, Meta, meta
 
@@ -16,9 +17,15 @@ class ProxyOptions(CamelModel):
     """Settings of a project's proxy model (mcplocal applies them to tool results)."""
 
     page_chars: int | None = Field(default=None, ge=100, le=10_000_000)
+    summarizer: DnsName | None = Field(
+        default=None,
+        description="the name of one of the summarizer endpoints mcplocal's operator "
+        "configured (MCPLOCAL_SUMMARIZERS)",
+    )
     summarize_url: str | None = Field(
         default=None, max_length=2048, pattern=r"^https?://[^\s]+$",
-        description="an OpenAI-compatible endpoint, e.g. http://vllm:8000/v1",
+        description="deprecated: the URL of one of mcplocal's configured summarizers (mcplocal "
+        "refuses any other); name it with `summarizer` instead",
     )  # fmt: skip
     summarize_model: str | None = Field(default=None, max_length=255)
     summarize_max_input_chars: int | None = Field(default=None, ge=100, le=10_000_000)
@@ -34,9 +41,22 @@ class ProjectIn(CamelModel):
 
     @model_validator(mode="after")
     def _summarizer(self) -> ProjectIn:
-        if self.proxy_model == "summarize" and not self.proxy_options.summarize_url:
-            raise ValueError("proxyModel summarize needs proxyOptions.summarizeUrl")
+        check_summarizer(self.proxy_model, dump_options(self.proxy_options), ValueError)
         return self
+
+
+def check_summarizer(
+    proxy_model: str, options: dict[str, Any], error: type[Exception] = Invalid
+) -> None:
+    """``summarize`` names one of mcplocal's summarizer endpoints (or, deprecated, its URL)."""
+    if proxy_model == "summarize" and not (
+        options.get("summarizer") or options.get("summarizeUrl")
+    ):
+        raise error(
+            "proxyModel summarize needs proxyOptions.summarizer: the name of one of "
+            "mcplocal's configured summarizers (MCPLOCAL_SUMMARIZERS), or the deprecated "
+            "summarizeUrl naming one of their URLs"
+        )
 
 
 class ProjectUpdate(CamelModel):
@@ -75,6 +95,7 @@ __all__ = [
     "ProjectOut",
     "ProjectUpdate",
     "ProxyOptions",
+    "check_summarizer",
     "dump_options",
     "project_out",
 ]

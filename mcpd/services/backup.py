@@ -12,8 +12,11 @@ exists and matches is ``unchanged``; one that differs is ``updated`` (its versio
 up) to exactly what the manifest says; a missing one is ``created``. Objects absent from
 the manifest are left alone: a restore never deletes. It runs as one unit of work
 (:mod:`mcpd.services.work`) and applies the checks of the API's create and update
-services (:mod:`mcpd.services`) - the creator ceiling included (so ``action:restore``
-cannot grant what its holder lacks) - writes the policy rows with the objects, audits
+services (:mod:`mcpd.services`) under the caller: each created or updated object needs
+the API's create or update permission on it, and the capabilities of
+:mod:`mcpd.services.capabilities` (``exec``, ``use``, the URL check, ``attach``) and the
+creator ceiling apply as they do through the API - ``action:restore`` is a bulk path,
+never a bypass. It writes the policy rows with the objects, audits
 each change and the restore itself, and publishes the policy change after commit. A dry
 run does all of that and rolls back.
 """
@@ -39,11 +42,10 @@ from mcpd.schemas.rbac import RbacIn
 from mcpd.schemas.secrets import SecretIn
 from mcpd.schemas.servers import ServerIn, dump_health, dump_spec
 from mcpd.schemas.users import UserIn
+from mcpd.services.capabilities import check_attach, check_refs, check_server
 from mcpd.services.groups import check_members, member_rules
 from mcpd.services.policy import parse_bindings, parse_subjects
-from mcpd.services.projects import known_servers
 from mcpd.services.rbac import rules_of, validated
-from mcpd.services.servers import check_refs
 from mcpd.services.work import Caller, Work, unit_of_work
 
 
@@ -115,8 +117,11 @@ def export(*, db: Session, rt: Runtime, secrets: bool) -> list[dict[str, Any]]:
 
 
 def backup(*, db: Session, rt: Runtime, caller: Caller, secrets: bool) -> list[dict[str, Any]]:
-    """:func:`export`, audited as the ``backup`` operation."""
+    """:func:`export`, audited as the ``backup`` operation; with ``secrets`` it also needs
+    the ``backup-secrets`` operation."""
     with unit_of_work(db=db, rt=rt, caller=caller, kind="*", action="backup") as work:
+        if secrets:  # values in plain text: a separate operation, only admins' by default
+            work.require("*", "backup-secrets")
         docs = export(db=db, rt=rt, secrets=secrets)
         work.audit(detail={"secrets": secrets, "documents": len(docs)})
     return docs
@@ -147,6 +152,10 @@ class _Restore:
     def get(self, model: Any, name: str) -> Any:
         return self.db.scalars(select(model).where(model.name == name)).first()
 
+    def authorize(self, doc: Document, action: str, project: str = "") -> None:
+        """The API's create or update permission on ``doc``'s object, under the caller."""
+        self.work.authorize(manifests.KINDS[doc.kind].collection, action, doc.name, project)
+
     def record(
         self,
         doc: Document,
@@ -165,11 +174,9 @@ class _Restore:
         self.done.append((doc, outcome, obj, changed or []))
         kind = manifests.KINDS[doc.kind].collection
         action = "create" if changed is None else "update"
-        # Today a restore needs only the `restore` operation (the route guard's question).
-        # To run each document through the API's own authorization under the caller, add
-        # here: self.work.authorize(kind, action, doc.name, project) - the guard decided
-        # (*, restore), not this, so Work.authorize asks the enforcer and refuses with 403
-        # (audited as a deny by restore(), the whole restore rolled back).
+        # the API's own question for this object, under the caller (the route guard
+        # decided (*, restore), not this): a 403 rolls the whole restore back
+        self.authorize(doc, action, project)
         self.work.audit(
             action=action,
             kind=kind,
@@ -264,10 +271,11 @@ def _secret(r: _Restore, doc: Document, body: SecretIn | SecretKeys) -> None:
 
 def _server(r: _Restore, doc: Document, body: ServerIn) -> None:
     spec = dump_spec(body.stdio or body.http)  # type: ignore[arg-type]
-    check_refs(r.db, spec)
     health = dump_health(body.health_check)
     server = r.get(Server, body.name)
     if server is None:
+        r.authorize(doc, "create")
+        check_server(r.work, name=body.name, transport=body.transport, old=None, new=spec)
         server = Server(
             name=body.name,
             description=body.description,
@@ -279,6 +287,7 @@ def _server(r: _Restore, doc: Document, body: ServerIn) -> None:
         r.db.add(server)
         return r.record(doc, server, None)
     if server.transport != body.transport:
+        r.authorize(doc, "update")  # a refusal tells nothing of the server's transport
         raise Invalid(
             f"server `{body.name}` uses {server.transport} here and {body.transport} in the "
             "manifest: a transport cannot change; delete the server first"
@@ -290,13 +299,19 @@ def _server(r: _Restore, doc: Document, body: ServerIn) -> None:
             "healthCheck": (server.health_check, health),
         }
     )
+    if changed:
+        r.authorize(doc, "update")
+    check_server(r.work, name=body.name, transport=body.transport, old=server.spec, new=spec)
     server.description, server.spec, server.health_check = body.description, spec, health
     r.record(doc, server, changed)
 
 
 def _project(r: _Restore, doc: Document, body: ProjectIn) -> None:
-    servers = known_servers(r.db, body.servers)
     project = r.get(Project, body.name)
+    before = [s.server_name for s in project.servers] if project is not None else []
+    if sorted(set(body.servers)) != sorted(before):
+        r.authorize(doc, "create" if project is None else "update", body.name)
+    servers = check_attach(r.work, project=body.name, servers=body.servers, before=before)
     if project is None:
         project = Project(
             name=body.name,
@@ -397,7 +412,7 @@ def restore(
             except ApiError as exc:
                 exc.detail = f"{doc.where}: {exc.detail}"
                 exc.extra = {"document": doc.index, "kind": doc.kind, "name": doc.name, **exc.extra}
-                if isinstance(exc, Forbidden):
+                if isinstance(exc, Forbidden) and not exc.audited:
                     db.rollback()
                     work.audit(outcome="deny", detail={"reason": exc.detail, "dryRun": dry_run})
                     db.commit()

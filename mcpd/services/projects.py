@@ -1,4 +1,7 @@
-"""Projects: create, update, delete (with its McpTokens), and reads."""
+"""Projects: create, update, delete (with its McpTokens), and reads.
+
+Adding a server to a project needs ``attach`` on it there
+(:func:`mcpd.services.capabilities.check_attach`)."""
 
 from __future__ import annotations
 
@@ -10,8 +13,9 @@ from sqlalchemy.orm import Session
 from mcpd.errors import Invalid
 from mcpd.models import McpToken, Project, ProjectServer, Server
 from mcpd.runtime import Runtime
-from mcpd.schemas.projects import ProjectIn, ProjectUpdate, dump_options
+from mcpd.schemas.projects import ProjectIn, ProjectUpdate, check_summarizer, dump_options
 from mcpd.schemas.rbac import token_rbac_name
+from mcpd.services.capabilities import check_attach
 from mcpd.services.common import check_version, get_or_404, page, taken
 from mcpd.services.work import Caller, unit_of_work
 
@@ -48,7 +52,7 @@ def create_project(*, db: Session, rt: Runtime, caller: Caller, spec: ProjectIn)
         project=spec.name,
     ) as work:
         taken(db, Project, spec.name, "project")
-        servers = known_servers(db, spec.servers)
+        servers = check_attach(work, project=spec.name, servers=spec.servers, before=())
         project = Project(
             name=spec.name,
             description=spec.description,
@@ -76,14 +80,11 @@ def update_project(
             project.proxy_model = change.proxy_model
         if change.proxy_options is not None:
             project.proxy_options = dump_options(change.proxy_options)
-        if project.proxy_model == "summarize" and not (project.proxy_options or {}).get(
-            "summarizeUrl"
-        ):
-            raise Invalid("proxyModel summarize needs proxyOptions.summarizeUrl")
+        check_summarizer(project.proxy_model, project.proxy_options or {})
         if change.servers is not None:
-            project.servers = [
-                ProjectServer(server_name=s) for s in known_servers(db, change.servers)
-            ]
+            before = [s.server_name for s in project.servers]
+            servers = check_attach(work, project=name, servers=change.servers, before=before)
+            project.servers = [ProjectServer(server_name=s) for s in servers]
         project.version += 1
         work.audit()
         work.after_commit(lambda: rt.project_servers.forget(name))

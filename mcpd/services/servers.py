@@ -1,4 +1,7 @@
-"""Servers: create, update, delete (its instance stops), and reads."""
+"""Servers: create, update, delete (its instance stops), and reads.
+
+What a server's spec may reach (``exec``, ``use``, its URL) is checked by
+:func:`mcpd.services.capabilities.check_server`."""
 
 from __future__ import annotations
 
@@ -8,9 +11,10 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from mcpd.errors import Invalid
-from mcpd.models import Project, ProjectServer, Secret, Server
+from mcpd.models import Project, ProjectServer, Server
 from mcpd.runtime import Runtime
-from mcpd.schemas.servers import ServerIn, ServerUpdate, dump_health, dump_spec, secret_refs
+from mcpd.schemas.servers import ServerIn, ServerUpdate, dump_health, dump_spec
+from mcpd.services.capabilities import check_refs, check_server
 from mcpd.services.common import (
     check_version,
     get_or_404,
@@ -19,15 +23,6 @@ from mcpd.services.common import (
     taken,
 )
 from mcpd.services.work import Caller, unit_of_work
-
-
-def check_refs(db: Session, spec: dict[str, Any]) -> None:
-    """Every secretRef of ``spec`` names a stored secret's key (else 422)."""
-    for ref in sorted(secret_refs(spec)):
-        name, key = ref.split("/", 1)
-        secret = db.scalars(select(Secret).where(Secret.name == name)).first()
-        if secret is None or key not in secret.keys:
-            raise Invalid(f"secretRef `{ref}`: secret `{name}` has no key `{key}`")
 
 
 def list_servers(*, db: Session, limit: int, after: str | None) -> tuple[list[Any], str | None]:
@@ -53,7 +48,7 @@ def create_server(*, db: Session, rt: Runtime, caller: Caller, spec: ServerIn) -
     ) as work:
         taken(db, Server, spec.name, "server")
         transport = dump_spec(spec.stdio or spec.http)  # type: ignore[arg-type]
-        check_refs(db, transport)
+        check_server(work, name=spec.name, transport=spec.transport, old=None, new=transport)
         server = Server(
             name=spec.name,
             description=spec.description,
@@ -81,7 +76,9 @@ def update_server(
             raise Invalid(f"server `{name}` uses {server.transport}: its transport cannot change")
         if new is not None:
             transport = dump_spec(new)
-            check_refs(db, transport)
+            check_server(
+                work, name=name, transport=server.transport, old=server.spec, new=transport
+            )
             server.spec = transport
         if change.description is not None:
             server.description = change.description

@@ -31,13 +31,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy.orm import Session
 
 from authz import RoleBinding
 from mcpd import audit
-from mcpd.errors import Forbidden
+from mcpd.errors import ApiError, Forbidden
 from mcpd.principal import Principal
 from mcpd.runtime import Runtime
 from mcpd.services.policy import PolicyChange, held_bindings, require_covered
@@ -74,10 +74,16 @@ class Work:
         return self.caller.principal
 
     def authorize(self, kind: str, action: str, name: str = "", project: str = "") -> None:
-        """Step 1: refuse (403, with the deciding reason) unless the caller may do
-        ``action`` on ``kind``[/``name``] in ``project``."""
+        """Step 1: refuse (403, with the deciding reason, ``missing`` naming the permission)
+        unless the caller may do ``action`` on ``kind``[/``name``] in ``project``. The
+        unit of work asks its own (kind, action); see :meth:`require` for capabilities."""
         if self.caller.guarded == (kind, action):
             return  # the route guard asked this very question before the handler ran
+        self.require(kind, action, name, project)
+
+    def require(self, kind: str, action: str, name: str = "", project: str = "") -> None:
+        """:meth:`authorize`, always asking the enforcer: a capability a field confers
+        (``exec``, ``use``, ``attach``, ``backup-secrets``), beyond the unit's own question."""
         p = self.principal
         decision = self.rt.authorizer.decide(p.subject, project, kind, name, action)
         if not decision.allowed:
@@ -85,8 +91,34 @@ class Work:
                 f"{p.display} may not {action} {kind}"
                 + (f"/{name}" if name else "")
                 + (f" in project {project}" if project else "")
-                + f": {p.redact(decision.reason)}"
+                + f": {p.redact(decision.reason)}",
+                missing=[{"verb": action, "kind": kind, "name": name, "project": project}],
             )
+
+    def allowed(self, kind: str, action: str, name: str = "", project: str = "") -> bool:
+        """Whether the caller may do ``action`` on ``kind``/``name`` (no refusal, no audit)."""
+        p = self.principal
+        return self.rt.authorizer.decide(p.subject, project, kind, name, action).allowed
+
+    def refuse(
+        self, exc: ApiError, *, kind: str, action: str, name: str = "", project: str = ""
+    ) -> NoReturn:
+        """Refuse with ``exc`` (e.g. the 422 a missing object gets, so a denied capability
+        is no existence oracle), after auditing it as a deny: everything this unit wrote is
+        rolled back first, only the audit event is committed."""
+        self.db.rollback()
+        self.audit(
+            action=action,
+            kind=kind,
+            name=name,
+            project=project,
+            outcome="deny",
+            detail={"reason": f"{self.principal.display} may not {action} {kind}/{name}"},
+        )
+        self.db.commit()
+        if isinstance(exc, Forbidden):
+            exc.audited = True
+        raise exc
 
     def ceiling(self, bindings: Iterable[RoleBinding]) -> None:
         """The creator ceiling: refuse (403, listing what is missing) to grant more than

@@ -159,7 +159,8 @@ def test_covers_lists_every_missing_permission(authz: Authorizer) -> None:
     wanted = [authz.parse_binding("role:edit,resource:servers,project:web")]
     assert authz.covers("User:alice", wanted) == []
     missing = authz.covers("User:bob", wanted)
-    assert sorted(m.verb for m in missing) == ["create", "delete", "update"]
+    # issue 13: role:edit includes attach
+    assert sorted(m.verb for m in missing) == ["attach", "create", "delete", "update"]
     assert all("in project web" in str(m) for m in missing)
     wide = [authz.parse_binding("role:view,resource:servers")]
     assert {m.verb for m in authz.covers("User:bob", wide)} == {"get", "list"}

@@ -494,7 +494,15 @@ def test_backup_and_restore_need_their_operations(api: Api) -> None:
 
 
 def test_restore_cannot_grant_what_the_caller_lacks(api: Api) -> None:
-    rita = api.user("rita", "action:restore")
+    # issue 13: restore needs each object's own permission too; here rita has those, and
+    # the ceiling is what refuses
+    rita = api.user(
+        "rita",
+        "action:restore",
+        "role:edit,resource:users",
+        "role:edit,resource:groups",
+        "role:edit,resource:rbac",
+    )
     rt = api.client.app.state.runtime  # type: ignore[attr-defined]
     before, rules = _snapshot(api), _policy(api)
     pwn = _manifest(

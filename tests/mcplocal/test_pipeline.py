@@ -23,7 +23,16 @@ import pytest
 
 from mcplocal.cache import CacheError, FileCache
 from mcplocal.names import NameMap, exposed_name
-from mcplocal.pipeline import API_KEY_ENV, PAGE_TOOL, Pipeline, ProxyModel, page_tool
+from mcplocal.pipeline import (
+    API_KEY_ENV,
+    PAGE_TOOL,
+    SUMMARIZERS_ENV,
+    Pipeline,
+    ProxyModel,
+    configured_summarizers,
+    page_tool,
+    parse_summarizers,
+)
 
 # -- names ----------------------------------------------------------------------------------
 
@@ -192,7 +201,9 @@ def test_summarize_caches_and_falls_back(
     tmp_path: Path, llm: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MCPLOCAL_SUMMARIZE_API_KEY", "sk-test-key")
-    model = ProxyModel.from_options("summarize", {"summarizeUrl": llm, "pageChars": 100})
+    model = ProxyModel.from_options(
+        "summarize", {"summarizer": "llm", "pageChars": 100}, {"llm": llm}
+    )
     long = "x" * 5000
 
     async def fn(p: Pipeline) -> list[types.CallToolResult]:
@@ -214,7 +225,9 @@ def test_summarize_caches_and_falls_back(
     fallback = run_pipeline(tmp_path, failing)
     assert not fallback.is_error and "summarizer failed" in texts(fallback)[-1]
     assert texts(fallback)[0] == "y" * 100  # the first page instead
-    down = ProxyModel.from_options("summarize", {"summarizeUrl": "http://127.0.0.1:9/v1"})
+    down = ProxyModel.from_options(
+        "summarize", {"summarizer": "down"}, {"down": "http://127.0.0.1:9/v1"}
+    )
     assert (
         "summarizer failed"
         in texts(run_pipeline(tmp_path, lambda p: p.apply(down, "s", "t", result("z" * 50_000))))[
@@ -226,7 +239,7 @@ def test_summarize_caches_and_falls_back(
 def test_proxy_model_options_are_validated() -> None:
     with pytest.raises(ValueError, match="unknown proxy model"):
         ProxyModel.from_options("shrink", {})
-    with pytest.raises(ValueError, match="summarizeUrl"):
+    with pytest.raises(ValueError, match="summarizer"):
         ProxyModel.from_options("summarize", {})
     with pytest.raises(ValueError, match="unknown proxy options"):
         ProxyModel.from_options("paginate", {"pages": 3})
@@ -343,6 +356,8 @@ async def _read_all(p: Pipeline, first: types.CallToolResult) -> tuple[str, int]
 
 def test_proxy_model_options(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(API_KEY_ENV, raising=False)
+    # the deprecated summarizeUrl, accepted as one of the operator's endpoints (issue 13)
+    monkeypatch.setenv(SUMMARIZERS_ENV, "llm=https://llm.example.com:8443/v1/")
     assert ProxyModel.from_options("passthrough", {}) == ProxyModel()
     options = {
         "pageChars": 500,
@@ -376,8 +391,8 @@ def test_proxy_model_options(monkeypatch: pytest.MonkeyPatch) -> None:
         ("paginate", {"summarizeTimeout": "5"}, "`summarizeTimeout` must be"),
         ("paginate", {"summarizeModel": ""}, "`summarizeModel` must be a non-empty"),
         ("paginate", {"page_chars": 100}, "unknown proxy options `page_chars`"),
-        ("summarize", {}, "summarize needs `summarizeUrl`"),
-        ("summarize", {"summarizeUrl": None}, "summarize needs `summarizeUrl`"),
+        ("summarize", {}, "summarize needs `summarizer`"),
+        ("summarize", {"summarizeUrl": None}, "summarize needs `summarizer`"),
         ("summarize", {"summarizeUrl": "ftp://llm/v1"}, "must be an http(s) URL"),
         ("summarize", {"summarizeUrl": "llm:8000/v1"}, "must be an http(s) URL"),
         ("summarize", {"summarizeUrl": "http:///v1"}, "must be an http(s) URL"),
@@ -526,6 +541,7 @@ def test_summarize(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     monkeypatch.setenv(API_KEY_ENV, SECRET)
+    monkeypatch.setenv(SUMMARIZERS_ENV, f"s={_url(summarizer)}")
     options = {"summarizeUrl": _url(summarizer), "summarizeModel": "qwen", "pageChars": 1000}
     model = ProxyModel.from_options("summarize", options)
     text = "".join(f"row {i}: ok\n" for i in range(1000))
@@ -573,7 +589,8 @@ def test_summarize_long_input_and_no_key(
     tmp_path: Path, summarizer: _SummarizerServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(API_KEY_ENV, raising=False)
-    options = {"summarizeUrl": _url(summarizer), "pageChars": 100, "summarizeMaxInputChars": 500}
+    monkeypatch.setenv(SUMMARIZERS_ENV, f"s={_url(summarizer)}")
+    options = {"summarizer": "s", "pageChars": 100, "summarizeMaxInputChars": 500}
     model = ProxyModel.from_options("summarize", options)
     got = _run(tmp_path, lambda p: p.apply(model, "s", "t", result("z" * 5000)))
     [call] = summarizer.calls
@@ -605,8 +622,8 @@ def test_summarizer_failures_fall_back_to_pages(
     monkeypatch.setenv(API_KEY_ENV, SECRET)
     url = f"http://127.0.0.1:{_free_port()}/v1" if mode == "down" else _url(summarizer)
     summarizer.mode = mode
-    options = {"summarizeUrl": url, "pageChars": 100, "summarizeTimeout": 0.2}
-    model = ProxyModel.from_options("summarize", options)
+    options = {"summarizer": "s", "pageChars": 100, "summarizeTimeout": 0.2}
+    model = ProxyModel.from_options("summarize", options, {"s": url})
     text = "".join(f"{i:04d}|" for i in range(250))
 
     async def fn(p: Pipeline) -> tuple[types.CallToolResult, str]:
@@ -625,3 +642,27 @@ def test_summarizer_failures_fall_back_to_pages(
         summarizer.mode = "ok"  # a failure is not cached: the next call asks again
         again = _run(tmp_path, lambda p: p.apply(model, "s", "t", result(text)))
         assert _texts(again)[0].startswith("SUMMARY") and len(summarizer.calls) == 2
+
+
+def test_summarizer_endpoints_are_the_operators(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 13: a project chooses a summarizer by name among MCPLOCAL_SUMMARIZERS; a
+    summarizeUrl of its own (where other callers' results and the key would go) is refused."""
+    monkeypatch.setenv(SUMMARIZERS_ENV, "vllm=http://127.0.0.1:8000/v1, big=https://llm.example/v1")
+    assert configured_summarizers() == {
+        "vllm": "http://127.0.0.1:8000/v1",
+        "big": "https://llm.example/v1",
+    }
+    chosen = ProxyModel.from_options("summarize", {"summarizer": "big"})
+    assert chosen.summarize_url == "https://llm.example/v1"
+    legacy = ProxyModel.from_options("summarize", {"summarizeUrl": "http://127.0.0.1:8000/v1/"})
+    assert legacy.summarize_url == "http://127.0.0.1:8000/v1"
+    with pytest.raises(ValueError, match=r"`summarizeUrl` `http://evil.example/v1` is not one"):
+        ProxyModel.from_options("summarize", {"summarizeUrl": "http://evil.example/v1"})
+    with pytest.raises(ValueError, match=r"summarizer `evil` is not one of .*`big`, `vllm`"):
+        ProxyModel.from_options("summarize", {"summarizer": "evil"})
+    monkeypatch.delenv(SUMMARIZERS_ENV)
+    with pytest.raises(ValueError, match="none are configured"):
+        ProxyModel.from_options("summarize", {"summarizeUrl": "http://127.0.0.1:8000/v1"})
+    for bad in ("vllm", "Vllm=http://x/v1", "a=ftp://x", "a=http://x/v1,a=http://y/v1"):
+        with pytest.raises(ValueError, match=SUMMARIZERS_ENV):
+            parse_summarizers(bad)
