@@ -7,12 +7,14 @@ from typing import Annotated
 import typer
 
 from cli import apply, logs, policy, resources, session, testmcp
+from cli.errors import Commands
 from cli.state import State
 
 app = typer.Typer(
     help="mcpctl: run and secure MCP servers for a team.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=Commands,
 )
 
 
