@@ -25,9 +25,14 @@ class Commands(TyperGroup):
     """The command group of mcpctl: a usage error (unknown option, missing argument, bad
     value) exits with INVALID, as SPEC §8 says, not Click's 2 (which is DENIED here)."""
 
-    def make_context(self, *args: Any, **kwargs: Any) -> Context:
+    def make_context(
+        self, info_name: str | None, args: list[str], *rest: Any, **kwargs: Any
+    ) -> Context:
+        # kubectl's `--dry-run` alone means `--dry-run=server` here (Typer has no options
+        # with an optional value)
+        args = ["--dry-run=server" if a == "--dry-run" else a for a in args]
         try:
-            return super().make_context(*args, **kwargs)
+            return super().make_context(info_name, args, *rest, **kwargs)
         except UsageError as exc:
             exc.exit_code = INVALID
             raise

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Annotated, Any
 
 import typer
+import yaml
 
+from cli.apply import delete_file, manifest
 from cli.errors import INVALID, fail
 from cli.output import Format, busy, cell, show
 from cli.state import State
@@ -52,6 +55,14 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("last error", "lastError"),
     ],
 }
+
+#: ``--filter`` keys per kind (what the API's list takes besides paging)
+FILTERS: dict[str, tuple[str, ...]] = {
+    "auditevents": ("subject", "kind", "name", "project", "action", "outcome", "since", "until"),
+}
+
+#: kinds printed by ``-o json|yaml`` as manifests (kind, metadata, spec)
+MANIFEST_KINDS = ("users", "groups", "secrets", "servers", "projects", "rbac")
 
 #: kinds whose objects are named by another field than ``name`` (for ``-o name``)
 NAME_FIELD: dict[str, str] = {"instances": "server"}
@@ -119,6 +130,13 @@ def get(
         key, sep, value = f.partition("=")
         if not sep or not key:
             fail(f"--filter `{f}` is not KEY=VALUE", INVALID)
+        valid = FILTERS.get(plural, ())
+        if key not in valid:
+            fail(
+                f"--filter key `{key}` is unknown for {plural}; "
+                + (f"valid keys: {', '.join(valid)}" if valid else "it has no filters"),
+                INVALID,
+            )
         extra[key] = value
     with state.client() as c, busy(f"getting {plural}"):
         if name:
@@ -137,6 +155,21 @@ def get(
                 items.append(item)
                 if len(items) >= limit:
                     break
+    if not items:
+        if output is Format.table:
+            typer.echo("No resources found.", err=True)
+            return
+        if output is Format.name:
+            return
+    if output in (Format.json, Format.yaml) and plural in MANIFEST_KINDS:
+        # a manifest per object, which `apply -f` takes back unchanged
+        items = [m for i in items if (m := manifest(plural, i)) is not None]
+        if output is Format.json or name:
+            typer.echo(show_one(items[0] if name else items, output))
+            return
+        if output is Format.yaml:  # one YAML document each, as apply reads
+            typer.echo(yaml.safe_dump_all(items, sort_keys=True, explicit_start=True).rstrip())
+            return
     show(
         _rows(plural, items, output),
         COLUMNS[plural],
@@ -148,13 +181,30 @@ def get(
     )
 
 
+def show_one(value: Any, output: Format) -> str:
+    if output is Format.json:
+        return json.dumps(value, indent=2, sort_keys=True)
+    return yaml.safe_dump(value, sort_keys=True).rstrip()
+
+
 def delete(
     ctx: typer.Context,
-    kind: Annotated[str, typer.Argument()],
-    names: Annotated[list[str], typer.Argument(help="one or more names")],
+    kind: Annotated[str | None, typer.Argument()] = None,
+    names: Annotated[list[str] | None, typer.Argument(help="one or more names")] = None,
+    filename: Annotated[
+        str | None,
+        typer.Option("-f", "--filename", help="delete the objects of a manifest file (- stdin)"),
+    ] = None,
 ) -> None:
-    """Delete objects."""
+    """Delete objects: KIND NAME..., or those of a manifest (-f FILE)."""
     state: State = ctx.obj
+    if filename is not None:
+        if kind or names:
+            fail("give either KIND NAME... or -f FILE, not both", INVALID)
+        delete_file(state, filename)
+        return
+    if not kind or not names:
+        fail("give KIND NAME... or -f FILE", INVALID)
     plural = _kind(kind)
     if plural == "instances":
         fail(READ_ONLY, INVALID)
@@ -381,11 +431,11 @@ def describe(
             related.append(("Instance", _instance_lines(c, name)))
         elif plural == "mcptokens":
             related.append(("Bindings", obj.get("bindings") or ["(none: rbac mode empty)"]))
-    typer.echo(f"Kind:       {plural}")
-    for key, value in obj.items():
-        if key in ("bindings",):
-            continue
-        label = f"{key}:".ljust(12)
+    shown = {k: v for k, v in obj.items() if k != "bindings"}
+    width = max(len(k) for k in ("kind", *shown)) + 3  # the longest label, a colon, 2 spaces
+    typer.echo(f"{'Kind:':<{width}}{plural}")
+    for key, value in shown.items():
+        label = f"{key}:".ljust(width)
         if isinstance(value, dict):
             typer.echo(label)
             for k, v in value.items():

@@ -288,9 +288,7 @@ class SqliteWatcher:
         added2, removed2, tokens_differ2 = self._difference()
         added, removed = added & added2, removed & removed2
         if added or removed:
-            self.authorizer.apply(
-                [r for r, _ in added], [r for r, _ in removed], exact=True
-            )
+            self.authorizer.apply([r for r, _ in added], [r for r, _ in removed], exact=True)
         if tokens_differ and tokens_differ2:
             _, tokens = self._load_all()
             current = {t.sha for t in tokens}

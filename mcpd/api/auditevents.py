@@ -140,7 +140,5 @@ def _touch_tokens(db: DbDep, shas: set[str]) -> None:
         return
     now = datetime.now(UTC)
     db.execute(
-        update(McpToken)
-        .where(McpToken.token_sha.in_(sorted(shas)))
-        .values(last_used_at=now)
+        update(McpToken).where(McpToken.token_sha.in_(sorted(shas))).values(last_used_at=now)
     )
