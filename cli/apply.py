@@ -108,7 +108,13 @@ def parse_manifests(text: str, source: str) -> list[dict[str, Any]]:
 def read(filename: str) -> tuple[str, list[dict[str, Any]]]:
     """The text of ``filename`` (``-``: stdin) and its documents, checked (exit 3 if not)."""
     try:
-        text = sys.stdin.read() if filename == "-" else Path(filename).read_text()
+        if filename == "-":
+            text = sys.stdin.read()
+        elif Path(filename).is_dir():  # every manifest in it, as one stream (as kubectl)
+            files = sorted([*Path(filename).glob("*.yaml"), *Path(filename).glob("*.yml")])
+            text = "\n---\n".join(f.read_text() for f in files)
+        else:
+            text = Path(filename).read_text()
     except OSError as exc:
         fail(f"cannot read {filename}: {exc}", INVALID)
     try:
@@ -120,7 +126,7 @@ def read(filename: str) -> tuple[str, list[dict[str, Any]]]:
 def apply(
     ctx: typer.Context,
     filename: Annotated[
-        str, typer.Option("-f", "--filename", help="manifest file, or - for stdin")
+        str, typer.Option("-f", "--filename", help="manifest file or directory, - for stdin")
     ],
     dry_run: Annotated[
         str | None,
