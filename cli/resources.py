@@ -11,9 +11,9 @@ import yaml
 
 from cli.apply import delete_file, manifest
 from cli.errors import INVALID, fail
-from cli.output import Format, busy, cell, show
+from cli.output import Format, busy, show
 from cli.state import State
-from client import Denied, McpdClient, NotFound, collection
+from client import collection
 
 COLUMNS: dict[str, list[tuple[str, str]]] = {
     "users": [("name", "name"), ("display name", "displayName"), ("disabled", "disabled")],
@@ -78,7 +78,7 @@ READ_ONLY = (
 OutputOpt = Annotated[Format, typer.Option("-o", "--output", help="table, json, yaml or name")]
 
 
-def _kind(kind: str) -> str:
+def plural_of(kind: str) -> str:
     try:
         return collection(kind)
     except ValueError as exc:
@@ -124,7 +124,7 @@ def get(
 ) -> None:
     """List objects of a kind, or show one."""
     state: State = ctx.obj
-    plural = _kind(kind)
+    plural = plural_of(kind)
     extra = {}
     for f in filters or []:
         key, sep, value = f.partition("=")
@@ -205,7 +205,7 @@ def delete(
         return
     if not kind or not names:
         fail("give KIND NAME... or -f FILE", INVALID)
-    plural = _kind(kind)
+    plural = plural_of(kind)
     if plural == "instances":
         fail(READ_ONLY, INVALID)
     with state.client() as c:
@@ -400,70 +400,3 @@ def revoke(ctx: typer.Context, name: str) -> None:
     with state.client() as c:
         c.revoke_token(name)
     typer.echo(f"mcptoken/{name} revoked")
-
-
-def describe(
-    ctx: typer.Context,
-    kind: Annotated[str, typer.Argument()],
-    name: Annotated[str, typer.Argument()],
-) -> None:
-    """Show one object with what relates to it (a project's servers and tokens, ...)."""
-    state: State = ctx.obj
-    plural = _kind(kind)
-    related: list[tuple[str, list[str] | str]] = []
-    with state.client() as c:
-        obj = c.get(plural, name)
-        if plural == "projects":
-            related.append(("Servers", [s["name"] for s in c.project_servers(name)]))
-            tokens = list(c.list("mcptokens", project=name))
-            related.append(
-                (
-                    "McpTokens",
-                    [
-                        f"{t['name']}  {t['rbacMode']}  expires {t['expiresAt'] or 'never'}"
-                        + ("  REVOKED" if t["revokedAt"] else "")
-                        for t in tokens
-                    ],
-                )
-            )
-        elif plural == "servers":
-            related.append(("Projects", _server_projects(c, name)))
-            related.append(("Instance", _instance_lines(c, name)))
-        elif plural == "mcptokens":
-            related.append(("Bindings", obj.get("bindings") or ["(none: rbac mode empty)"]))
-    shown = {k: v for k, v in obj.items() if k != "bindings"}
-    width = max(len(k) for k in ("kind", *shown)) + 3  # the longest label, a colon, 2 spaces
-    typer.echo(f"{'Kind:':<{width}}{plural}")
-    for key, value in shown.items():
-        label = f"{key}:".ljust(width)
-        if isinstance(value, dict):
-            typer.echo(label)
-            for k, v in value.items():
-                typer.echo(f"  {k}: {cell(v)}")
-        else:
-            typer.echo(f"{label}{cell(value)}")
-    for title, lines in related:
-        if isinstance(lines, str):
-            typer.echo(f"{title}: {lines}")
-            continue
-        typer.echo(f"{title}:")
-        for line in lines or ["(none)"]:
-            typer.echo(f"  {line}")
-
-
-def _server_projects(c: McpdClient, server: str) -> list[str] | str:
-    """The projects a server is in, for `describe`; a string when the caller may not list them."""
-    try:
-        return [p["name"] for p in c.list("projects") if server in p.get("servers", [])]
-    except (Denied, NotFound):
-        return "(not visible)"
-
-
-def _instance_lines(c: McpdClient, server: str) -> list[str] | str:
-    """A server's instance status for `describe`; a string when the caller may not see it."""
-    try:
-        inst = c.instance(server)
-    except (Denied, NotFound):
-        return "(not visible)"
-    fields = ("status", "health", "restarts", "pid", "startedAt", "lastError")
-    return [f"{f + ':':<11}{cell(inst.get(f))}" for f in fields]
