@@ -1,4 +1,4 @@
-"""``mcpctl apply -f FILE|-``: multi-document YAML manifests, idempotent.
+"""``mcpctl apply -f FILE|-`` and ``mcpctl delete -f FILE``: multi-document YAML manifests.
 
 Each document is ``{apiVersion: mcpctl/v1, kind: K, metadata: {name: N}, spec: {...}}``
 where ``spec`` holds the fields of the API's create body (camelCase), e.g.::
@@ -8,8 +8,12 @@ where ``spec`` holds the fields of the API's create body (camelCase), e.g.::
     metadata: {name: time}
     spec: {transport: stdio, stdio: {command: mcp-server-time}}
 
-Objects are applied in dependency order (users, groups, secrets, servers, projects,
-rbac); an object that exists and matches is reported ``unchanged``.
+``apply`` sends the whole file to mcpd's ``POST /api/v1/restore``, which imports it in one
+transaction: all documents or none, in dependency order (users, groups, secrets, servers,
+projects, rbac), an object that exists and matches reported ``unchanged``, an error naming
+its document (``document 2 (Server `typo`): ...``). ``--dry-run`` (``=server``) has mcpd
+check everything and change nothing. ``mcpctl get KIND NAME -o yaml`` prints such a
+document, which ``apply -f`` takes back unchanged.
 """
 
 from __future__ import annotations
@@ -21,23 +25,48 @@ from typing import Annotated, Any, Final
 import typer
 import yaml
 
-from cli.errors import INVALID, fail
+from cli.errors import ERROR, INVALID, fail
 from cli.output import busy
 from cli.state import State
-from client import McpdClient, NotFound
+from client import NotFound
 
 API_VERSION: Final = "mcpctl/v1"
 
-# kind -> (collection, fields an update may change)
+# kind -> (collection, the spec fields of its manifest)
 KINDS: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
     "User": ("users", ("displayName", "disabled")),
     "Group": ("groups", ("members",)),
-    "Secret": ("secrets", ("data",)),
-    "Server": ("servers", ("description", "stdio", "http", "healthCheck")),
+    "Secret": ("secrets", ("data", "keys")),
+    "Server": ("servers", ("description", "transport", "stdio", "http", "healthCheck")),
     "Project": ("projects", ("description", "servers", "proxyModel", "proxyOptions")),
     "RbacDefinition": ("rbac", ("subjects", "roleBindings")),
 }
 ORDER: Final = list(KINDS)
+KIND_OF: Final = {collection: kind for kind, (collection, _) in KINDS.items()}
+#: what mcpd's restore says of an object, as kubectl says it
+SAID: Final = {"created": "created", "updated": "configured", "unchanged": "unchanged"}
+
+
+def manifest(collection: str, obj: dict[str, Any]) -> dict[str, Any] | None:
+    """``obj`` (as the API returns it) as a manifest document; None for a kind that has
+    none (instances, tokens, audit events). A Secret lists its key names only: the values
+    are write-only, and such a document applies as ``unchanged``."""
+    kind = KIND_OF.get(collection)
+    if kind is None:
+        return None
+    spec: dict[str, Any] = {}
+    for f in KINDS[kind][1]:
+        if collection == "secrets":
+            if f == "keys":
+                spec["keys"] = sorted(obj.get("data") or {})
+        elif obj.get(f) is not None:
+            spec[f] = obj[f]
+    return {
+        "apiVersion": API_VERSION,
+        "kind": kind,
+        "metadata": {"name": obj["name"]},
+        "spec": spec,
+    }
 
 
 def parse_manifests(text: str, source: str) -> list[dict[str, Any]]:
@@ -76,68 +105,67 @@ def parse_manifests(text: str, source: str) -> list[dict[str, Any]]:
     return sorted(out, key=lambda d: ORDER.index(d["kind"]))
 
 
-def _same(want: Any, have: Any) -> bool:
-    """Equal, counting an absent value as equal to an empty one (the API's defaults)."""
-    if isinstance(want, dict) or isinstance(have, dict):
-        want, have = want or {}, have or {}
-        if not isinstance(want, dict) or not isinstance(have, dict):
-            return False
-        return all(_same(want.get(k), have.get(k)) for k in set(want) | set(have))
-    if want in (None, "", [], {}) and have in (None, "", [], {}):
-        return True
-    return bool(want == have)
-
-
-def _differs(spec: dict[str, Any], current: dict[str, Any], fields: tuple[str, ...]) -> bool:
-    for f in fields:
-        if f not in spec:
-            continue
-        if f == "data":  # secret values are write-only: always re-send them
-            return True
-        want, have = spec[f], current.get(f)
-        if f in ("members", "servers"):
-            want, have = sorted(want or []), sorted(have or [])
-        if not _same(want, have):
-            return True
-    return False
-
-
-def apply_one(c: McpdClient, doc: dict[str, Any], dry_run: bool) -> str:
-    collection, fields = KINDS[doc["kind"]]
+def read(filename: str) -> tuple[str, list[dict[str, Any]]]:
+    """The text of ``filename`` (``-``: stdin) and its documents, checked (exit 3 if not)."""
     try:
-        current = c.get(collection, doc["name"])
-    except NotFound:
-        if not dry_run:
-            c.create(collection, {"name": doc["name"], **doc["spec"]})
-        return "created"
-    if not _differs(doc["spec"], current, fields):
-        return "unchanged"
-    if not dry_run:
-        body = {f: doc["spec"][f] for f in fields if f in doc["spec"]}
-        c.update(collection, doc["name"], {**body, "version": current["version"]})
-    return "configured"
+        if filename == "-":
+            text = sys.stdin.read()
+        elif Path(filename).is_dir():  # every manifest in it, as one stream (as kubectl)
+            files = sorted([*Path(filename).glob("*.yaml"), *Path(filename).glob("*.yml")])
+            text = "\n---\n".join(f.read_text() for f in files)
+        else:
+            text = Path(filename).read_text()
+    except OSError as exc:
+        fail(f"cannot read {filename}: {exc}", INVALID)
+    try:
+        return text, parse_manifests(text, "stdin" if filename == "-" else filename)
+    except ValueError as exc:
+        fail(str(exc), INVALID)
 
 
 def apply(
     ctx: typer.Context,
     filename: Annotated[
-        str, typer.Option("-f", "--filename", help="manifest file, or - for stdin")
+        str, typer.Option("-f", "--filename", help="manifest file or directory, - for stdin")
     ],
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="say what would change")] = False,
+    dry_run: Annotated[
+        str | None,
+        typer.Option(
+            "--dry-run",
+            help="server (`--dry-run` alone): mcpd checks everything and changes nothing",
+        ),
+    ] = None,
 ) -> None:
-    """Create or update objects from YAML manifests (idempotent)."""
+    """Create or update objects from YAML manifests: all of them or none (idempotent)."""
     state: State = ctx.obj
-    try:
-        text = sys.stdin.read() if filename == "-" else Path(filename).read_text()
-    except OSError as exc:
-        fail(f"cannot read {filename}: {exc}", INVALID)
-    try:
-        docs = parse_manifests(text, "stdin" if filename == "-" else filename)
-    except ValueError as exc:
-        fail(str(exc), INVALID)
-    suffix = " (dry run)" if dry_run else ""
+    if dry_run not in (None, "none", "server"):
+        fail(f"--dry-run `{dry_run}` is unknown: use server or none", INVALID)
+    dry = dry_run == "server"
+    text, docs = read(filename)
+    if not docs:
+        fail(f"{filename}: no documents", INVALID)
+    with state.client() as c, busy(f"applying {len(docs)} document(s)"):
+        result = c.restore(text, dry_run=dry)
+    suffix = " (dry run)" if dry else ""
+    for item in result["items"]:
+        typer.echo(f"{item['kind'].lower()}/{item['name']} {SAID[item['outcome']]}{suffix}")
+
+
+def delete_file(state: State, filename: str) -> None:
+    """``delete -f``: every object of a manifest, in reverse dependency order; one that is
+    already gone is reported and the rest carry on (exit 1 at the end)."""
+    _, docs = read(filename)
+    missing = 0
     with state.client() as c:
-        for i, doc in enumerate(docs, start=1):
-            with busy(f"applying {i}/{len(docs)}: {doc['kind']} {doc['name']}"):
-                outcome = apply_one(c, doc, dry_run)
-            typer.echo(f"{doc['kind'].lower()}/{doc['name']} {outcome}{suffix}")
+        for doc in reversed(docs):
+            collection = KINDS[doc["kind"]][0]
+            where = f"{doc['kind'].lower()}/{doc['name']}"
+            try:
+                c.delete(collection, doc["name"])
+            except NotFound:
+                typer.echo(f"error: {where} not found", err=True)
+                missing += 1
+                continue
+            typer.echo(f"{where} deleted")
+    if missing:
+        raise typer.Exit(ERROR)

@@ -6,13 +6,15 @@ from typing import Annotated
 
 import typer
 
-from cli import apply, logs, policy, resources, session, testmcp
+from cli import apply, describe, logs, policy, resources, session, testmcp
+from cli.errors import Commands
 from cli.state import State
 
 app = typer.Typer(
     help="mcpctl: run and secure MCP servers for a team.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=Commands,
 )
 
 
@@ -36,7 +38,7 @@ app.command("logout")(session.logout)
 app.command("get")(resources.get)
 app.command("delete")(resources.delete)
 app.command("apply")(apply.apply)
-app.command("describe")(resources.describe)
+app.command("describe")(describe.describe)
 app.command("logs")(logs.logs)
 app.add_typer(resources.create, name="create")
 app.add_typer(resources.mcptoken, name="mcptoken")

@@ -23,8 +23,12 @@ class Format(StrEnum):
 def cell(value: Any) -> str:
     if value is None:
         return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, list):
-        return ",".join(str(v) for v in value) or "-"
+        # items that hold commas themselves (role bindings) are kept apart by `; `
+        sep = "; " if any("," in str(v) for v in value) else ","
+        return sep.join(str(v) for v in value) or "-"
     if isinstance(value, dict):
         return ",".join(f"{k}={v}" for k, v in value.items()) or "-"
     return str(value)

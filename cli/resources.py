@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Annotated, Any
 
 import typer
+import yaml
 
+from cli.apply import delete_file, manifest
 from cli.errors import INVALID, fail
-from cli.output import Format, busy, cell, show
+from cli.output import Format, busy, show
 from cli.state import State
-from client import Denied, McpdClient, NotFound, collection
+from client import collection
 
 COLUMNS: dict[str, list[tuple[str, str]]] = {
     "users": [("name", "name"), ("display name", "displayName"), ("disabled", "disabled")],
@@ -53,6 +56,14 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
     ],
 }
 
+#: ``--filter`` keys per kind (what the API's list takes besides paging)
+FILTERS: dict[str, tuple[str, ...]] = {
+    "auditevents": ("subject", "kind", "name", "project", "action", "outcome", "since", "until"),
+}
+
+#: kinds printed by ``-o json|yaml`` as manifests (kind, metadata, spec)
+MANIFEST_KINDS = ("users", "groups", "secrets", "servers", "projects", "rbac")
+
 #: kinds whose objects are named by another field than ``name`` (for ``-o name``)
 NAME_FIELD: dict[str, str] = {"instances": "server"}
 
@@ -67,7 +78,7 @@ READ_ONLY = (
 OutputOpt = Annotated[Format, typer.Option("-o", "--output", help="table, json, yaml or name")]
 
 
-def _kind(kind: str) -> str:
+def plural_of(kind: str) -> str:
     try:
         return collection(kind)
     except ValueError as exc:
@@ -113,12 +124,19 @@ def get(
 ) -> None:
     """List objects of a kind, or show one."""
     state: State = ctx.obj
-    plural = _kind(kind)
+    plural = plural_of(kind)
     extra = {}
     for f in filters or []:
         key, sep, value = f.partition("=")
         if not sep or not key:
             fail(f"--filter `{f}` is not KEY=VALUE", INVALID)
+        valid = FILTERS.get(plural, ())
+        if key not in valid:
+            fail(
+                f"--filter key `{key}` is unknown for {plural}; "
+                + (f"valid keys: {', '.join(valid)}" if valid else "it has no filters"),
+                INVALID,
+            )
         extra[key] = value
     with state.client() as c, busy(f"getting {plural}"):
         if name:
@@ -137,6 +155,21 @@ def get(
                 items.append(item)
                 if len(items) >= limit:
                     break
+    if not items:
+        if output is Format.table:
+            typer.echo("No resources found.", err=True)
+            return
+        if output is Format.name:
+            return
+    if output in (Format.json, Format.yaml) and plural in MANIFEST_KINDS:
+        # a manifest per object, which `apply -f` takes back unchanged
+        items = [m for i in items if (m := manifest(plural, i)) is not None]
+        if output is Format.json or name:
+            typer.echo(show_one(items[0] if name else items, output))
+            return
+        if output is Format.yaml:  # one YAML document each, as apply reads
+            typer.echo(yaml.safe_dump_all(items, sort_keys=True, explicit_start=True).rstrip())
+            return
     show(
         _rows(plural, items, output),
         COLUMNS[plural],
@@ -148,14 +181,31 @@ def get(
     )
 
 
+def show_one(value: Any, output: Format) -> str:
+    if output is Format.json:
+        return json.dumps(value, indent=2, sort_keys=True)
+    return yaml.safe_dump(value, sort_keys=True).rstrip()
+
+
 def delete(
     ctx: typer.Context,
-    kind: Annotated[str, typer.Argument()],
-    names: Annotated[list[str], typer.Argument(help="one or more names")],
+    kind: Annotated[str | None, typer.Argument()] = None,
+    names: Annotated[list[str] | None, typer.Argument(help="one or more names")] = None,
+    filename: Annotated[
+        str | None,
+        typer.Option("-f", "--filename", help="delete the objects of a manifest file (- stdin)"),
+    ] = None,
 ) -> None:
-    """Delete objects."""
+    """Delete objects: KIND NAME..., or those of a manifest (-f FILE)."""
     state: State = ctx.obj
-    plural = _kind(kind)
+    if filename is not None:
+        if kind or names:
+            fail("give either KIND NAME... or -f FILE, not both", INVALID)
+        delete_file(state, filename)
+        return
+    if not kind or not names:
+        fail("give KIND NAME... or -f FILE", INVALID)
+    plural = plural_of(kind)
     if plural == "instances":
         fail(READ_ONLY, INVALID)
     with state.client() as c:
@@ -350,70 +400,3 @@ def revoke(ctx: typer.Context, name: str) -> None:
     with state.client() as c:
         c.revoke_token(name)
     typer.echo(f"mcptoken/{name} revoked")
-
-
-def describe(
-    ctx: typer.Context,
-    kind: Annotated[str, typer.Argument()],
-    name: Annotated[str, typer.Argument()],
-) -> None:
-    """Show one object with what relates to it (a project's servers and tokens, ...)."""
-    state: State = ctx.obj
-    plural = _kind(kind)
-    related: list[tuple[str, list[str] | str]] = []
-    with state.client() as c:
-        obj = c.get(plural, name)
-        if plural == "projects":
-            related.append(("Servers", [s["name"] for s in c.project_servers(name)]))
-            tokens = list(c.list("mcptokens", project=name))
-            related.append(
-                (
-                    "McpTokens",
-                    [
-                        f"{t['name']}  {t['rbacMode']}  expires {t['expiresAt'] or 'never'}"
-                        + ("  REVOKED" if t["revokedAt"] else "")
-                        for t in tokens
-                    ],
-                )
-            )
-        elif plural == "servers":
-            related.append(("Projects", _server_projects(c, name)))
-            related.append(("Instance", _instance_lines(c, name)))
-        elif plural == "mcptokens":
-            related.append(("Bindings", obj.get("bindings") or ["(none: rbac mode empty)"]))
-    typer.echo(f"Kind:       {plural}")
-    for key, value in obj.items():
-        if key in ("bindings",):
-            continue
-        label = f"{key}:".ljust(12)
-        if isinstance(value, dict):
-            typer.echo(label)
-            for k, v in value.items():
-                typer.echo(f"  {k}: {cell(v)}")
-        else:
-            typer.echo(f"{label}{cell(value)}")
-    for title, lines in related:
-        if isinstance(lines, str):
-            typer.echo(f"{title}: {lines}")
-            continue
-        typer.echo(f"{title}:")
-        for line in lines or ["(none)"]:
-            typer.echo(f"  {line}")
-
-
-def _server_projects(c: McpdClient, server: str) -> list[str] | str:
-    """The projects a server is in, for `describe`; a string when the caller may not list them."""
-    try:
-        return [p["name"] for p in c.list("projects") if server in p.get("servers", [])]
-    except (Denied, NotFound):
-        return "(not visible)"
-
-
-def _instance_lines(c: McpdClient, server: str) -> list[str] | str:
-    """A server's instance status for `describe`; a string when the caller may not see it."""
-    try:
-        inst = c.instance(server)
-    except (Denied, NotFound):
-        return "(not visible)"
-    fields = ("status", "health", "restarts", "pid", "startedAt", "lastError")
-    return [f"{f + ':':<11}{cell(inst.get(f))}" for f in fields]

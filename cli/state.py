@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from cli.config import Config, Context
 from cli.errors import DENIED, ERROR, INVALID, fail
 from client import (
+    ApiError,
+    ClientError,
     Conflict,
     Denied,
     InvalidInput,
@@ -72,3 +74,7 @@ def api_errors() -> Iterator[None]:
         fail(exc.detail, ERROR)
     except Unreachable as exc:
         fail(f"{exc}; check `mcpctl config view` or --server", ERROR)
+    except ApiError as exc:  # 429 (locked out after failed logins), 5xx, ...
+        fail(exc.detail, ERROR)
+    except ClientError as exc:
+        fail(str(exc), ERROR)

@@ -94,6 +94,17 @@ class McpdClient:
     def delete(self, kind: str, name: str) -> None:
         self.request("DELETE", f"/{collection(kind)}/{name}")
 
+    def restore(self, manifest: str, *, dry_run: bool = False) -> dict[str, Any]:
+        """``POST /restore``: every document of ``manifest`` in one transaction, or none."""
+        result: dict[str, Any] = self.request(
+            "POST",
+            "/restore",
+            content=manifest.encode(),
+            headers={"Content-Type": "application/yaml"},
+            params={"dryRun": "true"} if dry_run else None,
+        )
+        return result
+
     # -- identities -----------------------------------------------------------------
 
     def login(self, username: str, password: str) -> dict[str, Any]:

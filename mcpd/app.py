@@ -33,7 +33,7 @@ from mcpd.db import make_engine, migrate
 from mcpd.errors import Forbidden, install_error_handlers, problem
 from mcpd.metrics import CONTENT_TYPE_LATEST, Metrics, MetricsMiddleware
 from mcpd.principal import Principal
-from mcpd.replication import PolicyReplicator
+from mcpd.replication import PolicyReplicator, SqliteWatcher, sqlite_path
 from mcpd.requestid import RequestIdMiddleware
 from mcpd.runtime import build_runtime
 from mcpd.settings import Settings
@@ -97,11 +97,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.runtime = rt
         # an instance going up or down (or its listChanged) reaches its MCP clients
         rt.supervisor.on_tools_changed = lambda name: rt.supervisor.spawn(watchers.notify, name)
-        replicator = None
+        replicator: PolicyReplicator | SqliteWatcher | None = None
         if engine.dialect.name == "postgresql":  # other replicas may share this database
             replicator = PolicyReplicator(
                 settings.database_url, rt.authorizer, rt.load_policy, rt.generations
             )
+            replicator.start()
+        elif path := sqlite_path(settings.database_url):  # `mcpd bootstrap` may write it too
+            replicator = SqliteWatcher(path, rt.authorizer, rt.load_policy, rt.generations)
             replicator.start()
         app.state.replicator = replicator
         log.info(

@@ -91,10 +91,14 @@ def install_error_handlers(app: FastAPI) -> None:
         resp.headers.update(exc.headers)
         return resp
 
+    def _message(error: Any) -> str:
+        """pydantic's message, without the ``Value error, `` of a validator's ValueError."""
+        return str(error.get("msg", "")).removeprefix("Value error, ")
+
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
-            {"field": _location(tuple(e.get("loc", ()))), "message": str(e.get("msg", ""))}
+            {"field": _location(tuple(e.get("loc", ()))), "message": _message(e)}
             for e in exc.errors()
         ]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "invalid request"

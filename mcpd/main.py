@@ -88,6 +88,11 @@ def bootstrap(
             "error: the database already has users; bootstrap only fills an empty one", err=True
         )
         raise typer.Exit(1)
+    if engine.dialect.name == "postgresql":  # a running mcpd reloads its policy at once
+        from mcpd.replication import notify_reload
+
+        notify_reload(settings.database_url, "bootstrap")
+    # (on SQLite a running mcpd notices the commit within a second: mcpd.replication)
     typer.echo(f"created admin {name}")
 
 

@@ -18,6 +18,11 @@ Notifications are sent after the change's transaction committed, so a replica ne
 applies something that was rolled back. Table changes travel the same way (``{"tables":
 [...]}``); while the LISTEN connection is down the replica caches no reads
 (``Generations.set_coherent``).
+
+On SQLite there are no replicas, but another process may still write the file (``mcpd
+bootstrap`` while mcpd runs): :class:`SqliteWatcher` reads SQLite's ``PRAGMA data_version``
+once a second and, when some other connection committed, brings the enforcer up to what the
+database holds (only the difference) and moves every read cache on.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import sqlite3
 import threading
 import time
 import uuid
@@ -192,3 +198,106 @@ class PolicyReplicator:
             self.authorizer.reload(stored, tokens)
         finally:
             self._applying.active = False
+
+
+BOOTSTRAP_TABLES = ("users", "groups", "group_members", "casbin_rule")
+
+
+def notify_reload(database_url: str, source: str) -> None:
+    """Tell every replica on ``database_url`` (PostgreSQL) that another process wrote it:
+    each reloads its policy and forgets its cached reads. For ``mcpd bootstrap``."""
+    tables = json.dumps({"tables": list(BOOTSTRAP_TABLES), "from": source})
+    with psycopg.connect(libpq_url(database_url), autocommit=True, connect_timeout=5) as conn:
+        conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, json.dumps({"reload": True})))
+        conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, tables))
+
+
+def sqlite_path(database_url: str) -> str | None:
+    """The file of a ``sqlite:///FILE`` URL; None for an in-memory database."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return url.database
+
+
+class SqliteWatcher:
+    """Follows commits that other processes make to mcpd's SQLite file (see above)."""
+
+    def __init__(
+        self,
+        path: str,
+        authorizer: Authorizer,
+        load_all: Callable[[], tuple[list[Rule], list[TokenGrant]]],
+        generations: Generations,
+        interval: float = 1.0,
+    ) -> None:
+        self.path = path
+        self.authorizer = authorizer
+        self.generations = generations
+        self.interval = interval
+        self._load_all = load_all
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.synced = 0  # how many times another process's policy change was taken in
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="mcpd-sqlite-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            last = conn.execute("PRAGMA data_version").fetchone()[0]
+            while not self._stop.wait(self.interval):
+                try:
+                    version = conn.execute("PRAGMA data_version").fetchone()[0]
+                    if version != last:  # some other connection committed (ours too)
+                        last = version
+                        self.sync()
+                except Exception:
+                    log.exception("following the database file failed; trying again")
+        finally:
+            conn.close()
+
+    def _difference(self) -> tuple[set[tuple[Rule, str]], set[tuple[Rule, str]], bool]:
+        stored, tokens = self._load_all()
+        have = {(r, r.source) for r in self.authorizer.rules() if r.source.startswith("db:")}
+        want = {(r, r.source) for r in stored}
+        known = {sha: self.authorizer.token(sha) for sha in {t.sha for t in tokens}}
+        tokens_differ = any(known[t.sha] != t for t in tokens) or len(tokens) != len(
+            [r for r in self.authorizer.rules() if r.source.startswith("token ")]
+        )
+        return want - have, have - want, tokens_differ
+
+    def sync(self) -> None:
+        """Apply what the database holds and the enforcer does not (and the reverse).
+
+        This process's own commits also move ``data_version``, and reach the enforcer a
+        moment after they commit: only a difference seen twice, 50 ms apart, is applied,
+        matched by row (``exact``) so that a rule is never held twice."""
+        self.generations.bump_all()
+        added, removed, tokens_differ = self._difference()
+        if not (added or removed or tokens_differ):
+            return
+        time.sleep(0.05)
+        added2, removed2, tokens_differ2 = self._difference()
+        added, removed = added & added2, removed & removed2
+        if added or removed:
+            self.authorizer.apply([r for r, _ in added], [r for r, _ in removed], exact=True)
+        if tokens_differ and tokens_differ2:
+            _, tokens = self._load_all()
+            current = {t.sha for t in tokens}
+            for grant in tokens:
+                if self.authorizer.token(grant.sha) != grant:
+                    self.authorizer.register_token(grant)
+            for rule in self.authorizer.rules():
+                sha = rule.values[0].removeprefix("McpToken:")
+                if rule.source.startswith("token ") and sha not in current:
+                    self.authorizer.unregister_token(sha)
+        self.synced += 1
+        log.info("took in a policy change another process made to the database")

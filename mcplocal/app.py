@@ -55,6 +55,11 @@ from upstream.supervisor import SupervisorSettings
 log = logging.getLogger("mcplocal")
 
 METADATA_PATH = "/.well-known/oauth-protected-resource"
+# what a client is told on a 401: there is no OAuth authorization server to go to
+STATIC_BEARER = (
+    "expected a static McpToken bearer (mcpctl_pat_..., from `mcpctl create mcptoken`); "
+    "there is no OAuth authorization server"
+)
 
 
 class _Metrics:
@@ -109,6 +114,7 @@ def create_app(settings: Settings, credential: McpdCredential) -> Starlette:
 
     def challenge(description: str) -> Response:
         metrics.requests.labels("unauthorized").inc()
+        description += f"; {STATIC_BEARER}"
         header = (
             f'Bearer error="invalid_token", error_description="{description}", '
             f'resource_metadata="{public}{METADATA_PATH}"'
@@ -218,6 +224,7 @@ def create_app(settings: Settings, credential: McpdCredential) -> Starlette:
                 "resource": f"{public}/mcp",
                 "resource_name": "mcplocal",
                 "bearer_methods_supported": ["header"],
+                "mcpctl_bearer": STATIC_BEARER,  # (no authorization_servers: none exists)
                 "resource_documentation": "https://github.com/mcpctl/mcpctl#mcplocal",
             }
         )

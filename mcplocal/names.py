@@ -2,7 +2,9 @@
 
 Some clients accept only ``[A-Za-z0-9_-]{1,64}``. A name that fits is used as is; any
 other (a dot in a tool name, a long server name ...) is cut and given a stable hash of the
-full name, so it is the same on every replica and every restart. Callers resolve names
+full name, so it is the same on every replica and every restart. The tool's own name
+is kept whole as far as it fits, the server's name is cut first (to no less than
+:data:`MIN_SERVER` characters), so a long name still says which tool it is. Callers resolve names
 through the reverse map built with the listing - a name is never ``split`` back.
 """
 
@@ -12,6 +14,7 @@ import hashlib
 import re
 
 MAX_NAME = 64
+MIN_SERVER = 12
 SEPARATOR = "__"
 _SAFE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _UNSAFE_CHAR = re.compile(r"[^A-Za-z0-9_-]")
@@ -22,8 +25,11 @@ def exposed_name(server: str, item: str) -> str:
     if _SAFE.match(full):
         return full
     digest = hashlib.sha256(full.encode()).hexdigest()[:10]
-    cleaned = _UNSAFE_CHAR.sub("_", full)
-    return f"{cleaned[: MAX_NAME - len(digest) - 1]}_{digest}"
+    budget = MAX_NAME - len(digest) - 1 - len(SEPARATOR)  # for the server's and tool's parts
+    srv, tool = _UNSAFE_CHAR.sub("_", server), _UNSAFE_CHAR.sub("_", item)
+    srv = srv[: max(min(len(srv), MIN_SERVER), budget - len(tool))]
+    tool = tool[: budget - len(srv)]
+    return f"{srv}{SEPARATOR}{tool}_{digest}"
 
 
 class NameMap:

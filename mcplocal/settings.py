@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import platformdirs
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from client import ApiError, AsyncMcpdClient, BearerAuth
 from mcplocal.cache import DEFAULT_CACHE_DIR
 from mcplocal.pipeline import parse_summarizers
+
+
+def _writable(path: Path) -> bool:
+    """Could this process create and write ``path`` (it, or its nearest existing parent)?"""
+    for p in (path, *path.parents):
+        if p.exists():
+            return p.is_dir() and os.access(p, os.W_OK | os.X_OK)
+    return False
+
+
+def default_cache_dir() -> Path:
+    """``/var/lib/mcplocal/cache`` where this user may write it (the service's own user,
+    root), else the user's cache directory (``~/.cache/mcplocal``)."""
+    if _writable(DEFAULT_CACHE_DIR):
+        return DEFAULT_CACHE_DIR
+    return Path(platformdirs.user_cache_dir("mcplocal", appauthor=False))
 
 
 class Settings(BaseSettings):
@@ -36,7 +54,11 @@ class Settings(BaseSettings):
         description="no MCP sessions: every request stands alone, so any replica can serve "
         "it (several replicas behind one Service); no server-to-client stream (listChanged)",
     )
-    cache_dir: Path = Field(default=DEFAULT_CACHE_DIR, description="pipeline file cache")
+    cache_dir: Path = Field(
+        default_factory=default_cache_dir,
+        description="pipeline file cache (default /var/lib/mcplocal/cache, or the user's "
+        "cache directory when that is not writable)",
+    )
     cache_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024 * 1024)
     tools_cache_ttl: float = Field(default=60.0, ge=0)
     tools_cache_negative_ttl: float = Field(default=5.0, ge=0)

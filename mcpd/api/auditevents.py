@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final, Literal
 
-from fastapi import APIRouter, Query
-from sqlalchemy import select
+from fastapi import APIRouter, Query, Request
+from sqlalchemy import select, update
 
 from mcpd import audit
 from mcpd.api.deps import DbDep, PrincipalDep
-from mcpd.errors import Forbidden
-from mcpd.models import AuditEvent
+from mcpd.errors import Forbidden, Invalid
+from mcpd.models import AuditEvent, McpToken
 from mcpd.principal import Principal
 from mcpd.runtime import aware
 from mcpd.schemas.auditevents import AuditOut, AuditPage, ReportedCall, ReportedCalls
 
 router = APIRouter(prefix="/api/v1", tags=["audit"])
 
+#: the query parameters of GET /auditevents: any other is refused, not silently ignored
+FILTERS: Final = ("subject", "kind", "name", "project", "action", "outcome", "since", "until")
+PAGING: Final = ("limit", "before")
+
 
 @router.get("/auditevents", response_model=AuditPage, response_model_by_alias=True)
 def list_audit(
+    request: Request,
     _: PrincipalDep,
     db: DbDep,
     subject: Annotated[str | None, Query(max_length=255)] = None,
@@ -37,6 +42,12 @@ def list_audit(
     ] = None,
 ) -> AuditPage:
     """Newest first; filter by any field; page with `before`."""
+    unknown = sorted(set(request.query_params) - {*FILTERS, *PAGING})
+    if unknown:
+        raise Invalid(
+            f"unknown filter(s) {', '.join(f'`{k}`' for k in unknown)}; "
+            f"valid filters: {', '.join(FILTERS)}"
+        )
     stmt = select(AuditEvent)
     for column, value in (
         (AuditEvent.subject, subject),
@@ -118,5 +129,16 @@ def _record_calls(db: DbDep, p: Principal, events: list[ReportedCall]) -> dict[s
             request_id=e.request_id,
             detail=detail,
         )
+    _touch_tokens(db, {e.token_sha for e in events if e.token_sha})
     db.commit()
     return {"recorded": len(events)}
+
+
+def _touch_tokens(db: DbDep, shas: set[str]) -> None:
+    """A token used only through a proxy is used all the same: its LAST USED moves on."""
+    if not shas:
+        return
+    now = datetime.now(UTC)
+    db.execute(
+        update(McpToken).where(McpToken.token_sha.in_(sorted(shas))).values(last_used_at=now)
+    )

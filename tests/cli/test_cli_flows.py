@@ -74,11 +74,12 @@ def test_create_get_output_formats_and_delete(cli_env: dict[str, str]) -> None:
     assert code == 0, err
     assert out.strip() == f"project/{proj} created"
     code, out, _ = mcpctl("get", "project", proj, "-o", "json")
-    body = json.loads(out)
-    assert body["servers"] == [srv]
-    assert body["description"] == "demo"
+    body = json.loads(out)  # a manifest, as `apply -f` takes it
+    assert body["kind"] == "Project"
+    assert body["spec"]["servers"] == [srv]
+    assert body["spec"]["description"] == "demo"
     code, out, _ = mcpctl("get", "project", proj, "-o", "yaml")
-    assert yaml.safe_load(out)["name"] == proj
+    assert yaml.safe_load(out)["metadata"] == {"name": proj}
     code, out, _ = mcpctl("get", "projects", "-o", "name")
     assert f"project/{proj}" in out.splitlines()
     code, out, _ = mcpctl("get", "projects")  # piped: plain columns with a header

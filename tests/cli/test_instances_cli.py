@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -201,7 +202,7 @@ def test_without_the_logs_operation(
     # it may see the server, not its projects nor its instance: describe still works
     code, out, err = mcpctl("describe", "server", demo)
     assert code == 0, err
-    assert f"name:       {demo}" in out
+    assert re.search(rf"^name: +{demo}$", out, re.M)  # label, spaces, value
     assert out.rstrip().endswith("Projects: (not visible)\nInstance: (not visible)")
     code, _, err = mcpctl("get", "instances")
     assert code == 2

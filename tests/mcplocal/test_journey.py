@@ -155,8 +155,10 @@ def test_unauthenticated_gets_the_rfc9728_challenge(stack: Stack) -> None:
     challenge = r.headers["www-authenticate"]
     assert challenge.startswith("Bearer ") and 'error="invalid_token"' in challenge
     assert "resource_metadata=" in challenge
+    assert "static McpToken bearer (mcpctl_pat_" in challenge  # not an OAuth flow
     meta = httpx.get(f"{stack.mcplocal}/.well-known/oauth-protected-resource").json()
     assert meta["resource"] == f"{stack.mcplocal}/mcp"
+    assert "authorization_servers" not in meta and "mcpctl_pat_" in meta["mcpctl_bearer"]
     bad = httpx.post(
         f"{stack.mcplocal}/mcp",
         headers={"Authorization": "Bearer mcpctl_pat_" + "A" * 43},

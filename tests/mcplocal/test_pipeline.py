@@ -47,6 +47,10 @@ def test_exposed_names_are_safe_unique_and_stable() -> None:
     assert long == exposed_name(
         "a-very-long-server-name-for-testing", "and_a_very_long_tool_name_too_x"
     )
+    # over 64 characters: the server's name is cut first, the tool's stays recognisable
+    longer = exposed_name("s" * 80, "get_current_time")
+    assert len(longer) == 64 and "__get_current_time_" in longer
+    assert exposed_name("srv", "t" * 100).startswith("srv__ttt")
     names = NameMap()
     # `a__b` + `c` and `a` + `b__c` give the same text: the map, not a split, tells them apart
     first, second = names.add("a__b", "c"), names.add("a", "b__c")

@@ -13,6 +13,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from upstream.logs import LogBuffer
 from upstream.relay import SESSION_HEADER, VERSION_HEADER, Target, UpstreamHttp, proxy_for
+from upstream.resolve import resolve_argv
 from upstream.spec import UpstreamSpec
 from upstream.stdio import ChildProcess, child_environment, stdio_transport
 from upstream.supervisor.settings import SupervisorSettings
@@ -44,8 +45,8 @@ async def open_transport(
     if spec.transport == "stdio":
         read, write, child = await stack.enter_async_context(
             stdio_transport(
-                list(spec.argv),
-                child_environment(spec.env),
+                resolve_argv(spec.argv, env := child_environment(spec.env)),
+                env,
                 log,
                 stop_grace=settings.stop_grace,
                 sandbox=settings.sandbox,
