@@ -40,7 +40,12 @@ def serve(
     settings = _settings(host=host, port=port, database_url=db)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     typer.echo(f"mcpd: database {_redact(settings.database_url)}", err=True)
-    serving.serve(create_app(settings), settings.host, settings.port)
+    serving.serve(
+        create_app(settings),
+        settings.host,
+        settings.port,
+        trusted_proxies=settings.trusted_proxies,
+    )
 
 
 @app.command("migrate")

@@ -54,9 +54,9 @@ def _sessions_of(api: Api, name: str) -> int:
             uid = conn.scalar(select(User.id).where(User.name == name))
             return int(
                 conn.scalar(
-                    select(func.count()).select_from(LoginSession).where(
-                        LoginSession.user_id == uid
-                    )
+                    select(func.count())
+                    .select_from(LoginSession)
+                    .where(LoginSession.user_id == uid)
                 )
                 or 0
             )
@@ -103,9 +103,8 @@ def test_reserved_subjects_cannot_be_bound(api: Api, subject: str) -> None:
     assert api.call("GET", "/rbac/sneaky").status_code == 404
     ok = {"name": "fine", "subjects": ["User:x"], "roleBindings": ["role:view,resource:servers"]}
     api.ok("POST", "/rbac", json=ok)
-    r = api.call(
-        "PUT", "/rbac/fine", json={"subjects": ["User:x", subject], "roleBindings": ok["roleBindings"]}
-    )
+    change = {"subjects": ["User:x", subject], "roleBindings": ok["roleBindings"]}
+    r = api.call("PUT", "/rbac/fine", json=change)
     assert r.status_code == 422, r.text
     assert api.ok("GET", "/rbac/fine")["subjects"] == ["User:x"]  # the database as it was
 
