@@ -118,3 +118,21 @@ def test_reserved_groups_cannot_be_created_or_joined(api: Api, name: str) -> Non
     # and a restore cannot smuggle one in either
     rules = api.client.app.state.runtime.authorizer.rules()  # type: ignore[attr-defined]
     assert not any(r.values[:2] == ("User:eve", f"Group:{name}") for r in rules)
+
+
+def test_a_token_name_taken_in_an_unseen_project_answers_like_any_taken_name(api: Api) -> None:
+    api.ok("POST", "/projects", json={"name": "web"})
+    api.ok("POST", "/projects", json={"name": "secret-proj"})
+    api.ok("POST", "/mcptokens", json={"name": "hidden", "project": "secret-proj"})
+    dev = api.user(
+        "dev", "role:edit,resource:mcptokens,project:web", "role:view,resource:projects,name:web"
+    )
+    assert api.call("GET", "/mcptokens/hidden", dev).status_code == 404  # unseen
+    api.ok("POST", "/mcptokens", dev, json={"name": "mine", "project": "web"})
+    unseen = api.call("POST", "/mcptokens", dev, json={"name": "hidden", "project": "web"})
+    seen = api.call("POST", "/mcptokens", dev, json={"name": "mine", "project": "web"})
+    assert unseen.status_code == seen.status_code == 409
+    assert unseen.json()["detail"].replace("hidden", "N") == seen.json()["detail"].replace(
+        "mine", "N"
+    )
+    assert "is not available" in unseen.json()["detail"] and "secret-proj" not in unseen.text
