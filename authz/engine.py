@@ -56,6 +56,7 @@ class TokenGrant:
     name: str = ""
     expires_at: float | None = None  # epoch seconds; None = never
     revoked: bool = False
+    creator_disabled: bool = False  # the creator's account is disabled: denied until enabled
 
     @property
     def subject(self) -> str:
@@ -344,6 +345,8 @@ class Authorizer:
             return Decision(False, "token is revoked")
         if grant.expires_at is not None and grant.expires_at <= time.time():
             return Decision(False, "token has expired")
+        if grant.creator_disabled:  # the continuous ceiling: a disabled creator holds nothing
+            return Decision(False, f"token's creator {grant.creator} is disabled")
         if project != grant.project:
             return Decision(
                 False,

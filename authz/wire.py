@@ -31,6 +31,7 @@ def grant_to_json(grant: TokenGrant) -> dict[str, Any]:
         "name": grant.name,
         "expiresAt": grant.expires_at,
         "revoked": grant.revoked,
+        "creatorDisabled": grant.creator_disabled,
     }
 
 
@@ -42,6 +43,7 @@ def grant_from_json(d: dict[str, Any]) -> TokenGrant:
         name=str(d.get("name") or ""),
         expires_at=d.get("expiresAt"),
         revoked=bool(d.get("revoked")),
+        creator_disabled=bool(d.get("creatorDisabled")),
     )
 
 

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
 
 from mcpd import audit
 from mcpd.api import (
@@ -28,6 +29,7 @@ from mcpd.api import (
 )
 from mcpd.api.deps import guard, request_id
 from mcpd.api.route_table import ROUTES, Guard, guard_for
+from mcpd.bodylimit import BodyLimitMiddleware, BodyLimits
 from mcpd.bootstrap import bootstrap_admin
 from mcpd.db import make_engine, migrate
 from mcpd.errors import Forbidden, install_error_handlers, problem
@@ -76,6 +78,22 @@ def _audit_handler_deny(request: Request, principal: Principal, exc: Forbidden) 
             detail={"reason": exc.detail[:2000]},
         )
         session.commit()
+
+
+# the MCP SDK's own cap on a Streamable HTTP body (it answers 413 past it, after reading)
+MCP_BODY_BYTES = DEFAULT_MAX_REQUEST_BODY_SIZE
+
+
+def body_limits(settings: Settings) -> BodyLimits:
+    return BodyLimits(
+        default=settings.max_body_bytes,
+        paths=(
+            ("/api/v1/restore", settings.max_restore_body_bytes),
+            ("/api/v1/servers/*/mcp", MCP_BODY_BYTES),
+        ),
+        read_timeout=settings.body_read_timeout,
+        max_depth=settings.max_json_depth,
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -148,6 +166,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     check_route_table(app)
 
     app.add_middleware(RequestIdMiddleware)
+    # outermost: a body is capped (and its nesting checked) before anything reads it
+    app.add_middleware(BodyLimitMiddleware, limits=body_limits(settings))
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus_metrics() -> Response:

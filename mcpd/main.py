@@ -42,7 +42,12 @@ def serve(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     harden_process()  # before anything starts a child: see mcpd.isolation
     typer.echo(f"mcpd: database {_redact(settings.database_url)}", err=True)
-    serving.serve(create_app(settings), settings.host, settings.port)
+    serving.serve(
+        create_app(settings),
+        settings.host,
+        settings.port,
+        trusted_proxies=settings.trusted_proxies,
+    )
 
 
 @app.command("migrate")

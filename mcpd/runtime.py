@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import overload
@@ -13,12 +14,12 @@ import anyio.from_thread
 import anyio.to_thread
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, object_session, sessionmaker
 
 from authz import Authorizer, Rule, TokenGrant
 from mcpd.changes import Generations, ReadCache
 from mcpd.isolation import stdio_sandbox
-from mcpd.models import McpToken
+from mcpd.models import McpToken, User
 from mcpd.policystore import load_authorizer, load_stored_rules
 from mcpd.ratelimit import RateLimiter
 from mcpd.security import SecretBox
@@ -33,29 +34,45 @@ class SessionCache:
 
     A busy client sends many requests on one session; each would otherwise cost a query
     (and a thread hop) before anything else. Logging out, and any change to users, forget
-    here at once; other replicas forget within ``ttl`` (a second: the time SPEC §6 allows a
-    revocation to reach every replica). Plain dict operations: safe across threads.
+    here at once. With :meth:`watch`, an entry is also forgotten as soon as one of the
+    watched tables changes on any replica (``mcpd.changes``: other replicas' commits arrive
+    through mcpd.replication's channel), so a session ended elsewhere ends here within the
+    notification's delay; ``ttl`` (a second, SPEC §6) bounds it while that channel is down.
+    Plain dict operations: safe across threads.
     """
 
     def __init__(self, ttl: float = 1.0, max_entries: int = 10_000) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
-        self._entries: dict[str, tuple[float, object]] = {}
+        self._entries: dict[str, tuple[float, object, Hashable]] = {}
+        self._generations: Generations | None = None
+        self._tables: tuple[str, ...] = ()
+
+    def watch(self, generations: Generations, tables: tuple[str, ...]) -> None:
+        self._generations, self._tables = generations, tables
+
+    def generation(self) -> Hashable:
+        """The watched tables' generation now: read it *before* looking a credential up, and
+        pass it to :meth:`put`, so a change made during the lookup is not missed."""
+        g = self._generations
+        return None if g is None else tuple(g.of(t) for t in self._tables)
 
     def get(self, sha: str) -> object | None:
         entry = self._entries.get(sha)
         if entry is None:
             return None
-        if entry[0] <= time.monotonic():
+        if entry[0] <= time.monotonic() or entry[2] != self.generation():
             self._entries.pop(sha, None)
             return None
         return entry[1]
 
-    def put(self, sha: str, value: object, valid_for: float) -> None:
+    def put(self, sha: str, value: object, valid_for: float, generation: Hashable = ...) -> None:
         """Remember ``value`` for ``ttl`` seconds, or ``valid_for`` if that is shorter."""
         if len(self._entries) >= self.max_entries:
             self._entries.clear()
-        self._entries[sha] = (time.monotonic() + min(self.ttl, valid_for), value)
+        expiry = time.monotonic() + min(self.ttl, valid_for)
+        gen = self.generation() if generation is ... else generation
+        self._entries[sha] = (expiry, value, gen)
 
     def forget(self, sha: str) -> None:
         self._entries.pop(sha, None)
@@ -84,6 +101,8 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.generations.watch(self.sessions)
+        # a session ended on any replica (logout, disable, delete, password) ends here too
+        self.session_cache.watch(self.generations, ("login_sessions", "users"))
         self.read_cache = ReadCache(self.generations)
 
     def load_policy(self) -> tuple[list[Rule], list[TokenGrant]]:
@@ -101,8 +120,17 @@ class Runtime:
             anyio.from_thread.run(self.supervisor.refresh, name)
 
 
-def token_grant(token: McpToken) -> TokenGrant:
-    """What the Authorizer must know about a stored McpToken."""
+def token_grant(token: McpToken, disabled: set[str] | None = None) -> TokenGrant:
+    """What the Authorizer must know about a stored McpToken (``disabled``: the names of
+    disabled users, when the caller has them already; else looked up)."""
+    if disabled is None:
+        session = object_session(token)
+        creator_disabled = bool(
+            session is not None
+            and session.scalar(select(User.disabled).where(User.name == token.created_by))
+        )
+    else:
+        creator_disabled = token.created_by in disabled
     expires = token.expires_at
     if expires is not None and expires.tzinfo is None:  # SQLite drops the zone
         expires = expires.replace(tzinfo=UTC)
@@ -113,11 +141,13 @@ def token_grant(token: McpToken) -> TokenGrant:
         name=token.name,
         expires_at=expires.timestamp() if expires else None,
         revoked=token.revoked_at is not None,
+        creator_disabled=creator_disabled,
     )
 
 
 def load_token_grants(session: Session) -> list[TokenGrant]:
-    return [token_grant(t) for t in session.scalars(select(McpToken))]
+    disabled = set(session.scalars(select(User.name).where(User.disabled.is_(True))))
+    return [token_grant(t, disabled) for t in session.scalars(select(McpToken))]
 
 
 def build_runtime(settings: Settings, engine: Engine) -> Runtime:

@@ -136,6 +136,31 @@ class Settings(BaseSettings):
     def upstream_allow_list(self) -> list[str]:
         return [e.strip().lower() for e in self.upstream_allow.split(",") if e.strip()]
 
+    # -- boundaries (issue 13) ------------------------------------------------------------
+    trusted_proxies: str = Field(
+        default="",
+        description="comma-separated addresses or CIDRs of reverse proxies whose "
+        "X-Forwarded-For / X-Forwarded-Proto are believed (default none: the peer address is "
+        "the client's, so the login rate limit cannot be dodged with a forged header)",
+    )
+    max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="largest request body of an API route"
+    )
+    max_restore_body_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024, description="largest body of POST /api/v1/restore"
+    )
+    body_read_timeout: float = Field(
+        default=30.0, gt=0, description="seconds a request body may take to arrive (else 408)"
+    )
+    max_json_depth: int = Field(
+        default=256, ge=8, le=900, description="deepest JSON nesting accepted (else 400)"
+    )
+    max_mcp_sessions_per_subject: int = Field(
+        default=64,
+        ge=1,
+        description="open MCP sessions one subject may hold on the per-server endpoint (else 429)",
+    )
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, v: str) -> str:

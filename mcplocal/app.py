@@ -136,6 +136,7 @@ def create_app(settings: Settings, credential: McpdCredential) -> Starlette:
         if (
             grant is None
             or grant.revoked
+            or grant.creator_disabled  # as mcpd: refused like a revoked token, until enabled
             or (grant.expires_at is not None and grant.expires_at <= time.time())
         ):
             return challenge("invalid, expired or revoked token")  # one answer for all three

@@ -91,6 +91,12 @@ def session_owner(manager: StreamableHTTPSessionManager, session_id: str) -> Any
     return manager._session_owners.get(session_id)
 
 
+def sessions_owned(manager: StreamableHTTPSessionManager, prefix: str) -> int:
+    """How many of ``manager``'s open sessions were opened by a client id starting ``prefix``."""
+    owners: list[Any] = list(manager._session_owners.values())  # AuthorizationContext dicts
+    return len([o for o in owners if str(o.get("client_id") or "").startswith(prefix)])
+
+
 # -- ServerSession ---------------------------------------------------------------------------
 
 

@@ -24,7 +24,16 @@ GRACE_SECONDS = 5.0
 TIMEOUT_SECONDS = 10
 
 
-def serve(app: Any, host: str, port: int, *, grace: float = GRACE_SECONDS) -> None:
+def serve(
+    app: Any,
+    host: str,
+    port: int,
+    *,
+    grace: float = GRACE_SECONDS,
+    trusted_proxies: str | None = None,
+) -> None:
+    """Serve ``app``; ``trusted_proxies`` (comma-separated addresses/CIDRs) are the only
+    peers whose X-Forwarded-For/-Proto uvicorn believes (None: uvicorn's default, loopback)."""
     import uvicorn
 
     sdk_compat.keep_sse_streams_on_exit()
@@ -42,7 +51,16 @@ def serve(app: Any, host: str, port: int, *, grace: float = GRACE_SECONDS) -> No
                 drain.start()
             super().handle_exit(sig, frame)
 
+    proxies: dict[str, Any] = {}
+    if trusted_proxies is not None:
+        listed = [p.strip() for p in trusted_proxies.split(",") if p.strip()]
+        proxies = {"proxy_headers": bool(listed), "forwarded_allow_ips": listed or None}
     config = uvicorn.Config(
-        app, host=host, port=port, log_level="info", timeout_graceful_shutdown=TIMEOUT_SECONDS
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        timeout_graceful_shutdown=TIMEOUT_SECONDS,
+        **proxies,
     )
     Server(config).run()

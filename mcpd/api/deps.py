@@ -80,6 +80,7 @@ def authenticate(session: Session, raw: str, cache: SessionCache | None = None) 
     """
     kind = token_kind(raw)
     now = datetime.now(UTC)
+    gen = cache.generation() if cache is not None else None  # before the lookup
     if kind == "session":
         sha = token_sha256(raw)
         login = session.scalars(select(LoginSession).where(LoginSession.token_sha == sha)).first()
@@ -87,7 +88,7 @@ def authenticate(session: Session, raw: str, cache: SessionCache | None = None) 
             raise Unauthorized("invalid or expired credentials")
         principal = Principal(f"User:{login.user.name}", user=login.user.name, session_sha=sha)
         if cache is not None:
-            cache.put(sha, principal, (aware(login.expires_at) - now).total_seconds())
+            cache.put(sha, principal, (aware(login.expires_at) - now).total_seconds(), gen)
         return principal
     if kind == "mcptoken":
         sha = token_sha256(raw)
@@ -111,7 +112,7 @@ def authenticate(session: Session, raw: str, cache: SessionCache | None = None) 
         )
         if cache is not None:
             remaining = (expires - now).total_seconds() if expires is not None else cache.ttl
-            cache.put(sha, principal, remaining)
+            cache.put(sha, principal, remaining, gen)
         return principal
     raise Unauthorized("invalid or expired credentials")
 
@@ -157,13 +158,23 @@ async def _caller(rt: Runtime, raw: str) -> Principal:
     sha = token_sha256(raw)
     cached = rt.session_cache.get(sha)
     if isinstance(cached, Principal):
-        return cached
+        return _live(rt, cached)
     lookup = rt.lookups.get(sha)
     if lookup is None:
         lookup = rt.lookups[sha] = asyncio.ensure_future(run_in_threadpool(_authenticate, rt, raw))
         lookup.add_done_callback(lambda _: rt.lookups.pop(sha, None))
     principal = await asyncio.shield(lookup)
     assert isinstance(principal, Principal)
+    return _live(rt, principal)
+
+
+def _live(rt: Runtime, principal: Principal) -> Principal:
+    """A token whose creator is disabled now is refused like a revoked one (the continuous
+    ceiling denies it every permission too; this also covers the routes nobody guards)."""
+    if principal.token_sha is not None:
+        grant = rt.authorizer.token(principal.token_sha)
+        if grant is not None and grant.creator_disabled:
+            raise Unauthorized("invalid or expired credentials")
     return principal
 
 

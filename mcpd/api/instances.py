@@ -35,6 +35,7 @@ from starlette.types import Receive, Scope, Send
 from mcpd import audit
 from mcpd.api.common import CamelModel
 from mcpd.api.deps import DbDep, PrincipalDep, RuntimeDep, request_id
+from mcpd.api.sessioncap import check_session_cap
 from mcpd.errors import NotFound
 from mcpd.models import Project, Server
 from mcpd.principal import Principal
@@ -265,6 +266,8 @@ async def server_mcp(name: str, request: Request, p: PrincipalDep, rt: RuntimeDe
     request.scope["user"] = AuthenticatedUser(who)
     if request.method != "POST":
         return _Handover(request.app.state.mcp_sessions)
+    if SESSION_HEADER not in request.headers:  # would open a session: the per-subject cap
+        check_session_cap(request.app.state.mcp_sessions, p, rt.settings)
     body = await request.body()
     fast = _fast_lane(request, rt, name, p, project, body)
     return fast or _Handover(request.app.state.mcp_sessions, body)

@@ -29,6 +29,13 @@ def check_members(db: Session, members: list[str]) -> list[str]:
     return unique
 
 
+def check_not_reserved(name: str) -> None:
+    """422 for a ``system:*`` group name (``Group:system:*`` is reserved; DnsName refuses
+    ``:`` already, this says why and holds for every path that reaches the service)."""
+    if name.startswith("system:"):
+        raise Invalid(f"name: group `{name}` is reserved for the system")
+
+
 def list_groups(*, db: Session, limit: int, after: str | None) -> tuple[list[Group], str | None]:
     return page(db, Group, limit, after)
 
@@ -42,6 +49,7 @@ def create_group(*, db: Session, rt: Runtime, caller: Caller, spec: GroupIn) -> 
     with unit_of_work(
         db=db, rt=rt, caller=caller, kind="groups", action="create", name=spec.name
     ) as work:
+        check_not_reserved(spec.name)
         taken(db, Group, spec.name, "group")
         members = check_members(db, spec.members)
         if members:  # joining a group grants what the group holds: the creator ceiling applies
@@ -89,6 +97,7 @@ def delete_group(*, db: Session, rt: Runtime, caller: Caller, name: str) -> None
 
 __all__ = [
     "check_members",
+    "check_not_reserved",
     "create_group",
     "delete_group",
     "get_group",

@@ -10,12 +10,12 @@ from sqlalchemy.orm import Session
 
 from authz import RoleBinding, Rule
 from authz.tokens import display_prefix, generate_mcp_token, token_sha256
-from mcpd.errors import Forbidden, Invalid
+from mcpd.errors import Conflict, Forbidden, Invalid
 from mcpd.models import McpToken, Project, RbacDefinition, utcnow
 from mcpd.runtime import Runtime, token_grant
 from mcpd.schemas.mcptokens import TokenIn
 from mcpd.schemas.rbac import token_rbac_name
-from mcpd.services.common import get_or_404, page, taken
+from mcpd.services.common import get_or_404, page
 from mcpd.services.policy import parse_bindings
 from mcpd.services.work import Caller, Work, unit_of_work
 
@@ -73,6 +73,20 @@ def get_token(*, db: Session, name: str) -> McpToken:
     return token
 
 
+def _name_free(db: Session, name: str) -> None:
+    """409 if ``name`` is in use. Token names are one namespace over all projects (they
+    name ``/mcptokens/<name>``), so the answer is the same whether the token in the way is
+    one the caller may see or one in a project it cannot: it says that the name is taken,
+    never where, by whom, or that a token the caller cannot see exists there."""
+    used = db.scalars(select(McpToken.id).where(McpToken.name == name)).first() is not None
+    rbac = token_rbac_name(name)
+    if used or db.scalars(select(RbacDefinition.id).where(RbacDefinition.name == rbac)).first():
+        raise Conflict(
+            f"mcptoken name `{name}` is not available (token names are unique across all "
+            "projects); choose another"
+        )
+
+
 def _requested_bindings(work: Work, spec: TokenIn) -> tuple[str, list[RoleBinding]]:
     if spec.rbac == "clone" and spec.bindings:
         raise Invalid("give either `rbac: clone` or `bindings`, not both")
@@ -110,9 +124,8 @@ def create_token(
         project = db.scalars(select(Project).where(Project.name == spec.project)).first()
         if project is None:
             raise Invalid(f"project: project `{spec.project}` does not exist")
-        taken(db, McpToken, spec.name, "mcptoken")
+        _name_free(db, spec.name)
         rbac_name = token_rbac_name(spec.name)
-        taken(db, RbacDefinition, rbac_name, "rbac definition")
         expires = parse_ttl(spec.ttl, datetime.now(UTC))
         mode, bindings = _requested_bindings(work, spec)
         work.ceiling(bindings)

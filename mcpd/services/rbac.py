@@ -13,6 +13,14 @@ from mcpd.services.common import check_version, get_or_404, page, taken
 from mcpd.services.policy import parse_bindings, parse_subjects
 from mcpd.services.work import Caller, Work, unit_of_work
 
+RESERVED_GROUP_PREFIX = "Group:system:"
+
+
+def is_reserved_subject(subject: str) -> bool:
+    """``Group:system:*`` subjects are the system's (``Group:system:mcptokens``): nobody
+    binds them, creates them, joins them or renames anything into them."""
+    return subject.startswith(RESERVED_GROUP_PREFIX)
+
 
 def rules_of(subjects: list[str], bindings: list[RoleBinding]) -> list[Rule]:
     """The ``p`` lines of a definition: every binding for every subject."""
@@ -24,6 +32,12 @@ def validated(
 ) -> tuple[list[str], list[RoleBinding]]:
     """Subjects and bindings parsed (422 if malformed), within the caller's ceiling (403)."""
     subs = parse_subjects(subjects)
+    reserved = [s for s in subs if is_reserved_subject(s)]
+    if reserved:
+        raise Invalid(
+            f"subjects: `{reserved[0]}` is reserved (`{RESERVED_GROUP_PREFIX}*` groups are the "
+            "system's own, e.g. every McpToken's) and cannot be bound"
+        )
     if any(s.startswith("McpToken:") for s in subs):
         raise Invalid("subjects: bind a token with `mcpctl create mcptoken --bind`, not rbac")
     parsed = parse_bindings(work.rt.authorizer, bindings)
@@ -92,9 +106,11 @@ def delete_rbac(*, db: Session, rt: Runtime, caller: Caller, name: str) -> None:
 
 
 __all__ = [
+    "RESERVED_GROUP_PREFIX",
     "create_rbac",
     "delete_rbac",
     "get_rbac",
+    "is_reserved_subject",
     "list_rbac",
     "rules_of",
     "update_rbac",

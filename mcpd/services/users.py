@@ -1,11 +1,18 @@
-"""Users: create, update (password, disabled), delete (sessions, memberships, tokens go)."""
+"""Users: create, update (password, disabled), delete (sessions, memberships, tokens go).
+
+Disabling, deleting or changing the password of a user ends all of its login sessions (the
+rows go in the same transaction; every replica's session cache notices the ``login_sessions``
+table changed, see ``SessionCache``). A disabled user's McpTokens are denied at once
+(``TokenGrant.creator_disabled``, streamed to followers and replicas like any token change)
+and work again when the user is enabled.
+"""
 
 from __future__ import annotations
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from mcpd.models import Group, GroupMember, McpToken, User, utcnow
+from mcpd.models import Group, GroupMember, LoginSession, McpToken, User, utcnow
 from mcpd.runtime import Runtime, token_grant
 from mcpd.schemas.users import UserIn, UserUpdate
 from mcpd.security import hash_password
@@ -55,15 +62,25 @@ def update_user(*, db: Session, rt: Runtime, caller: Caller, name: str, change: 
             user.display_name = change.display_name
         if change.password is not None:
             user.password_hash = hash_password(change.password)
+        was_disabled = user.disabled
         if change.disabled is not None:
             user.disabled = change.disabled
+        if change.password is not None or user.disabled:
+            end_sessions(db, user)
         user.version += 1
         changed = sorted(
             k for k, v in change.model_dump(exclude={"version"}).items() if v is not None
         )
         work.audit(detail={"fields": changed})
-        work.after_commit(rt.session_cache.clear)  # a disabled user's sessions end now
+        work.after_commit(rt.session_cache.clear, before_policy=True)  # its sessions ended
+        if user.disabled != was_disabled:  # its tokens stop (or start again) at once
+            work.after_commit(lambda: _refresh_tokens_of(db, rt, name), before_policy=True)
     return user
+
+
+def end_sessions(db: Session, user: User) -> None:
+    """Delete every login session of ``user`` (in the caller's transaction)."""
+    db.execute(delete(LoginSession).where(LoginSession.user_id == user.id))
 
 
 def delete_user(*, db: Session, rt: Runtime, caller: Caller, name: str) -> None:
@@ -85,6 +102,7 @@ def delete_user(*, db: Session, rt: Runtime, caller: Caller, name: str) -> None:
             .where(McpToken.created_by == name, McpToken.revoked_at.is_(None))
             .values(revoked_at=utcnow())
         )
+        end_sessions(db, user)
         db.delete(user)
         work.audit()
         work.after_commit(rt.session_cache.clear, before_policy=True)  # its sessions went
@@ -96,4 +114,4 @@ def _refresh_tokens_of(db: Session, rt: Runtime, creator: str) -> None:
         rt.authorizer.register_token(token_grant(t))
 
 
-__all__ = ["create_user", "delete_user", "get_user", "list_users", "update_user"]
+__all__ = ["create_user", "delete_user", "end_sessions", "get_user", "list_users", "update_user"]
