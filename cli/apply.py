@@ -8,12 +8,14 @@ where ``spec`` holds the fields of the API's create body (camelCase), e.g.::
     metadata: {name: time}
     spec: {transport: stdio, stdio: {command: mcp-server-time}}
 
-``apply`` sends the whole file to mcpd's ``POST /api/v1/restore``, which imports it in one
-transaction: all documents or none, in dependency order (users, groups, secrets, servers,
-projects, rbac), an object that exists and matches reported ``unchanged``, an error naming
-its document (``document 2 (Server `typo`): ...``). ``--dry-run`` (``=server``) has mcpd
-check everything and change nothing. ``mcpctl get KIND NAME -o yaml`` prints such a
-document, which ``apply -f`` takes back unchanged.
+``apply`` sends the whole file to mcpd's ``POST /api/v1/apply`` (restore's import, with
+every document checked under the caller as the API checks it, and no ``restore`` operation
+needed), which imports it in one transaction: all documents or none, in dependency order
+(users, groups, secrets, servers, projects, rbac), an object that exists and matches
+reported ``unchanged``, an error naming its document (``document 2 (Server `typo`): ...``).
+``--dry-run`` (``=server``) has mcpd check everything and change nothing.
+``mcpctl get KIND NAME -o yaml`` prints such a document, which ``apply -f`` takes back
+unchanged.
 """
 
 from __future__ import annotations
@@ -145,7 +147,7 @@ def apply(
     if not docs:
         fail(f"{filename}: no documents", INVALID)
     with state.client() as c, busy(f"applying {len(docs)} document(s)"):
-        result = c.restore(text, dry_run=dry)
+        result = c.restore(text, dry_run=dry, path="/apply")
     suffix = " (dry run)" if dry else ""
     for item in result["items"]:
         typer.echo(f"{item['kind'].lower()}/{item['name']} {SAID[item['outcome']]}{suffix}")

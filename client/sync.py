@@ -94,11 +94,14 @@ class McpdClient:
     def delete(self, kind: str, name: str) -> None:
         self.request("DELETE", f"/{collection(kind)}/{name}")
 
-    def restore(self, manifest: str, *, dry_run: bool = False) -> dict[str, Any]:
-        """``POST /restore``: every document of ``manifest`` in one transaction, or none."""
+    def restore(
+        self, manifest: str, *, dry_run: bool = False, path: str = "/restore"
+    ) -> dict[str, Any]:
+        """``POST /restore``: every document of ``manifest`` in one transaction, or none
+        (``path="/apply"``: the same, as ``mcpctl apply``, needing no ``restore`` operation)."""
         result: dict[str, Any] = self.request(
             "POST",
-            "/restore",
+            path,
             content=manifest.encode(),
             headers={"Content-Type": "application/yaml"},
             params={"dryRun": "true"} if dry_run else None,

@@ -89,6 +89,7 @@ def body_limits(settings: Settings) -> BodyLimits:
         default=settings.max_body_bytes,
         paths=(
             ("/api/v1/restore", settings.max_restore_body_bytes),
+            ("/api/v1/apply", settings.max_restore_body_bytes),
             ("/api/v1/servers/*/mcp", MCP_BODY_BYTES),
         ),
         read_timeout=settings.body_read_timeout,

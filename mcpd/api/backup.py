@@ -1,15 +1,18 @@
-"""/api/v1/backup and /api/v1/restore: the whole configuration as manifests.
+"""/api/v1/backup, /api/v1/restore and /api/v1/apply: the configuration as manifests.
 
 The format is :mod:`mcpd.manifests`; what is exported and how a restore imports it is
 :mod:`mcpd.services.backup`. ``GET /backup[?secrets=true]`` needs the ``backup``
 operation, ``POST /restore[?dryRun=true]`` the ``restore`` operation (route table).
+``POST /apply[?dryRun=true]`` (``mcpctl apply``) is the same import, all or nothing, for
+any authenticated caller: it needs no operation of its own, and every document needs what
+the API would ask for that object.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -74,28 +77,14 @@ async def _read_body(request: Request) -> str:
         raise Invalid("the manifest is not UTF-8 text") from exc
 
 
-@router.post(
-    "/restore",
-    response_model=RestoreOut,
-    response_model_by_alias=True,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {YAML: {"schema": {"type": "string"}}},
-            "description": "multi-document YAML, as written by `GET /backup`",
-        }
-    },
-)
-async def restore(
+async def _import(
     request: Request,
     caller: CallerDep,
     db: DbDep,
     rt: RuntimeDep,
-    dry_run: Annotated[
-        bool, Query(alias="dryRun", description="report what would change, change nothing")
-    ] = False,
+    dry_run: bool,
+    action: Literal["restore", "apply"],
 ) -> RestoreOut:
-    """Import a manifest idempotently, all or nothing; say what each object did."""
     text = await _read_body(request)
     docs = await run_in_threadpool(manifests.parse, text)
     if not docs:
@@ -107,6 +96,7 @@ async def restore(
         caller=caller,
         docs=docs,
         dry_run=dry_run,
+        action=action,
     )
     items = [RestoreItem(**asdict(d)) for d in done]
     return RestoreOut(
@@ -116,3 +106,42 @@ async def restore(
         unchanged=sum(1 for i in items if i.outcome == "unchanged"),
         items=items,
     )
+
+
+_MANIFEST_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {YAML: {"schema": {"type": "string"}}},
+        "description": "multi-document YAML, as written by `GET /backup` or `mcpctl get -o yaml`",
+    }
+}
+DryRun = Annotated[
+    bool, Query(alias="dryRun", description="report what would change, change nothing")
+]
+
+
+@router.post(
+    "/restore",
+    response_model=RestoreOut,
+    response_model_by_alias=True,
+    openapi_extra=_MANIFEST_BODY,
+)
+async def restore(
+    request: Request, caller: CallerDep, db: DbDep, rt: RuntimeDep, dry_run: DryRun = False
+) -> RestoreOut:
+    """Import a manifest idempotently, all or nothing; say what each object did."""
+    return await _import(request, caller, db, rt, dry_run, "restore")
+
+
+@router.post(
+    "/apply",
+    response_model=RestoreOut,
+    response_model_by_alias=True,
+    openapi_extra=_MANIFEST_BODY,
+)
+async def apply(
+    request: Request, caller: CallerDep, db: DbDep, rt: RuntimeDep, dry_run: DryRun = False
+) -> RestoreOut:
+    """Apply a manifest idempotently, all or nothing, each document checked as the API
+    would check it."""
+    return await _import(request, caller, db, rt, dry_run, "apply")

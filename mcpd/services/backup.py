@@ -24,7 +24,7 @@ run does all of that and rolls back.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -166,6 +166,9 @@ class _Restore:
     ) -> None:
         """``changed`` is None for a new object, else the fields that differ (may be none)."""
         if changed == []:
+            # asked as an update: "unchanged" must not tell a caller who may not change the
+            # object what it holds (a guessed secret value, a server's command)
+            self.authorize(doc, "update", project)
             self.done.append((doc, "unchanged", obj, []))
             return
         outcome: Outcome = "created" if changed is None else "updated"
@@ -396,14 +399,28 @@ def _check_secret_refs(db: Session) -> None:
 
 
 def restore(
-    *, db: Session, rt: Runtime, caller: Caller, docs: list[Document], dry_run: bool
+    *,
+    db: Session,
+    rt: Runtime,
+    caller: Caller,
+    docs: list[Document],
+    dry_run: bool,
+    action: Literal["restore", "apply"] = "restore",
 ) -> list[Done]:
     """Import ``docs`` in one unit of work: commit and publish, or roll back for a dry run.
 
-    An error names the document it arose in, and leaves the database as it was; a refusal
-    by the creator ceiling is audited as a deny."""
+    Both ``restore`` (the operation) and ``apply`` (``mcpctl apply``: no permission of its
+    own) ask, for every document, the permissions the API would ask for that object
+    (:meth:`_Restore.authorize`, the capabilities), under the caller. An error names the
+    document it arose in, and leaves the database as it was; a refusal is audited as a deny."""
     with unit_of_work(
-        db=db, rt=rt, caller=caller, kind="*", action="restore", dry_run=dry_run
+        db=db,
+        rt=rt,
+        caller=caller,
+        kind="*",
+        action=action,
+        dry_run=dry_run,
+        per_object=action == "apply",
     ) as work:
         r = _Restore(work)
         for doc in docs:

@@ -178,11 +178,16 @@ def unit_of_work(
     name: str = "",
     project: str = "",
     dry_run: bool = False,
+    per_object: bool = False,
 ) -> Iterator[Work]:
     """Authorize, then the block writes and audits; commit and publish (see the module
-    docstring). ``name`` and ``project`` are what the audit records by default."""
+    docstring). ``name`` and ``project`` are what the audit records by default.
+
+    ``per_object`` is for a bulk path that needs no permission of its own (``apply``): the
+    block must then :meth:`Work.authorize` every object it writes, as the API would."""
     work = Work(db, rt, caller, kind, action, name, project)
-    work.authorize(kind, action, name, project)
+    if not per_object:
+        work.authorize(kind, action, name, project)
     yield work
     if dry_run:
         db.rollback()
