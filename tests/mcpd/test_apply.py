@@ -42,9 +42,9 @@ def test_apply_is_all_or_nothing_and_refuses_what_the_api_would(api: Api) -> Non
     assert api.call("GET", "/servers/beta").status_code == 404  # document 1 rolled back
     assert api.call("GET", "/backup?secrets=true").text == before
     denies = api.ok("GET", "/auditevents?outcome=deny&subject=ed")["items"]
-    assert any(
-        e["action"] == "apply" and "document 2" in e["detail"]["reason"] for e in denies
-    ), denies
+    assert any(e["action"] == "apply" and "document 2" in e["detail"]["reason"] for e in denies), (
+        denies
+    )
 
 
 def test_unchanged_tells_nothing_to_a_caller_who_may_not_change_it(api: Api) -> None:
