@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.mcplocal.conftest import Stack, stack  # noqa: F401 (a fixture)
+from tests.mcplocal.conftest import Stack
 from tests.mcplocal.test_journey import token
 from tests.servers.launch import ROOT, http_server
 

@@ -23,7 +23,10 @@ from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.server.streamable_http import EventCallback, EventMessage, EventStore
 from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
 
-IMAGE = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
+IMAGE = (  # a 1x1 PNG
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0"
+    "gAAAABJRU5ErkJggg=="
+)
 AUDIO = "UklGRiYAAABXQVZFZm10IBAAAAABAAEAQB8AAAB9AAACABAAZGF0YQIAAAA="
 Ctx = ServerRequestContext[Any]
 
