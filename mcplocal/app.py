@@ -156,6 +156,8 @@ def create_app(settings: Settings, credential: McpdCredential) -> Starlette:
             limited = RequestBodyLimitMiddleware(post, manager.max_request_body_size)
             await limited(scope, receive, send)
             return
+        if request.method == "DELETE" and (sid := request.headers.get(SESSION_HEADER)):
+            state["relay"].forget(sid)
         await manager.handle_request(scope, receive, send)
 
     async def post(scope: Scope, receive: Receive, send: Send) -> None:
@@ -165,6 +167,8 @@ def create_app(settings: Settings, credential: McpdCredential) -> Starlette:
         if fast is not None:
             await fast(scope, receive, send)
             return
+        if not settings.stateless:  # the relay asks a session only what it declared
+            send = state["relay"].watch_initialize(body, send)
         await state["sessions"].handle_request(scope, replay(body, receive), send)
 
     async def fast_lane(request: Request, who: Caller, body: bytes) -> Response | None:
@@ -184,7 +188,8 @@ def create_app(settings: Settings, credential: McpdCredential) -> Starlette:
             return None
         message = single_request(request.headers, body)
         if message is None:
-            return Response(status_code=202) if relay.cancelled(owner, body) else None
+            handled = relay.cancelled(owner, body) or relay.answered(owner, body)
+            return Response(status_code=202) if handled else None
         if message["method"] == "tools/list":
             return listed(proxy, who, message, request.headers, sid)
         if not is_tools_call(message):
