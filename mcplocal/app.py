@@ -94,7 +94,7 @@ def create_app(settings: Settings, credential: McpdCredential) -> Starlette:
     policy = PolicyFollower(settings.mcpd_url, credential.headers)
     audit = AuditReporter(settings.mcpd_url, credential.headers)
     metrics = _Metrics()
-    state: dict[str, Any] = {"relay": Relay()}
+    state: dict[str, Any] = {"relay": Relay(stateless=settings.stateless)}
     upstream = SupervisorSettings(
         start_timeout=10.0,
         tools_ttl=settings.tools_cache_ttl,
@@ -261,7 +261,7 @@ def create_app(settings: Settings, credential: McpdCredential) -> Starlette:
             )
             state["security"] = TransportSecurityMiddleware(security)
             state["sessions"] = StreamableHTTPSessionManager(
-                proxy.build_server(caller_of),
+                proxy.build_server(caller_of, stateless=settings.stateless),
                 stateless=settings.stateless,
                 security_settings=security,
             )

@@ -11,7 +11,7 @@ from typing import Any
 import mcp_types as types
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import Server as McpServer
-from mcp.shared.exceptions import MCPDeprecationWarning
+from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
 
 from mcplocal.audit import AuditReporter
@@ -24,6 +24,11 @@ from mcplocal.proxy.resources import Resources
 from upstream.mcpserver import ListChangedServer, Watchers, connection_of
 from upstream.relay import SESSION_HEADER
 from upstream.supervisor import SupervisorSettings
+
+STATELESS_SUBSCRIBE = (
+    "resource subscriptions need an MCP session: this mcplocal is stateless "
+    "(MCPLOCAL_STATELESS), read the resource again instead"
+)
 
 
 class Proxy(Calls, Resources, Notify):
@@ -68,8 +73,10 @@ class Proxy(Calls, Resources, Notify):
         self.watchers = Watchers()  # subscriptions and log levels of the callers' sessions
 
     def build_server(
-        self, caller_of: Callable[[ServerRequestContext[Any]], Caller]
+        self, caller_of: Callable[[ServerRequestContext[Any]], Caller], *, stateless: bool = False
     ) -> McpServer[Any]:
+        """The MCP server of mcplocal. ``stateless``: no session, so no stream to send a
+        resource's updates on later: ``resources/subscribe`` is refused, saying why."""
         proxy = self
 
         def who(ctx: ServerRequestContext[Any]) -> Caller:
@@ -139,11 +146,15 @@ class Proxy(Calls, Resources, Notify):
         async def subscribe(
             ctx: ServerRequestContext[Any], params: types.SubscribeRequestParams
         ) -> types.EmptyResult:
+            if stateless:
+                raise MCPError(types.METHOD_NOT_FOUND, STATELESS_SUBSCRIBE)
             return await proxy.subscribe(who(ctx), str(params.uri), ctx, True)
 
         async def unsubscribe(
             ctx: ServerRequestContext[Any], params: types.UnsubscribeRequestParams
         ) -> types.EmptyResult:
+            if stateless:
+                raise MCPError(types.METHOD_NOT_FOUND, STATELESS_SUBSCRIBE)
             return await proxy.subscribe(who(ctx), str(params.uri), ctx, False)
 
         async def set_level(

@@ -6,13 +6,15 @@ with the SDK's own client against tests/servers/conformance_server.py:
   sampling is refused for it (the server says so in its result);
 * a stream the upstream closes mid-call (SEP-1699) is resumed: the call completes;
 * ``notifications/resources/updated`` reaches the subscribed caller;
-* DNS rebinding: a foreign Host or Origin is refused, loopback ones are accepted.
+* DNS rebinding: a foreign Host or Origin is refused, loopback ones are accepted;
+* a stateless mcplocal refuses what needs a session (sampling, subscriptions), saying so.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -21,11 +23,13 @@ import httpx2
 import mcp_types as types
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 
 from tests.mcpd.test_instances import text
-from tests.mcplocal.conftest import Stack
+from tests.mcplocal.conftest import MCPLOCAL, Stack, mcplocal_env
 from tests.mcplocal.test_journey import token
-from tests.servers.launch import http_server
+from tests.replicas.cluster import process
+from tests.servers.launch import free_port, http_server
 
 SERVER = "conf"
 
@@ -155,3 +159,35 @@ def test_dns_rebinding_refused_on_both(stack: Stack) -> None:
                 assert (r.status_code == 200) is ok, (url, host, origin, r.status_code, r.text)
                 if not ok:
                     assert 400 <= r.status_code < 500
+
+
+def test_stateless_mcplocal_says_what_needs_a_session(stack: Stack, tmp_path: Path) -> None:
+    m = stack.mcpd
+    port = free_port()
+    env = {**mcplocal_env(m, stack.service_token, tmp_path), "MCPLOCAL_STATELESS": "1"}
+    argv = [str(MCPLOCAL), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    base = f"http://127.0.0.1:{port}"
+    with (
+        http_server("conformance") as (up, _),
+        process(argv, env, f"{base}/readyz", tmp_path / "stateless.log"),
+    ):
+        m.server(SERVER, {"transport": "http", "http": {"url": f"http://127.0.0.1:{up}/mcp"}})
+        m.ok("POST", "/projects", json={"name": "p", "servers": [SERVER]})
+        bearer = token(stack, "sl", "p", "role:run,resource:servers")
+
+        async def flow() -> tuple[str, str, str]:
+            async with session(f"{base}/mcp", bearer, answer="alice") as s:
+                sampled = text(await s.call_tool(f"{SERVER}__test_sampling", {"prompt": "x"}))
+                simple = text(await s.call_tool(f"{SERVER}__test_simple_text", {}))
+                params = types.SubscribeRequestParams(uri="test://watched-resource")
+                try:
+                    await s.send_request(types.SubscribeRequest(params=params), types.EmptyResult)
+                    refused = ""
+                except MCPError as exc:
+                    refused = exc.message
+            return sampled, simple, refused
+
+        sampled, simple, refused = anyio.run(flow)
+        assert simple == "This is a simple text response for testing."
+        assert "needs an MCP session" in sampled
+        assert "stateless" in refused

@@ -44,6 +44,7 @@ class Call:
     upstream: UpstreamHttp
     request: dict[str, Any]
     capabilities: Mapping[str, Any] = field(default_factory=dict)  # the caller's (initialize)
+    stateless: bool = False  # no session to ask the caller on: the upstream's requests refused
     upstream_id: str = field(default_factory=lambda: f"mcpd-relay-{next(_ids)}")
     answered: bool = False
     asked: int = 0
@@ -157,11 +158,12 @@ class Call:
     async def _refuse(self, request_id: Any, method: str) -> None:
         # -32601, as the SDK's own client answers a request it has no handler for
         capability = CAPABILITY.get(method)
-        text = (
-            f"the client does not support {capability}"
-            if capability
-            else f"{method} is not supported through the proxy"
-        )
+        if capability and self.stateless:
+            text = f"{method} needs an MCP session: the proxy is stateless"
+        elif capability:
+            text = f"the client does not support {capability}"
+        else:
+            text = f"{method} is not supported through the proxy"
         error = {"code": -32601, "message": text}
         await self._post_quietly({"jsonrpc": "2.0", "id": request_id, "error": error})
 

@@ -68,7 +68,10 @@ class Relay:
     """The relayed calls in flight in one app, so a caller's ``notifications/cancelled``
     reaches the right upstream request."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, stateless: bool = False) -> None:
+        # stateless (no MCP sessions): a caller's answer may reach another replica, so the
+        # upstream's requests to callers (sampling, elicitation, roots) are refused
+        self.stateless = stateless
         self._calls: dict[tuple[str, str], Call] = {}
         self._by_upstream_id: dict[str, tuple[str, Call]] = {}
         # each session's client capabilities, from its initialize (which the SDK path answers)
@@ -153,7 +156,7 @@ class Relay:
     ) -> StreamingResponse:
         """The caller's answer to the ``tools/call`` ``message``, relayed to ``target``: an
         SSE stream (:meth:`stream`) on the caller's session."""
-        call = Call(target.upstream, message, self._capabilities.get(owner, {}))
+        call = Call(target.upstream, message, self._capabilities.get(owner, {}), self.stateless)
         stream = self.stream(owner, target, call, on_done)
         headers = {**SSE_HEADERS, **({SESSION_HEADER: session_id} if session_id else {})}
         return StreamingResponse(stream, headers=headers, media_type="text/event-stream")
