@@ -10,7 +10,10 @@ import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
+from mcp.server.transport_security import (
+    DEFAULT_MAX_REQUEST_BODY_SIZE,
+    TransportSecurityMiddleware,
+)
 
 from mcpd import audit
 from mcpd.api import (
@@ -116,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.runtime = rt
         # an instance going up or down (or its listChanged) reaches its MCP clients
         rt.supervisor.on_tools_changed = lambda name: rt.supervisor.spawn(watchers.notify, name)
+        rt.supervisor.on_notification = lambda *n: rt.supervisor.spawn(watchers.deliver, *n)
         replicator: PolicyReplicator | SqliteWatcher | None = None
         if engine.dialect.name == "postgresql":  # other replicas may share this database
             replicator = PolicyReplicator(
@@ -159,7 +163,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # guard runs on every API route, whether or not the handler asks for the caller
     # (FastAPI then reuses its result for a handler's PrincipalDep): nothing fails open.
     watchers = Watchers()
-    app.state.mcp_sessions = instances.build_session_manager(watchers)
+    app.state.mcp_sessions = instances.build_session_manager(watchers, settings)
+    app.state.mcp_security = TransportSecurityMiddleware(instances.transport_security(settings))
     app.state.relay = Relay()  # tools/call's fast lane (upstream/relay)
     routers = (auth, users, groups, rbac, mcptokens, projects, servers, secrets, auditevents)
     for module in (*routers, backup, instances, policy):

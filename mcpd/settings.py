@@ -21,6 +21,12 @@ def default_database_url() -> str:
     return f"sqlite:///{data / 'mcpd.db'}"
 
 
+LOOPBACK_HOSTS = "127.0.0.1,127.0.0.1:*,localhost,localhost:*,[::1],[::1]:*"
+LOOPBACK_ORIGINS = ",".join(
+    f"{scheme}://{h}" for h in LOOPBACK_HOSTS.split(",") for scheme in ("http", "https")
+)
+
+
 class Settings(BaseSettings):
     """Every setting can be given as an environment variable ``MCPD_<NAME>``."""
 
@@ -160,6 +166,23 @@ class Settings(BaseSettings):
         ge=1,
         description="open MCP sessions one subject may hold on the per-server endpoint (else 429)",
     )
+
+    mcp_allowed_hosts: str = Field(
+        default=LOOPBACK_HOSTS,
+        description="Host headers the per-server MCP endpoint accepts (comma-separated, "
+        "`host:*` = any port): DNS-rebinding protection",
+    )
+    mcp_allowed_origins: str = Field(
+        default=LOOPBACK_ORIGINS,
+        description="Origin headers the per-server MCP endpoint accepts (a request without "
+        "one is not checked)",
+    )
+
+    def mcp_hosts(self) -> list[str]:
+        return [h.strip() for h in self.mcp_allowed_hosts.split(",") if h.strip()]
+
+    def mcp_origins(self) -> list[str]:
+        return [o.strip() for o in self.mcp_allowed_origins.split(",") if o.strip()]
 
     @field_validator("database_url")
     @classmethod

@@ -99,7 +99,7 @@ def create_app(settings: Settings, credential: McpdCredential) -> Starlette:
     policy = PolicyFollower(settings.mcpd_url, credential.headers)
     audit = AuditReporter(settings.mcpd_url, credential.headers)
     metrics = _Metrics()
-    state: dict[str, Any] = {"relay": Relay()}
+    state: dict[str, Any] = {"relay": Relay(stateless=settings.stateless)}
     upstream = SupervisorSettings(
         start_timeout=10.0,
         tools_ttl=settings.tools_cache_ttl,
@@ -163,6 +163,8 @@ def create_app(settings: Settings, credential: McpdCredential) -> Starlette:
             limited = RequestBodyLimitMiddleware(post, manager.max_request_body_size)
             await limited(scope, receive, send)
             return
+        if request.method == "DELETE" and (sid := request.headers.get(SESSION_HEADER)):
+            state["relay"].forget(sid)
         await manager.handle_request(scope, receive, send)
 
     async def post(scope: Scope, receive: Receive, send: Send) -> None:
@@ -172,6 +174,8 @@ def create_app(settings: Settings, credential: McpdCredential) -> Starlette:
         if fast is not None:
             await fast(scope, receive, send)
             return
+        if not settings.stateless:  # the relay asks a session only what it declared
+            send = state["relay"].watch_initialize(body, send)
         await state["sessions"].handle_request(scope, replay(body, receive), send)
 
     async def fast_lane(request: Request, who: Caller, body: bytes) -> Response | None:
@@ -191,7 +195,8 @@ def create_app(settings: Settings, credential: McpdCredential) -> Starlette:
             return None
         message = single_request(request.headers, body)
         if message is None:
-            return Response(status_code=202) if relay.cancelled(owner, body) else None
+            handled = relay.cancelled(owner, body) or relay.answered(owner, body)
+            return Response(status_code=202) if handled else None
         if message["method"] == "tools/list":
             return listed(proxy, who, message, request.headers, sid)
         if not is_tools_call(message):
@@ -264,7 +269,7 @@ def create_app(settings: Settings, credential: McpdCredential) -> Starlette:
             )
             state["security"] = TransportSecurityMiddleware(security)
             state["sessions"] = StreamableHTTPSessionManager(
-                proxy.build_server(caller_of),
+                proxy.build_server(caller_of, stateless=settings.stateless),
                 stateless=settings.stateless,
                 security_settings=security,
             )

@@ -29,6 +29,11 @@ def default_cache_dir() -> Path:
         return DEFAULT_CACHE_DIR
     return Path(platformdirs.user_cache_dir("mcplocal", appauthor=False))
 
+LOOPBACK_HOSTS = "127.0.0.1,127.0.0.1:*,localhost,localhost:*,[::1],[::1]:*"
+LOOPBACK_ORIGINS = ",".join(
+    f"{scheme}://{h}" for h in LOOPBACK_HOSTS.split(",") for scheme in ("http", "https")
+)
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MCPLOCAL_", extra="ignore")
@@ -45,10 +50,13 @@ class Settings(BaseSettings):
         default=None, description="how clients reach this mcplocal (default http://HOST:PORT)"
     )
     allowed_hosts: str = Field(
-        default="127.0.0.1:*,localhost:*,[::1]:*",
+        default=LOOPBACK_HOSTS,
         description="Host headers accepted (comma-separated, `:*` = any port): DNS rebinding",
     )
-    allowed_origins: str = Field(default="", description="Origin headers accepted, if any")
+    allowed_origins: str = Field(
+        default=LOOPBACK_ORIGINS,
+        description="Origin headers accepted (a request without one is not checked)",
+    )
     stateless: bool = Field(
         default=False,
         description="no MCP sessions: every request stands alone, so any replica can serve "

@@ -11,6 +11,7 @@ session. The caller's bearer never goes further than here.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
@@ -24,8 +25,8 @@ from mcp.server.auth.provider import AccessToken
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import Server as McpServer
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
-from mcp.server.transport_security import TransportSecuritySettings
-from mcp.shared.exceptions import MCPError
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
+from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
 from pydantic import Field
 from sqlalchemy import select
@@ -40,6 +41,7 @@ from mcpd.errors import NotFound
 from mcpd.models import Project, Server
 from mcpd.principal import Principal
 from mcpd.runtime import Runtime
+from mcpd.settings import Settings
 from upstream.mcpserver import ListChangedServer, Watchers
 from upstream.relay import (
     SESSION_HEADER,
@@ -160,27 +162,97 @@ def build_mcp_server(watchers: Watchers) -> McpServer[Any]:
             ctx, "prompts/get", lambda s: s.get_prompt(params.name, params.arguments)
         )
 
+    async def complete(
+        ctx: ServerRequestContext[Any], params: types.CompleteRequestParams
+    ) -> types.CompleteResult:
+        request = types.CompleteRequest(params=params)
+        return await forward(
+            ctx, "completion/complete", lambda s: s.send_request(request, types.CompleteResult)
+        )
+
+    async def set_level(
+        ctx: ServerRequestContext[Any], params: types.SetLevelRequestParams
+    ) -> types.EmptyResult:
+        _, name, _, _ = _caller(ctx)
+        watchers.logging(name, ctx)  # given the upstream's log messages from now on
+        request = types.SetLevelRequest(params=params)
+        return await forward(
+            ctx, "logging/setLevel", lambda s: s.send_request(request, types.EmptyResult)
+        )
+
+    async def subscribe(
+        ctx: ServerRequestContext[Any], params: types.SubscribeRequestParams
+    ) -> types.EmptyResult:
+        _, name, _, _ = _caller(ctx)
+        watchers.subscribe(name, str(params.uri), ctx, True)
+        request = types.SubscribeRequest(params=params)
+        return await forward(
+            ctx, "resources/subscribe", lambda s: s.send_request(request, types.EmptyResult)
+        )
+
+    async def unsubscribe(
+        ctx: ServerRequestContext[Any], params: types.UnsubscribeRequestParams
+    ) -> types.EmptyResult:
+        _, name, _, _ = _caller(ctx)
+        uri = str(params.uri)
+        watchers.subscribe(name, uri, ctx, False)
+        if watchers.subscribed(name, uri):  # another caller still is: the upstream stays so
+            return types.EmptyResult()
+        request = types.UnsubscribeRequest(params=params)
+        return await forward(
+            ctx, "resources/unsubscribe", lambda s: s.send_request(request, types.EmptyResult)
+        )
+
+    with warnings.catch_warnings():  # (logging is deprecated only from protocol 2026-07-28)
+        warnings.simplefilter("ignore", MCPDeprecationWarning)
+        return _server(
+            list_tools=list_tools,
+            call_tool=call_tool,
+            list_resources=list_resources,
+            list_resource_templates=list_resource_templates,
+            read_resource=read_resource,
+            list_prompts=list_prompts,
+            get_prompt=get_prompt,
+            complete=complete,
+            set_level=set_level,
+            subscribe=subscribe,
+            unsubscribe=unsubscribe,
+        )
+
+
+def _server(**h: Any) -> McpServer[Any]:
     return ListChangedServer(
         "mcpd",
         version="0.1.0",
         instructions="One MCP server, reached through mcpd",
-        on_list_tools=list_tools,
-        on_call_tool=call_tool,
-        on_list_resources=list_resources,
-        on_list_resource_templates=list_resource_templates,
-        on_read_resource=read_resource,
-        on_list_prompts=list_prompts,
-        on_get_prompt=get_prompt,
+        on_list_tools=h["list_tools"],
+        on_call_tool=h["call_tool"],
+        on_list_resources=h["list_resources"],
+        on_list_resource_templates=h["list_resource_templates"],
+        on_read_resource=h["read_resource"],
+        on_subscribe_resource=h["subscribe"],
+        on_unsubscribe_resource=h["unsubscribe"],
+        on_list_prompts=h["list_prompts"],
+        on_get_prompt=h["get_prompt"],
+        on_completion=h["complete"],
+        on_set_logging_level=h["set_level"],
     )
 
 
-def build_session_manager(watchers: Watchers) -> StreamableHTTPSessionManager:
+def transport_security(settings: Settings) -> TransportSecuritySettings:
+    """DNS-rebinding protection, on: only the allowed Host and Origin headers (loopback by
+    default, ``MCPD_MCP_ALLOWED_HOSTS`` / ``MCPD_MCP_ALLOWED_ORIGINS``) reach an MCP
+    server, on the SDK path and the fast lane alike."""
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=settings.mcp_hosts(),
+        allowed_origins=settings.mcp_origins(),
+    )
+
+
+def build_session_manager(watchers: Watchers, settings: Settings) -> StreamableHTTPSessionManager:
     return StreamableHTTPSessionManager(
-        build_mcp_server(watchers),
-        # Callers authenticate with a bearer header, which a browser never adds by itself:
-        # DNS rebinding gains an attacker nothing here (mcplocal, which browsers may reach
-        # without credentials, checks allowed hosts).
-        security_settings=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+        build_mcp_server(watchers), security_settings=transport_security(settings)
     )
 
 
@@ -206,14 +278,22 @@ class _Handover(Response):
     """Hands the request to the MCP session manager (the route has done the guarding);
     ``body``: what was already read of the request, handed on first."""
 
-    def __init__(self, manager: StreamableHTTPSessionManager, body: bytes | None = None) -> None:
+    def __init__(
+        self,
+        manager: StreamableHTTPSessionManager,
+        body: bytes | None = None,
+        relay: Relay | None = None,
+    ) -> None:
         self.manager = manager
         self.body_read = body
+        self.relay = relay  # told the capabilities of a session this POST initializes
         self.background = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.body_read is not None:
             receive = replay(self.body_read, receive)
+            if self.relay is not None:
+                send = self.relay.watch_initialize(self.body_read, send)
         await self.manager.handle_request(scope, receive, send)
 
 
@@ -231,7 +311,8 @@ def _fast_lane(
         return None
     message = single_request(request.headers, body) if target.speaks(request.headers) else None
     if message is None or not is_tools_call(message):
-        return Response(status_code=202) if relay.cancelled(sid, body) else None
+        handled = relay.cancelled(sid, body) or relay.answered(sid, body)
+        return Response(status_code=202) if handled else None
     tool = f"{name}__{message['params']['name']}"
     if not rt.authorizer.decide(p.subject, project, "tools", tool, "run").allowed:
         return None  # refused, and audited, by the SDK path's handler
@@ -264,13 +345,20 @@ async def server_mcp(name: str, request: Request, p: PrincipalDep, rt: RuntimeDe
     # caller, this server and this project, so a session id is useless to anyone else.
     who = AccessToken(token="", client_id=f"{p.subject}|{name}|{project}", scopes=[])
     request.scope["user"] = AuthenticatedUser(who)
+    security: TransportSecurityMiddleware = request.app.state.mcp_security
+    refused = await security.validate_request(request, is_post=request.method == "POST")
+    if refused is not None:  # DNS rebinding: a Host or Origin not allowed
+        return refused
+    relay: Relay = request.app.state.relay
+    if request.method == "DELETE" and (sid := request.headers.get(SESSION_HEADER)):
+        relay.forget(sid)
     if request.method != "POST":
         return _Handover(request.app.state.mcp_sessions)
     if SESSION_HEADER not in request.headers:  # would open a session: the per-subject cap
         check_session_cap(request.app.state.mcp_sessions, p, rt.settings)
     body = await request.body()
     fast = _fast_lane(request, rt, name, p, project, body)
-    return fast or _Handover(request.app.state.mcp_sessions, body)
+    return fast or _Handover(request.app.state.mcp_sessions, body, relay)
 
 
 for _method in ("GET", "POST", "DELETE"):  # one operation id each, for the OpenAPI document

@@ -55,17 +55,6 @@ class Aggregate(Catalog):
                 resources.append(res)
         return resources, owners
 
-    async def read_resource(self, caller: Caller, uri: str) -> types.ReadResourceResult:
-        _, owners = await self.list_resources(caller)
-        server = owners.get(uri)
-        if server is None:
-            raise MCPError(types.INVALID_PARAMS, f"Unknown resource: {uri}")
-        inst = await self.supervisor(caller.project).instance(server)
-        try:
-            return await inst.request("resources/read", lambda s: s.read_resource(uri))
-        except UpstreamError as exc:
-            raise MCPError(types.INTERNAL_ERROR, str(exc)) from None
-
     def _may_run(self, caller: Caller, server: str) -> bool:
         authorizer = self.policy.authorizer
         return authorizer is not None and bool(

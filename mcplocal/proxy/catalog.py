@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Self
+from typing import Any, Self
 
 import anyio
 import mcp_types as types
@@ -102,6 +102,9 @@ class Catalog:
 
             sup = Supervisor(self.upstream_settings, load)
             sup.on_tools_changed = lambda _name: self.tools_changed(project)
+            sup.on_notification = lambda server, method, params: self.upstream_notified(
+                project, server, method, params
+            )
             self._supervisors[project] = sup
             started = anyio.Event()
 
@@ -148,6 +151,11 @@ class Catalog:
         return authorizer.decide(
             caller.subject, caller.project, "tools", f"{server}__{tool}", "run"
         ).allowed
+
+    def upstream_notified(
+        self, project: str, server: str, method: str, params: dict[str, Any] | None
+    ) -> None:
+        """An upstream's notification not tied to a request (resources.py delivers them)."""
 
     async def _instances(self, caller: Caller) -> list[tuple[str, Instance]]:
         info = await self.project(caller.project)

@@ -3,6 +3,7 @@ the aggregated prompts and resources, and remember each caller's connection (not
 
 from __future__ import annotations
 
+import warnings
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -10,21 +11,27 @@ from typing import Any
 import mcp_types as types
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import Server as McpServer
+from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
 
 from mcplocal.audit import AuditReporter
 from mcplocal.pipeline import Pipeline, ProxyModel
 from mcplocal.policy import PolicyFollower
-from mcplocal.proxy.aggregate import Aggregate
 from mcplocal.proxy.calls import Calls
 from mcplocal.proxy.catalog import Caller, Headers
 from mcplocal.proxy.notify import Notify
-from upstream.mcpserver import ListChangedServer, connection_of
+from mcplocal.proxy.resources import Resources
+from upstream.mcpserver import ListChangedServer, Watchers, connection_of
 from upstream.relay import SESSION_HEADER
 from upstream.supervisor import SupervisorSettings
 
+STATELESS_SUBSCRIBE = (
+    "resource subscriptions need an MCP session: this mcplocal is stateless "
+    "(MCPLOCAL_STATELESS), read the resource again instead"
+)
 
-class Proxy(Calls, Aggregate, Notify):
+
+class Proxy(Calls, Resources, Notify):
     def __init__(
         self,
         mcpd_url: str,
@@ -63,10 +70,13 @@ class Proxy(Calls, Aggregate, Notify):
         self._generation = 0  # bumped by anything that may change what a caller sees
         self._names = {}  # project -> every exposed name it has had
         self.listing_ttl = listing_ttl
+        self.watchers = Watchers()  # subscriptions and log levels of the callers' sessions
 
     def build_server(
-        self, caller_of: Callable[[ServerRequestContext[Any]], Caller]
+        self, caller_of: Callable[[ServerRequestContext[Any]], Caller], *, stateless: bool = False
     ) -> McpServer[Any]:
+        """The MCP server of mcplocal. ``stateless``: no session, so no stream to send a
+        resource's updates on later: ``resources/subscribe`` is refused, saying why."""
         proxy = self
 
         def who(ctx: ServerRequestContext[Any]) -> Caller:
@@ -122,14 +132,51 @@ class Proxy(Calls, Aggregate, Notify):
         ) -> types.ReadResourceResult:
             return await proxy.read_resource(who(ctx), str(params.uri))
 
-        return ListChangedServer(
-            "mcplocal",
-            version="0.1.0",
-            instructions="The tools of your mcpctl project, as <server>__<tool>",
-            on_list_tools=list_tools,
-            on_call_tool=call_tool,
-            on_list_prompts=list_prompts,
-            on_get_prompt=get_prompt,
-            on_list_resources=list_resources,
-            on_read_resource=read_resource,
-        )
+        async def list_templates(
+            ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+        ) -> types.ListResourceTemplatesResult:
+            templates, _ = await proxy.list_resource_templates(who(ctx))
+            return types.ListResourceTemplatesResult(resource_templates=templates)
+
+        async def complete(
+            ctx: ServerRequestContext[Any], params: types.CompleteRequestParams
+        ) -> types.CompleteResult:
+            return await proxy.complete(who(ctx), params)
+
+        async def subscribe(
+            ctx: ServerRequestContext[Any], params: types.SubscribeRequestParams
+        ) -> types.EmptyResult:
+            if stateless:
+                raise MCPError(types.METHOD_NOT_FOUND, STATELESS_SUBSCRIBE)
+            return await proxy.subscribe(who(ctx), str(params.uri), ctx, True)
+
+        async def unsubscribe(
+            ctx: ServerRequestContext[Any], params: types.UnsubscribeRequestParams
+        ) -> types.EmptyResult:
+            if stateless:
+                raise MCPError(types.METHOD_NOT_FOUND, STATELESS_SUBSCRIBE)
+            return await proxy.subscribe(who(ctx), str(params.uri), ctx, False)
+
+        async def set_level(
+            ctx: ServerRequestContext[Any], params: types.SetLevelRequestParams
+        ) -> types.EmptyResult:
+            return await proxy.set_level(who(ctx), params, ctx)
+
+        with warnings.catch_warnings():  # (logging is deprecated only from protocol 2026-07-28)
+            warnings.simplefilter("ignore", MCPDeprecationWarning)
+            return ListChangedServer(
+                "mcplocal",
+                version="0.1.0",
+                instructions="The tools of your mcpctl project, as <server>__<tool>",
+                on_list_tools=list_tools,
+                on_call_tool=call_tool,
+                on_list_prompts=list_prompts,
+                on_get_prompt=get_prompt,
+                on_list_resources=list_resources,
+                on_list_resource_templates=list_templates,
+                on_read_resource=read_resource,
+                on_subscribe_resource=subscribe,
+                on_unsubscribe_resource=unsubscribe,
+                on_completion=complete,
+                on_set_logging_level=set_level,
+            )

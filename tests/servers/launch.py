@@ -26,8 +26,12 @@ def start_http(
     kind: str, port: int, *, token: str | None = None, log: Path | None = None
 ) -> subprocess.Popen[bytes]:
     """Start one; return once it accepts connections (``hang`` never answers, so no more is
-    asked). Its output goes to ``log`` (a temporary file if not given), shown if it fails."""
-    cmd = [sys.executable, "-m", "tests.servers.mcp_http", "--kind", kind, "--port", str(port)]
+    asked). Its output goes to ``log`` (a temporary file if not given), shown if it fails.
+    ``kind`` ``conformance``: tests/servers/conformance_server.py."""
+    if kind == "conformance":
+        cmd = [sys.executable, "-m", "tests.servers.conformance_server", "--port", str(port)]
+    else:
+        cmd = [sys.executable, "-m", "tests.servers.mcp_http", "--kind", kind, "--port", str(port)]
     cmd += ["--token", token] if token else []
     log = log or Path(tempfile.mkstemp(prefix=f"mcp-http-{kind}-", suffix=".log")[1])
     with log.open("wb") as out:

@@ -19,6 +19,7 @@ import pytest
 from tests.servers.launch import free_port, http_server
 from upstream.relay import Call, ConnectionLost, SessionGone, UpstreamHttp
 from upstream.relay import events as _events
+from upstream.relay.sse import Event, parse
 
 INIT = {
     "jsonrpc": "2.0",
@@ -61,6 +62,13 @@ def test_sse_events_are_cut_where_they_end() -> None:
     )
     assert _events(buffer) == [b'{"a":1}', b"x\ny"]
     assert buffer == b"da"
+
+
+def test_priming_events_carry_no_message_but_their_id_and_retry_are_kept() -> None:
+    buffer = bytearray(b'id: 7\ndata: \nretry: 1000\n\nid: 8\r\ndata: {"a":1}\r\n\r\n')
+    parsed = parse(bytearray(buffer))
+    assert parsed == [Event(b"", "7", 1000), Event(b'{"a":1}', "8", None)]
+    assert _events(buffer) == [b'{"a":1}']  # the priming event is never handed on as JSON
 
 
 def test_upstream_http_keeps_its_connections() -> None:

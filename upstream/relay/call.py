@@ -7,16 +7,25 @@ import asyncio
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from upstream.errors import RelayError, SessionGone
 from upstream.relay.http import UpstreamHttp
-from upstream.relay.sse import events
+from upstream.relay.sse import parse
 
 MAX_MESSAGE = 32 * 1024 * 1024  # one message from the upstream, at most (bytes)
+MAX_RESUMES = 100  # streams closed before the result, resumed (SEP-1699), at most
+MAX_RETRY = 5.0  # seconds: the longest ``retry`` waited before resuming
 
+# the server-to-client requests a caller may be asked, by the capability it must declare
+CAPABILITY = {
+    "sampling/createMessage": "sampling",
+    "elicitation/create": "elicitation",
+    "roots/list": "roots",
+}
+_NONE = object()
 _ids = itertools.count(1)
 _background: set[asyncio.Task[None]] = set()
 
@@ -34,53 +43,73 @@ class Call:
 
     upstream: UpstreamHttp
     request: dict[str, Any]
+    capabilities: Mapping[str, Any] = field(default_factory=dict)  # the caller's (initialize)
+    stateless: bool = False  # no session to ask the caller on: the upstream's requests refused
     upstream_id: str = field(default_factory=lambda: f"mcpd-relay-{next(_ids)}")
     answered: bool = False
+    asked: int = 0
+    pending: dict[str, Any] = field(default_factory=dict)  # caller's id -> upstream's request id
 
     async def messages(self, timeout: float) -> AsyncIterator[dict[str, Any]]:
         """What the upstream sends back on this request's POST, the response last, under the
-        caller's id. The upstream's own requests to the caller are refused (as the SDK
-        client does: mcpd offers no sampling or elicitation)."""
+        caller's id. Priming events are skipped, their ids remembered: a stream the upstream
+        closes before the result (SEP-1699 polling) is resumed with ``Last-Event-ID``
+        after the ``retry`` it asked for. The upstream's own requests (sampling,
+        elicitation, roots) go to ``self.ask`` (the caller's session), or are refused."""
         body = json.dumps({**self.request, "id": self.upstream_id}, separators=(",", ":"))
         deadline = time.monotonic() + timeout
         exchange = await asyncio.wait_for(self.upstream.post(body.encode()), timeout)
-        try:
-            if exchange.status == 404:
-                raise SessionGone("the upstream no longer knows mcpd's session")
-            if exchange.status != 200:
-                raise RelayError(f"the upstream answered HTTP {exchange.status}")
-            kind = exchange.headers.get("content-type", "").split(";")[0].strip().lower()
-            if kind not in ("application/json", "text/event-stream"):
-                raise RelayError(f"the upstream answered {kind or 'no content type'}")
-            buffer = bytearray()
-            body_iter = exchange.body()
-            while not self.answered:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError
-                try:
-                    chunk = await asyncio.wait_for(anext(body_iter), left)
-                except StopAsyncIteration:
-                    break
-                buffer += chunk
-                if len(buffer) > MAX_MESSAGE:
-                    raise RelayError(f"the upstream sent a message over {MAX_MESSAGE} bytes")
-                if kind == "application/json":
-                    continue
-                for data in events(buffer):
-                    for message in self._accept(data):
+        last_id: str | None = None
+        retry = 1.0
+        for _ in range(MAX_RESUMES):
+            try:
+                if exchange.status == 404:
+                    raise SessionGone("the upstream no longer knows mcpd's session")
+                if exchange.status != 200:
+                    raise RelayError(f"the upstream answered HTTP {exchange.status}")
+                kind = exchange.headers.get("content-type", "").split(";")[0].strip().lower()
+                if kind not in ("application/json", "text/event-stream"):
+                    raise RelayError(f"the upstream answered {kind or 'no content type'}")
+                buffer = bytearray()
+                body_iter = exchange.body()
+                while not self.answered:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise TimeoutError
+                    try:
+                        chunk = await asyncio.wait_for(anext(body_iter), left)
+                    except StopAsyncIteration:
+                        break
+                    buffer += chunk
+                    if len(buffer) > MAX_MESSAGE:
+                        raise RelayError(f"the upstream sent a message over {MAX_MESSAGE} bytes")
+                    if kind == "application/json":
+                        continue
+                    for event in parse(buffer):
+                        last_id = event.id if event.id is not None else last_id
+                        retry = event.retry / 1000 if event.retry is not None else retry
+                        if event.data.strip():
+                            for message in self._accept(event.data):
+                                yield message
+                if kind == "application/json" and buffer:
+                    for message in self._accept(bytes(buffer)):
                         yield message
-            if kind == "application/json" and buffer:
-                for message in self._accept(bytes(buffer)):
-                    yield message
-            if not self.answered:
-                raise RelayError("the upstream ended its answer without a result")
-            # the stream ends after the result; read it to the end to keep the connection
-            with _quiet():
-                async for _ in _bounded(body_iter, 0.05):
-                    pass
-        finally:
-            exchange.release()
+                if self.answered:
+                    # the stream ends after the result; read it to the end to keep the connection
+                    with _quiet():
+                        async for _ in _bounded(body_iter, 0.05):
+                            pass
+                    return
+                if kind != "text/event-stream" or last_id is None:
+                    raise RelayError("the upstream ended its answer without a result")
+            finally:
+                exchange.release()
+            # closed before the result: resume after the last event seen
+            await asyncio.sleep(min(retry, MAX_RETRY, max(0.0, deadline - time.monotonic())))
+            exchange = await asyncio.wait_for(
+                self.upstream.resume(last_id), max(0.001, deadline - time.monotonic())
+            )
+        raise RelayError(f"the upstream closed its answer {MAX_RESUMES} times without a result")
 
     def _accept(self, data: bytes) -> list[dict[str, Any]]:
         try:
@@ -93,7 +122,9 @@ class Call:
             if not isinstance(m, dict):
                 continue
             if "method" in m and "id" in m:  # a request of the upstream's own
-                spawn(self._refuse(m["id"], str(m["method"])))
+                asked = self._ask(m)
+                if asked is not None:
+                    out.append(asked)
             elif "method" in m:
                 out.append(m)  # a notification: progress, log messages...
             elif m.get("id") == self.upstream_id:
@@ -101,8 +132,39 @@ class Call:
                 out.append({**m, "id": self.request["id"]})
         return out
 
+    def _ask(self, m: dict[str, Any]) -> dict[str, Any] | None:
+        """The upstream's request ``m`` as the caller gets it (on this call's stream, under an
+        id of the relay's own, answered through :meth:`answer`), or None: refused, the
+        caller did not declare the capability it needs."""
+        method = str(m["method"])
+        capability = CAPABILITY.get(method)
+        if capability is None or capability not in self.capabilities:
+            spawn(self._refuse(m["id"], method))
+            return None
+        self.asked += 1
+        caller_id = f"{self.upstream_id}-ask-{self.asked}"
+        self.pending[caller_id] = m["id"]
+        return {**m, "id": caller_id}
+
+    async def answer(self, caller_id: str, message: dict[str, Any]) -> bool:
+        """Pass the caller's answer to one of the upstream's requests back, under its id."""
+        upstream_id = self.pending.pop(caller_id, _NONE)
+        if upstream_id is _NONE:
+            return False
+        reply = {k: v for k, v in message.items() if k in ("jsonrpc", "result", "error")}
+        await self._post_quietly({**reply, "id": upstream_id})
+        return True
+
     async def _refuse(self, request_id: Any, method: str) -> None:
-        error = {"code": -32601, "message": f"{method} is not supported through mcpd"}
+        # -32601, as the SDK's own client answers a request it has no handler for
+        capability = CAPABILITY.get(method)
+        if capability and self.stateless:
+            text = f"{method} needs an MCP session: the proxy is stateless"
+        elif capability:
+            text = f"the client does not support {capability}"
+        else:
+            text = f"{method} is not supported through the proxy"
+        error = {"code": -32601, "message": text}
         await self._post_quietly({"jsonrpc": "2.0", "id": request_id, "error": error})
 
     async def cancel(self, reason: str) -> None:

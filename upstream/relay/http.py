@@ -28,6 +28,11 @@ IDLE_SECONDS = 2.0  # a kept connection unused this long is closed (servers clos
 MAX_IDLE = 64
 
 
+def _head(request_line: str, netloc: str, headers: Mapping[str, str]) -> bytes:
+    lines = [request_line, f"host: {netloc}", *(f"{k}: {v}" for k, v in headers.items())]
+    return "\r\n".join(lines).encode("latin-1") + b"\r\n"
+
+
 def proxy_for(url: str) -> str | None:
     """The proxy the environment names for ``url`` (as httpx2's ``trust_env`` reads it:
     the scheme's proxy or ``ALL_PROXY``, unless ``NO_PROXY`` covers the host), or None
@@ -135,16 +140,15 @@ class UpstreamHttp:
         )
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         netloc = parts.netloc.rpartition("@")[2]
-        lines = [f"POST {target} HTTP/1.1", f"host: {netloc}"]
-        fixed = {
-            "content-type": "application/json",
-            "accept": "application/json, text/event-stream",
-        }
-        for name, value in {**fixed, **{k.lower(): v for k, v in headers.items()}}.items():
+        own = {k.lower(): v for k, v in headers.items()}
+        for name, value in own.items():
             if any(c in name + value for c in "\r\n\0"):
                 raise ValueError(f"header {name!r} holds a line break")
-            lines.append(f"{name}: {value}")
-        self._head = "\r\n".join(lines).encode("latin-1") + b"\r\n"
+        post = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+        self._head = _head(f"POST {target} HTTP/1.1", netloc, {**post, **own})
+        self._get_head = _head(
+            f"GET {target} HTTP/1.1", netloc, {"accept": "text/event-stream", **own}
+        )
         self._idle: list[_Conn] = []
         self.closed = False
 
@@ -171,9 +175,19 @@ class UpstreamHttp:
 
     async def post(self, body: bytes) -> Exchange:
         """Send ``body``; return once the response's headers are in."""
+        return await self._send(self._head + b"content-length: %d\r\n\r\n" % len(body) + body)
+
+    async def resume(self, last_event_id: str) -> Exchange:
+        """Resume a stream the upstream closed mid-answer: a GET with ``Last-Event-ID``
+        (the upstream replays what followed that event, SEP-1699)."""
+        if any(c in last_event_id for c in "\r\n\0"):
+            raise RelayError("the upstream sent an event id holding a line break")
+        line = f"last-event-id: {last_event_id}\r\n\r\n".encode("latin-1", "replace")
+        return await self._send(self._get_head + line)
+
+    async def _send(self, request: bytes) -> Exchange:
         if self.closed:
             raise RelayError("the upstream session is closed")
-        request = self._head + b"content-length: %d\r\n\r\n" % len(body) + body
         for _ in range(2):
             reused = False
             conn = None

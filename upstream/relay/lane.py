@@ -4,6 +4,7 @@ side of a relayed call (:class:`Relay`: the SSE answer, cancellations, the sessi
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, authorization_context
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.responses import StreamingResponse
-from starlette.types import Message, Receive
+from starlette.types import Message, Receive, Send
 
 from upstream import sdk_compat
 from upstream.errors import ConnectionLost, RelayError
@@ -19,6 +20,8 @@ from upstream.relay.call import Call, spawn
 from upstream.relay.http import SESSION_HEADER, VERSION_HEADER, UpstreamHttp
 from upstream.relay.jsonrpc import error_result
 from upstream.relay.sse import SSE_HEADERS, sse_event
+
+MAX_SESSIONS = 100_000  # sessions whose capabilities are kept (the SDK's cap is 10,000)
 
 
 def owns_session(manager: StreamableHTTPSessionManager, session_id: str | None, user: Any) -> bool:
@@ -65,8 +68,64 @@ class Relay:
     """The relayed calls in flight in one app, so a caller's ``notifications/cancelled``
     reaches the right upstream request."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, stateless: bool = False) -> None:
+        # stateless (no MCP sessions): a caller's answer may reach another replica, so the
+        # upstream's requests to callers (sampling, elicitation, roots) are refused
+        self.stateless = stateless
         self._calls: dict[tuple[str, str], Call] = {}
+        self._by_upstream_id: dict[str, tuple[str, Call]] = {}
+        # each session's client capabilities, from its initialize (which the SDK path answers)
+        self._capabilities: OrderedDict[str, Mapping[str, Any]] = OrderedDict()
+
+    def watch_initialize(self, body: bytes, send: Send) -> Send:
+        """``send`` for the SDK's answer to this POST: if ``body`` is an ``initialize``, the
+        session id the answer gives is noted with the caller's capabilities (the relay asks
+        a caller only what it declared it can answer)."""
+        if b"initialize" not in body:
+            return send
+        try:
+            message = json.loads(body)
+        except ValueError:
+            return send
+        if not isinstance(message, dict) or message.get("method") != "initialize":
+            return send
+        params = message.get("params")
+        caps = params.get("capabilities") if isinstance(params, dict) else None
+        capabilities = caps if isinstance(caps, dict) else {}
+
+        async def noting(event: Message) -> None:
+            if event["type"] == "http.response.start":
+                for name, value in event.get("headers", ()):
+                    if name.lower() == SESSION_HEADER.encode():
+                        self._capabilities[value.decode("latin-1")] = capabilities
+                        while len(self._capabilities) > MAX_SESSIONS:
+                            self._capabilities.popitem(last=False)
+            await send(event)
+
+        return noting
+
+    def forget(self, session_id: str) -> None:
+        self._capabilities.pop(session_id, None)
+
+    def answered(self, owner: str, body: bytes) -> bool:
+        """If ``body`` answers a request an upstream sent to ``owner`` on a relayed call: pass
+        that on, say True. (Another caller's answer is not taken: it is not theirs.)"""
+        if b"-ask-" not in body:
+            return False
+        try:
+            message = json.loads(body)
+        except ValueError:
+            return False
+        if not isinstance(message, dict) or "method" in message:
+            return False
+        caller_id = message.get("id")
+        if not isinstance(caller_id, str) or not ("result" in message or "error" in message):
+            return False
+        found = self._by_upstream_id.get(caller_id.rpartition("-ask-")[0])
+        if found is None or found[0] != owner or caller_id not in found[1].pending:
+            return False
+        spawn(found[1].answer(caller_id, message))
+        return True
 
     def cancelled(self, owner: str, body: bytes) -> bool:
         """If ``body`` cancels one of ``owner``'s relayed calls: pass that on, say True."""
@@ -97,7 +156,8 @@ class Relay:
     ) -> StreamingResponse:
         """The caller's answer to the ``tools/call`` ``message``, relayed to ``target``: an
         SSE stream (:meth:`stream`) on the caller's session."""
-        stream = self.stream(owner, target, Call(target.upstream, message), on_done)
+        call = Call(target.upstream, message, self._capabilities.get(owner, {}), self.stateless)
+        stream = self.stream(owner, target, call, on_done)
         headers = {**SSE_HEADERS, **({SESSION_HEADER: session_id} if session_id else {})}
         return StreamingResponse(stream, headers=headers, media_type="text/event-stream")
 
@@ -116,6 +176,7 @@ class Relay:
         tool = call.request["params"]["name"]
         key = (owner, json.dumps(request_id))
         self._calls[key] = call
+        self._by_upstream_id[call.upstream_id] = (owner, call)
         response: dict[str, Any] | None = None
         error: str | None = None
         try:
@@ -140,4 +201,5 @@ class Relay:
             raise
         finally:
             self._calls.pop(key, None)
+            self._by_upstream_id.pop(call.upstream_id, None)
             on_done(response, error)

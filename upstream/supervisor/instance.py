@@ -26,6 +26,7 @@ import mcp_types as types
 from mcp.client.session import ClientSession
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
+from pydantic import BaseModel
 
 from upstream.errors import UpstreamError, describe
 from upstream.logs import LogBuffer
@@ -45,6 +46,17 @@ STOPPED, PENDING, STARTING, RUNNING, FAILED = "STOPPED", "PENDING", "STARTING", 
 _LOST = (OSError, httpx2.HTTPError, anyio.BrokenResourceError, anyio.ClosedResourceError)
 
 
+async def _not_here(context: Any, params: Any) -> types.ErrorData:
+    return types.ErrorData(
+        code=types.METHOD_NOT_FOUND,
+        message="the proxy passes this request to its caller only on a relayed tools/call",
+    )
+
+
+async def _no_roots(context: Any) -> types.ErrorData:
+    return await _not_here(context, None)
+
+
 class Instance:
     def __init__(
         self,
@@ -52,9 +64,11 @@ class Instance:
         settings: SupervisorSettings,
         logbuf: LogBuffer,
         on_tools_changed: Callable[[str], None] | None = None,
+        on_notification: Callable[[str, str, dict[str, Any] | None], None] | None = None,
     ):
         self.spec = spec
         self._on_tools_changed = on_tools_changed
+        self._on_notification = on_notification
         self.settings = settings
         self.log = logbuf
         self.status = STOPPED
@@ -157,7 +171,16 @@ class Instance:
                 if child is not None:
                     self.pid = child.process.pid
                 session = await stack.enter_async_context(
-                    ClientSession(read, write, message_handler=self._on_message)
+                    ClientSession(
+                        read,
+                        write,
+                        message_handler=self._on_message,
+                        # declared, so an upstream may ask them: on a relayed call they reach
+                        # the caller (upstream/relay); here, on the SDK path, they are refused
+                        sampling_callback=_not_here,
+                        elicitation_callback=_not_here,
+                        list_roots_callback=_no_roots,
+                    )
                 )
                 # (only here: a task group entered inside a timeout scope may not outlive it)
                 try:
@@ -249,6 +272,12 @@ class Instance:
             self._tools_changed()
         elif isinstance(message, Exception):
             self.log.append(f"transport error: {describe(message)}", source="mcpd")
+        elif self._on_notification is not None and isinstance(message, BaseModel):
+            # resources updated, log messages, other lists changed: for the callers to hear
+            wire = message.model_dump(by_alias=True, mode="json", exclude_none=True)
+            method = wire.get("method")
+            if isinstance(method, str):
+                self._on_notification(self.name, method, wire.get("params"))
 
     # -- what callers use --------------------------------------------------------------------
 

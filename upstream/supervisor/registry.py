@@ -41,6 +41,9 @@ class Supervisor:
         self._lock = anyio.Lock()
         # called with a server's name when its tools may have changed (listChanged, restart)
         self.on_tools_changed: Callable[[str], None] | None = None
+        # called with (server, method, params) for the upstream's other notifications
+        # (resources updated, log messages, prompts or resources changed)
+        self.on_notification: Callable[[str, str, dict[str, Any] | None], None] | None = None
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Supervisor]:
@@ -60,6 +63,10 @@ class Supervisor:
         """Run ``fn(*args)`` in the background, while the supervisor runs (else not at all)."""
         if self._tg is not None:
             self._tg.start_soon(fn, *args)
+
+    def _notified(self, server: str, method: str, params: dict[str, Any] | None) -> None:
+        if self.on_notification is not None:
+            self.on_notification(server, method, params)
 
     def logbuf(self, name: str) -> LogBuffer:
         if name not in self._logs:
@@ -89,7 +96,9 @@ class Supervisor:
                 raise UpstreamError(f"server `{name}`: {exc}") from None
             if spec is None:
                 raise UpstreamError(f"server `{name}` not found")
-            inst = Instance(spec, self.settings, self.logbuf(name), self.on_tools_changed)
+            inst = Instance(
+                spec, self.settings, self.logbuf(name), self.on_tools_changed, self._notified
+            )
             self._instances[name] = inst
             self._tg.start_soon(inst.run)
             return inst
