@@ -29,6 +29,7 @@ def default_cache_dir() -> Path:
         return DEFAULT_CACHE_DIR
     return Path(platformdirs.user_cache_dir("mcplocal", appauthor=False))
 
+
 LOOPBACK_HOSTS = "127.0.0.1,127.0.0.1:*,localhost,localhost:*,[::1],[::1]:*"
 LOOPBACK_ORIGINS = ",".join(
     f"{scheme}://{h}" for h in LOOPBACK_HOSTS.split(",") for scheme in ("http", "https")
