@@ -153,7 +153,9 @@ class Settings(BaseSettings):
         default=1024 * 1024, ge=1024, description="largest request body of an API route"
     )
     max_restore_body_bytes: int = Field(
-        default=64 * 1024 * 1024, ge=1024, description="largest body of POST /api/v1/restore"
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description="largest body of POST /api/v1/restore and /api/v1/apply (a manifest)",
     )
     body_read_timeout: float = Field(
         default=30.0, gt=0, description="seconds a request body may take to arrive (else 408)"

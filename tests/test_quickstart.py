@@ -21,13 +21,11 @@ import socket
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.servers.launch import stop
+from tests.servers.launch import stop, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 EVERYTHING = ROOT / ".tools/npm/node_modules/@modelcontextprotocol/server-everything"
@@ -79,16 +77,7 @@ def test_readme_quickstart_runs_as_written(tmp_path: Path) -> None:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"mcpd did not start: {(tmp_path / 'mcpd.log').read_text()}")
-            time.sleep(0.2)
+        wait_ready(f"{url}/readyz", proc, tmp_path / "mcpd.log")
         script = quickstart_script((ROOT / "README.md").read_text())
         done = subprocess.run(
             ["bash", "-euo", "pipefail", "-c", script],

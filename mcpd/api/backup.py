@@ -25,7 +25,6 @@ from mcpd.services import backup as service
 
 router = APIRouter(prefix="/api/v1", tags=["backup"])
 
-MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 YAML = "application/yaml"
 
 
@@ -64,12 +63,14 @@ def backup(
 # -- restore ---------------------------------------------------------------------------
 
 
-async def _read_body(request: Request) -> str:
+async def _read_body(request: Request, limit: int) -> str:
+    """The manifest (``limit``: MCPD_MAX_RESTORE_BODY_BYTES, which the body-limit middleware
+    enforces before this reads; checked again here, where the chunks are kept)."""
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_MANIFEST_BYTES:
-            raise Invalid(f"the manifest is larger than {MAX_MANIFEST_BYTES // 2**20} MiB")
+        if size > limit:
+            raise Invalid(f"the manifest is larger than {limit // 2**20} MiB")
         chunks.append(chunk)
     try:
         return b"".join(chunks).decode("utf-8")
@@ -85,7 +86,7 @@ async def _import(
     dry_run: bool,
     action: Literal["restore", "apply"],
 ) -> RestoreOut:
-    text = await _read_body(request)
+    text = await _read_body(request, rt.settings.max_restore_body_bytes)
     docs = await run_in_threadpool(manifests.parse, text)
     if not docs:
         raise Invalid("the manifest holds no documents")

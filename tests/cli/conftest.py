@@ -6,14 +6,12 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.servers.launch import stop
+from tests.servers.launch import stop, wait_ready
 
 ADMIN = "admin@example.com"
 PASSWORD = "correct horse battery"
@@ -47,16 +45,7 @@ def mcpd_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"mcpd did not start: {(data / 'mcpd.log').read_text()}")
-            time.sleep(0.2)
+        wait_ready(f"{url}/readyz", proc, data / "mcpd.log")
         yield url
     finally:
         stop(proc)

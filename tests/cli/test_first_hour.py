@@ -17,7 +17,7 @@ import yaml
 
 from tests.cli.conftest import ADMIN, PASSWORD, ROOT, _free_port
 from tests.cli.test_cli_flows import login, mcpctl, uniq
-from tests.servers.launch import stop
+from tests.servers.launch import stop, wait_ready
 
 MCPCTL = str(Path(sys.executable).with_name("mcpctl"))
 
@@ -201,16 +201,7 @@ def strict_mcpd(tmp_path: Path) -> str:
         [exe, "serve", "--port", str(port)], env=env, stdout=log, stderr=log, cwd=ROOT
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            pytest.fail((tmp_path / "mcpd.log").read_text())
-        time.sleep(0.2)
+    wait_ready(f"{url}/readyz", proc, tmp_path / "mcpd.log")
     yield url  # type: ignore[misc]
     stop(proc)
     log.close()

@@ -61,6 +61,22 @@ def http_server(
         stop(proc)
 
 
+def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
+    """Return once ``GET url`` answers 200 (e.g. mcpd's ``/readyz``); fail the test with
+    ``log`` if the process exits first or ``timeout`` passes."""
+    import httpx
+    import pytest
+
+    deadline = time.monotonic() + timeout
+    while True:
+        with suppress(httpx.TransportError):
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"{url} never answered: {log.read_text()}")
+        time.sleep(0.2)
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM, SIGKILL after 10 s; then whatever is left in its process group, if it
     leads one (started with ``start_new_session``)."""
