@@ -23,9 +23,10 @@ import re
 from dataclasses import dataclass, field
 
 import anyio
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcpd.errors import problem
+from upstream.relay import replay
 
 MIB = 1024 * 1024
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
@@ -120,20 +121,7 @@ class BodyLimitMiddleware:
             detail = f"the JSON body is nested deeper than {self.limits.max_depth} levels"
             await _refuse(scope, receive, send, 400, "Bad Request", detail)
             return
-        await self.app(scope, _replay(body, receive), send)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def again() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return again
+        await self.app(scope, replay(body, receive), send)
 
 
 async def _too_large(scope: Scope, receive: Receive, send: Send, cap: int) -> None:
