@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,16 @@ class Api:
                 },
             )
         return self.login(name, password)
+
+    def state(self) -> str:
+        """Everything a restore could carry, secret values included, and every rule.
+
+        The backup's ``#`` header (it holds the time it was taken) is left out, so two
+        states compare equal exactly when the database is the same.
+        """
+        text = self.call("GET", "/backup?secrets=true").text
+        body = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
+        return body + json.dumps(self.ok("GET", "/rbac?limit=500")["items"], sort_keys=True)
 
     def login(self, name: str, password: str = PASSWORD) -> str:
         r = self.client.post("/api/v1/auth/login", json={"username": name, "password": password})

@@ -34,13 +34,13 @@ def test_apply_needs_no_restore_operation_only_the_apis_own_permissions(api: Api
 
 def test_apply_is_all_or_nothing_and_refuses_what_the_api_would(api: Api) -> None:
     ed = api.user("ed", "role:edit,resource:servers")
-    before = api.call("GET", "/backup?secrets=true").text
+    before = api.state()
     text = manifest(("Server", "beta", SERVER), ("User", "eve@example.com", {}))
     r = apply(api, ed, text)
     assert r.status_code == 403, r.text
     assert "document 2" in r.json()["detail"]
     assert api.call("GET", "/servers/beta").status_code == 404  # document 1 rolled back
-    assert api.call("GET", "/backup?secrets=true").text == before
+    assert api.state() == before
     denies = api.ok("GET", "/auditevents?outcome=deny&subject=ed")["items"]
     assert any(e["action"] == "apply" and "document 2" in e["detail"]["reason"] for e in denies), (
         denies
