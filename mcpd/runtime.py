@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, object_session, sessionmaker
 
 from authz import Authorizer, Rule, TokenGrant
+from mcpd.addresses import Rules
 from mcpd.changes import Generations, ReadCache
 from mcpd.isolation import stdio_sandbox
 from mcpd.models import McpToken, User
@@ -178,6 +179,9 @@ def build_runtime(settings: Settings, engine: Engine) -> Runtime:
             probe_interval=settings.probe_interval,
             tools_ttl=settings.tools_cache_ttl,
             negative_ttl=settings.tools_cache_negative_ttl,
+            peer_guard=Rules(
+                host=settings.host, port=settings.port, allow=settings.upstream_allow_list
+            ).peer,
             sandbox=stdio_sandbox(settings),
         ),
         load,

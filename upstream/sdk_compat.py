@@ -1,6 +1,6 @@
 """Every use of a private attribute of the MCP SDK (and of sse-starlette's ``AppStatus``).
 
-The SDK gives no public way to do three things mcpd and mcplocal need, so they read its
+The SDK gives no public way to do four things mcpd and mcplocal need, so they read its
 internals, here and nowhere else:
 
 * whether a Streamable HTTP session is open in a ``StreamableHTTPSessionManager``, and
@@ -8,6 +8,9 @@ internals, here and nowhere else:
   call on a session only when the SDK would serve it to the same caller;
 * the client connection behind a request's ``ctx.session`` (``_connection``), which
   outlives the request: to tell that client later that a list changed;
+* httpx2's connection pool behind an ``AsyncHTTPTransport`` (``_pool``) and its network
+  backend (``_network_backend``): :mod:`upstream.guard` checks the address every upstream
+  connection reaches, which httpx2 offers no hook for;
 * sse-starlette's process-wide ``AppStatus`` (the SDK answers in SSE through it), which
   ends every SSE stream at once on SIGTERM unless told otherwise: serving.py gives calls
   in flight a grace period first.
@@ -62,6 +65,20 @@ RELIED_ON: tuple[Reliance, ...] = (
         "the client connection behind a request (listChanged notifications)",
     ),
     Reliance(
+        "httpx2",
+        "httpx2.AsyncHTTPTransport",
+        "_pool",
+        True,
+        "the connection pool whose network backend upstream.guard wraps",
+    ),
+    Reliance(
+        "httpcore2",
+        "httpcore2.AsyncConnectionPool",
+        "_network_backend",
+        True,
+        "the backend upstream.guard wraps to check each connection's peer address",
+    ),
+    Reliance(
         "sse-starlette",
         "sse_starlette.sse.AppStatus",
         "disable_automatic_graceful_drain",
@@ -107,6 +124,16 @@ def connection_of(ctx: ServerRequestContext[Any]) -> Connection:
     wraps only as ``_connection``."""
     connection: Connection = ctx.session._connection
     return connection
+
+
+# -- httpx2's transport ----------------------------------------------------------------------
+
+
+def wrap_network_backend(transport: Any, wrap: Any) -> None:
+    """Replace the network backend of ``transport``'s pool (an httpx2
+    ``AsyncHTTPTransport`` without a proxy) by ``wrap(backend)``."""
+    pool = transport._pool
+    pool._network_backend = wrap(pool._network_backend)
 
 
 # -- sse-starlette's AppStatus ---------------------------------------------------------------

@@ -9,7 +9,7 @@ checked the same way whichever path writes it:
   (URL, command, args, refs). Refused exactly like a missing secret (422, same message),
   so a denied ``use`` tells nothing about whether the secret exists; audited as a deny.
 * an http server's URL may not reach mcpd's own listen address, nor link-local / cloud
-  metadata addresses (by literal, by name, or by what the name resolves to now), unless
+  metadata addresses (:mod:`mcpd.addresses`; checked again on every connection), unless
   the operator's allow-list (``MCPD_UPSTREAM_ALLOW``) names the address, network or host.
 * ``attach`` on ``servers/NAME`` in the project - adding a server to a project; a server
   the caller may neither ``get`` nor ``attach`` there is answered like a nonexistent one.
@@ -17,37 +17,17 @@ checked the same way whichever path writes it:
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mcpd.addresses import blocked
 from mcpd.errors import Invalid
 from mcpd.models import Secret, Server
 from mcpd.schemas.servers import secret_refs
 from mcpd.services.work import Work
-
-IP = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-#: Link-local and cloud instance-metadata addresses (AWS, GCP, Azure, Alibaba, Oracle...).
-METADATA_NETWORKS = tuple(
-    ipaddress.ip_network(n)
-    for n in ("169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128", "100.100.100.200/32")
-)
-METADATA_NAMES = frozenset(
-    {
-        "metadata",
-        "metadata.google.internal",
-        "metadata.goog",
-        "instance-data",
-        "instance-data.ec2.internal",
-        "metadata.azure.com",
-    }
-)
 
 
 def missing_ref(ref: str) -> Invalid:
@@ -81,72 +61,6 @@ def check_server(
     check_refs(work.db, new)
     if transport == "http":
         check_url(work, name, str(new.get("url", "")))
-
-
-def _ip(text: str) -> IP | None:
-    try:
-        ip = ipaddress.ip_address(text.strip("[]").split("%", 1)[0])
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip
-
-
-def _resolve(host: str, port: int) -> list[IP]:
-    literal = _ip(host)
-    if literal is not None:
-        return [literal]
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError):
-        return []  # unresolvable now: nothing to reach (the connection will fail)
-    out = [_ip(str(info[4][0])) for info in infos]
-    return [ip for ip in out if ip is not None]
-
-
-def _own(ip: IP, port: int, host: str, listen_port: int) -> bool:
-    """Whether ``ip:port`` reaches mcpd itself (listening on ``host:listen_port``)."""
-    if port != listen_port:
-        return False
-    if ip.is_loopback or ip.is_unspecified:
-        return True
-    listen = _ip(host)
-    if listen is None or listen.is_unspecified:  # a name, or every address of this host
-        local = {listen} if listen else set()
-        for addr in _resolve(socket.gethostname(), port) + _resolve(host, port):
-            local.add(addr)
-        return ip in local
-    return ip == listen
-
-
-def blocked(url: str, *, host: str, port: int, allow: Iterable[str]) -> str | None:
-    """Why ``url`` may not be an upstream (None when it may): see the module docstring."""
-    parts = urlsplit(url)
-    hostname = (parts.hostname or "").lower().rstrip(".")
-    try:
-        target_port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        return "its port is not a number"
-    allowed = set(allow)
-    if hostname in allowed:
-        return None
-    nets = []
-    for entry in allowed:
-        try:
-            nets.append(ipaddress.ip_network(entry, strict=False))
-        except ValueError:
-            continue
-    if hostname in METADATA_NAMES:
-        return f"`{hostname}` is a cloud metadata service"
-    for ip in _resolve(hostname, target_port):
-        if any(ip in n for n in nets):
-            continue
-        if any(ip in n for n in METADATA_NETWORKS):
-            return f"`{hostname}` is (or resolves to) link-local or cloud metadata address {ip}"
-        if _own(ip, target_port, host, port):
-            return f"`{hostname}:{target_port}` is mcpd's own address"
-    return None
 
 
 def check_url(work: Work, name: str, url: str) -> None:

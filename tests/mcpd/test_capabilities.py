@@ -1,4 +1,4 @@
-"""The upstream URL check of issue 13 (mcpd.services.capabilities.blocked), case by case,
+"""The upstream URL check of issue 13 (mcpd.addresses.blocked), case by case,
 and its operator allow-list setting (MCPD_UPSTREAM_ALLOW)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from mcpd.services.capabilities import blocked
+from mcpd.addresses import blocked
 from mcpd.settings import Settings
 
 HOST, PORT = "127.0.0.1", 8420

@@ -240,3 +240,29 @@ def test_what_must_not_be_relayed_is_not(tmp_path: Path, monkeypatch: pytest.Mon
             )
             assert mine.status_code == 200 and '"text":"7"' in mine.text.replace(" ", "")
             assert relayed(m) == before + 1
+
+
+def test_a_name_that_rebinds_to_mcpd_itself_is_refused_at_connect(
+    mcpd: Mcpd, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding: `rebind.test` resolves to a public address when the server is
+    written (the URL check passes), then to mcpd's own. Every connection is checked on the
+    address it reached, so the instance never sends its headers to mcpd itself."""
+    from mcpd import addresses
+
+    m = mcpd
+    port = int(m.base.rsplit(":", 1)[1])
+    public = addresses._ip("93.184.215.14")
+    with monkeypatch.context() as written:
+        written.setattr(addresses, "_resolve", lambda host, port: [public])
+        m.server("rebind", {"transport": "http", "http": {"url": f"http://localhost:{port}/mcp"}})
+
+    async def call() -> Any:
+        async with mcp_session(mcp_url(m, "rebind"), m.admin) as s:
+            return await s.call_tool("anything", {})
+
+    result = run(call)
+    assert result.is_error and "rebind" in text(result), result
+    inst = m.instance("rebind")
+    logs = m.call("GET", "/servers/rebind/logs").text
+    assert "refused to connect to localhost" in logs and "mcpd's own address" in logs, (inst, logs)

@@ -14,6 +14,7 @@ from importlib.metadata import version
 from typing import Any
 
 import anyio
+import httpx2
 import mcp_types as types
 import pytest
 from mcp.client.client import Client
@@ -52,7 +53,10 @@ def _served_context() -> ServerRequestContext[Any]:
 def _real_objects() -> dict[str, Any]:
     """A real object of each class whose instances carry the attributes."""
     ctx = _served_context()
+    transport = httpx2.AsyncHTTPTransport()
     return {
+        "httpx2.AsyncHTTPTransport": transport,
+        "httpcore2.AsyncConnectionPool": transport._pool,
         "mcp.server.streamable_http_manager.StreamableHTTPSessionManager": (
             StreamableHTTPSessionManager(Server("compat"))
         ),
@@ -86,6 +90,10 @@ def test_what_sdk_compat_reads_works_on_real_objects(real_objects: dict[str, Any
     assert sdk_compat.session_owner(manager, "no-such-session") is None
     assert isinstance(sdk_compat.connection_of(real_objects["context"]), Connection)
     assert sdk_compat.sse_streams_ending() in (False, True)
+    transport = real_objects["httpx2.AsyncHTTPTransport"]
+    before = real_objects["httpcore2.AsyncConnectionPool"]._network_backend
+    sdk_compat.wrap_network_backend(transport, lambda inner: ("wrapped", inner))
+    assert transport._pool._network_backend == ("wrapped", before)
 
 
 def test_every_private_read_is_declared() -> None:
@@ -94,6 +102,6 @@ def test_every_private_read_is_declared() -> None:
     assert source is not None
     with open(source, encoding="utf-8") as f:
         text = f.read()
-    read = set(re.findall(r"(?:manager|session)\._([a-z_]+)", text))
+    read = set(re.findall(r"(?:manager|session|transport|pool)\._([a-z_]+)", text))
     declared = {r.attribute.lstrip("_") for r in RELIED_ON}
     assert read <= declared, f"read but not in RELIED_ON: {sorted(read - declared)}"

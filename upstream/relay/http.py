@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import httptools
 
 from upstream.errors import ConnectionLost, RelayError
+from upstream.guard import PeerGuard, PeerRefused, check_peer
 
 SESSION_HEADER = "mcp-session-id"
 VERSION_HEADER = "mcp-protocol-version"
@@ -128,9 +129,14 @@ class UpstreamHttp:
     configured ones, its session id, its protocol version)."""
 
     def __init__(
-        self, url: str, headers: Mapping[str, str], ssl_context: ssl.SSLContext | None
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        ssl_context: ssl.SSLContext | None,
+        guard: PeerGuard | None = None,
     ) -> None:
         parts = urlsplit(url)
+        self._guard = guard
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {url}")
         self.host = parts.hostname
@@ -159,6 +165,11 @@ class UpstreamHttp:
             )
         except OSError as exc:
             raise ConnectionLost(f"cannot connect to {self.host}:{self.port}: {exc}") from None
+        try:
+            check_peer(self._guard, self.host, writer.get_extra_info("peername"))
+        except PeerRefused as exc:
+            writer.close()
+            raise ConnectionLost(str(exc)) from None
         return _Conn(reader, writer)
 
     def give_back(self, conn: _Conn) -> None:

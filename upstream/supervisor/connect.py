@@ -11,6 +11,7 @@ from typing import Any
 import httpx2
 from mcp.client.streamable_http import streamable_http_client
 
+from upstream.guard import transport
 from upstream.logs import LogBuffer
 from upstream.relay import SESSION_HEADER, VERSION_HEADER, Target, UpstreamHttp, proxy_for
 from upstream.resolve import resolve_argv
@@ -58,12 +59,16 @@ async def open_transport(
         if sid := response.headers.get(SESSION_HEADER):
             upstream_session[:] = [sid]
 
+    # The peer guard sees the address each connection reaches; through a proxy from the
+    # environment that is the proxy's (the proxy resolves the name), so none is set there.
+    guarded = settings.peer_guard is not None and proxy_for(spec.url) is None
     client = await stack.enter_async_context(
         httpx2.AsyncClient(
             headers=spec.headers,
             verify=ssl_context(),
             timeout=httpx2.Timeout(30.0, read=settings.call_timeout),
             event_hooks={"response": [session_id]},
+            transport=transport(ssl_context(), settings.peer_guard) if guarded else None,
         )
     )
     read, write = await stack.enter_async_context(
@@ -89,7 +94,7 @@ def open_relay(
     if session_id:
         headers[SESSION_HEADER] = session_id[0]
     try:
-        upstream = UpstreamHttp(spec.url, headers, ssl_context())
+        upstream = UpstreamHttp(spec.url, headers, ssl_context(), settings.peer_guard)
     except ValueError as exc:  # calls take the SDK path, which says what is wrong
         log.append(f"no fast lane: {exc}", source="mcpd")
         return None

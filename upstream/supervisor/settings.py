@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from upstream.guard import PeerGuard
 from upstream.sandbox import Sandbox
 
 
@@ -25,3 +26,4 @@ class SupervisorSettings:
     tools_ttl: float = 60.0
     negative_ttl: float = 5.0
     sandbox: Sandbox | None = None  # how stdio children are confined (None: not at all)
+    peer_guard: PeerGuard | None = None  # where http upstream connections may land (None: anywhere)
