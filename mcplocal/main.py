@@ -84,7 +84,12 @@ def serve(
     except CacheError as exc:
         _fail(str(exc), 1)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    serving.serve(create_app(settings, credential), settings.host, settings.port)
+    serving.serve(
+        create_app(settings, credential),
+        settings.host,
+        settings.port,
+        trusted_proxies=settings.trusted_proxies,
+    )
 
 
 @app.command()

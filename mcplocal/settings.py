@@ -63,6 +63,12 @@ class Settings(BaseSettings):
         description="no MCP sessions: every request stands alone, so any replica can serve "
         "it (several replicas behind one Service); no server-to-client stream (listChanged)",
     )
+    trusted_proxies: str = Field(
+        default="",
+        description="comma-separated addresses or CIDRs of reverse proxies whose "
+        "X-Forwarded-For / X-Forwarded-Proto are believed (default none: uvicorn would "
+        "otherwise believe any loopback peer)",
+    )
     cache_dir: Path = Field(
         default_factory=default_cache_dir,
         description="pipeline file cache (default /var/lib/mcplocal/cache, or the user's "

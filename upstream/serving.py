@@ -24,6 +24,15 @@ GRACE_SECONDS = 5.0
 TIMEOUT_SECONDS = 10
 
 
+def proxy_options(trusted_proxies: str | None) -> dict[str, Any]:
+    """uvicorn's options for ``trusted_proxies``: believe X-Forwarded-* from those peers
+    only, and from none when it is empty (None: uvicorn's default, every loopback peer)."""
+    if trusted_proxies is None:
+        return {}
+    listed = [p.strip() for p in trusted_proxies.split(",") if p.strip()]
+    return {"proxy_headers": bool(listed), "forwarded_allow_ips": listed or None}
+
+
 def serve(
     app: Any,
     host: str,
@@ -51,16 +60,12 @@ def serve(
                 drain.start()
             super().handle_exit(sig, frame)
 
-    proxies: dict[str, Any] = {}
-    if trusted_proxies is not None:
-        listed = [p.strip() for p in trusted_proxies.split(",") if p.strip()]
-        proxies = {"proxy_headers": bool(listed), "forwarded_allow_ips": listed or None}
     config = uvicorn.Config(
         app,
         host=host,
         port=port,
         log_level="info",
         timeout_graceful_shutdown=TIMEOUT_SECONDS,
-        **proxies,
+        **proxy_options(trusted_proxies),
     )
     Server(config).run()
