@@ -46,6 +46,7 @@ from mcpd.services.capabilities import check_attach, check_refs, check_server
 from mcpd.services.groups import check_members, member_rules
 from mcpd.services.policy import parse_bindings, parse_subjects
 from mcpd.services.rbac import rules_of, validated
+from mcpd.services.users import user_changed
 from mcpd.services.work import Caller, Work, unit_of_work
 
 
@@ -212,8 +213,11 @@ def _user(r: _Restore, doc: Document, body: UserIn) -> None:
             "disabled": (user.disabled, body.disabled),
         }
     )
+    was_disabled = user.disabled
     user.display_name, user.disabled = body.display_name, body.disabled
     r.record(doc, user, changed)
+    if changed:
+        user_changed(r.work, user, was_disabled=was_disabled, password=False)
 
 
 def _group(r: _Restore, doc: Document, body: GroupIn) -> None:
@@ -261,7 +265,8 @@ def _secret(r: _Restore, doc: Document, body: SecretIn | SecretKeys) -> None:
             created_by=r.by,
         )
         r.db.add(secret)
-        return r.record(doc, secret, None, {"keys": keys})
+        r.record(doc, secret, None, {"keys": keys})
+        return r.work.after_commit(r.rt.server_changed)  # as the API: instances using it
     try:
         same = r.rt.secret_box.open(secret.ciphertext) == body.data
     except ValueError:  # sealed with another key: the manifest's values replace it
@@ -270,6 +275,7 @@ def _secret(r: _Restore, doc: Document, body: SecretIn | SecretKeys) -> None:
         return r.record(doc, secret, [])
     secret.keys, secret.ciphertext = keys, r.rt.secret_box.seal(body.data)
     r.record(doc, secret, ["data"], {"keys": keys})
+    r.work.after_commit(r.rt.server_changed)  # instances using it restart with the values
 
 
 def _server(r: _Restore, doc: Document, body: ServerIn) -> None:
@@ -307,6 +313,8 @@ def _server(r: _Restore, doc: Document, body: ServerIn) -> None:
     check_server(r.work, name=body.name, transport=body.transport, old=server.spec, new=spec)
     server.description, server.spec, server.health_check = body.description, spec, health
     r.record(doc, server, changed)
+    if changed:
+        r.work.after_commit(lambda: r.rt.server_changed(body.name))  # its instance restarts
 
 
 def _project(r: _Restore, doc: Document, body: ProjectIn) -> None:
@@ -342,6 +350,8 @@ def _project(r: _Restore, doc: Document, body: ProjectIn) -> None:
     if "servers" in changed:
         project.servers = [ProjectServer(server_name=s) for s in servers]
     r.record(doc, project, changed, project=body.name)
+    if changed:
+        r.work.after_commit(lambda: r.rt.project_servers.forget(body.name))
 
 
 def _rbac(r: _Restore, doc: Document, body: RbacIn) -> None:

@@ -18,7 +18,7 @@ from mcpd.schemas.users import UserIn, UserUpdate
 from mcpd.security import hash_password
 from mcpd.services.common import check_version, get_or_404, page, taken
 from mcpd.services.groups import member_rules
-from mcpd.services.work import Caller, unit_of_work
+from mcpd.services.work import Caller, Work, unit_of_work
 
 
 def list_users(*, db: Session, limit: int, after: str | None) -> tuple[list[User], str | None]:
@@ -65,17 +65,25 @@ def update_user(*, db: Session, rt: Runtime, caller: Caller, name: str, change: 
         was_disabled = user.disabled
         if change.disabled is not None:
             user.disabled = change.disabled
-        if change.password is not None or user.disabled:
-            end_sessions(db, user)
+        user_changed(work, user, was_disabled=was_disabled, password=change.password is not None)
         user.version += 1
         changed = sorted(
             k for k, v in change.model_dump(exclude={"version"}).items() if v is not None
         )
         work.audit(detail={"fields": changed})
-        work.after_commit(rt.session_cache.clear, before_policy=True)  # its sessions ended
-        if user.disabled != was_disabled:  # its tokens stop (or start again) at once
-            work.after_commit(lambda: _refresh_tokens_of(db, rt, name), before_policy=True)
     return user
+
+
+def user_changed(work: Work, user: User, *, was_disabled: bool, password: bool) -> None:
+    """What a change to ``user`` sets off, on every path that writes one (the API, restore,
+    apply): a new password or a disable ends all its sessions (on every replica: the
+    session cache forgets them); a disable, or an enable, reaches its tokens at once."""
+    if password or user.disabled:
+        end_sessions(work.db, user)
+        work.after_commit(work.rt.session_cache.clear, before_policy=True)
+    if user.disabled != was_disabled:
+        db, rt, name = work.db, work.rt, user.name
+        work.after_commit(lambda: _refresh_tokens_of(db, rt, name), before_policy=True)
 
 
 def end_sessions(db: Session, user: User) -> None:
@@ -114,4 +122,12 @@ def _refresh_tokens_of(db: Session, rt: Runtime, creator: str) -> None:
         rt.authorizer.register_token(token_grant(t))
 
 
-__all__ = ["create_user", "delete_user", "end_sessions", "get_user", "list_users", "update_user"]
+__all__ = [
+    "create_user",
+    "delete_user",
+    "end_sessions",
+    "get_user",
+    "list_users",
+    "update_user",
+    "user_changed",
+]

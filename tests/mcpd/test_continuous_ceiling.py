@@ -23,12 +23,25 @@ def _dev_with_token(api: Api) -> tuple[str, str]:
     return dev, raw
 
 
+def _set_disabled(api: Api, path: str, disabled: bool) -> None:
+    """Disable or enable `dev` through the API, or a restore or apply of its manifest."""
+    if path == "/users/dev":
+        api.ok("PUT", path, json={"disabled": disabled})
+        return
+    flag = "true" if disabled else "false"
+    doc = f"apiVersion: mcpctl/v1\nkind: User\nmetadata:\n  name: dev\nspec:\n  disabled: {flag}\n"
+    r = api.call("POST", path, content=doc)
+    assert r.status_code == 200 and r.json()["updated"] == 1, r.text
+
+
+@pytest.mark.parametrize("path", ["/users/dev", "/restore", "/apply"])
 def test_a_disabled_creators_token_is_refused_at_once_and_works_again_when_enabled(
-    api: Api,
+    api: Api, path: str
 ) -> None:
-    _, raw = _dev_with_token(api)
+    dev, raw = _dev_with_token(api)
     assert api.call("GET", "/projects/web", raw).status_code == 200
-    api.ok("PUT", "/users/dev", json={"disabled": True})
+    _set_disabled(api, path, True)
+    assert _sessions_of(api, "dev") == 0  # its sessions ended, not merely refused
     assert api.call("GET", "/projects/web", raw).status_code == 401
     assert api.call("GET", "/auth/me", raw).status_code == 401  # an unguarded route too
     grant = api.client.app.state.runtime.authorizer.token(_sha(raw))  # type: ignore[attr-defined]
@@ -37,7 +50,8 @@ def test_a_disabled_creators_token_is_refused_at_once_and_works_again_when_enabl
         grant.subject, "web", "projects", "web", "get"
     )
     assert not d.allowed and "creator User:dev is disabled" in d.reason
-    api.ok("PUT", "/users/dev", json={"disabled": False})
+    _set_disabled(api, path, False)
+    assert api.call("GET", "/auth/me", dev).status_code == 401  # an ended session stays so
     assert api.call("GET", "/projects/web", raw).status_code == 200
 
 

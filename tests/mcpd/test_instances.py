@@ -26,6 +26,7 @@ import httpx
 import httpx2
 import pytest
 import uvicorn
+import yaml
 from cryptography.fernet import Fernet
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
@@ -476,7 +477,9 @@ def test_delete_stops_the_whole_process_group(mcpd: Mcpd, tmp_path: Path) -> Non
     assert not alive(pid) and not alive(grandchild)
 
 
-def test_config_change_restarts_the_instance(mcpd: Mcpd) -> None:
+@pytest.mark.parametrize("path", ["/servers/demo", "/restore", "/apply"])
+def test_config_change_restarts_the_instance(mcpd: Mcpd, path: str) -> None:
+    """Through the API, and through restore and apply alike (the same service effects)."""
     m = mcpd
     m.server("demo", stdio_spec("demo", env={"FIRST": "1"}))
 
@@ -486,7 +489,17 @@ def test_config_change_restarts_the_instance(mcpd: Mcpd) -> None:
 
     assert "FIRST" in run(env)
     spec = stdio_spec("demo", env={"SECOND": "2"})["stdio"]
-    m.ok("PUT", "/servers/demo", json={"stdio": spec})
+    if path.startswith("/servers"):
+        m.ok("PUT", path, json={"stdio": spec})
+    else:
+        doc = {
+            "apiVersion": "mcpctl/v1",
+            "kind": "Server",
+            "metadata": {"name": "demo"},
+            "spec": {"transport": "stdio", "stdio": spec},
+        }
+        r = m.call("POST", path, content=yaml.safe_dump(doc))
+        assert r.status_code == 200 and r.json()["updated"] == 1, r.text
     m.wait_instance("demo", lambda i: i["status"] == "RUNNING")
     names = run(env)
     assert "SECOND" in names and "FIRST" not in names
