@@ -196,6 +196,12 @@ async def _caller(rt: Runtime, raw: str) -> Principal:
     return _live(rt, principal)
 
 
+async def caller_of(rt: Runtime, raw: str) -> Principal:
+    """Who sent the bearer ``raw`` now (401 if nobody valid): for a long answer (a stream)
+    to check that the credential it was opened with still holds."""
+    return await _caller(rt, raw)
+
+
 def _live(rt: Runtime, principal: Principal) -> Principal:
     """A token whose creator is disabled now is refused like a revoked one (the continuous
     ceiling denies it every permission too; this also covers the routes nobody guards)."""

@@ -128,3 +128,20 @@ def test_backup_and_apply_carry_the_account_never_its_tokens(api: Api) -> None:
     manifest = manifests.dump([manifests.document("ServiceAccount", "other", {})])
     api.ok("POST", "/restore", content=manifest)
     assert api.ok("GET", "/serviceaccounts/other")["tokens"] == []
+
+
+def test_a_service_account_cannot_create_mcptokens(api: Api) -> None:
+    raw = _create(api, "robot")["token"]
+    api.ok(
+        "POST",
+        "/rbac",
+        json={
+            "name": "robot",
+            "subjects": ["ServiceAccount:robot"],
+            "roleBindings": ["role:admin,resource:*"],
+        },
+    )
+    api.ok("POST", "/projects", json={"name": "web"})
+    r = api.call("POST", "/mcptokens", raw, json={"name": "ci", "project": "web"})
+    assert r.status_code == 403
+    assert "serviceaccount robot cannot create tokens" in r.json()["detail"]

@@ -61,6 +61,7 @@ async def open_transport(
     client = await stack.enter_async_context(
         httpx2.AsyncClient(
             headers=spec.headers,
+            auth=spec.auth.flow if spec.auth is not None else None,
             verify=ssl_context(),
             timeout=httpx2.Timeout(30.0, read=settings.call_timeout),
             event_hooks={"response": [session_id]},
@@ -89,7 +90,7 @@ def open_relay(
     if session_id:
         headers[SESSION_HEADER] = session_id[0]
     try:
-        upstream = UpstreamHttp(spec.url, headers, ssl_context())
+        upstream = UpstreamHttp(spec.url, headers, ssl_context(), live=spec.auth)
     except ValueError as exc:  # calls take the SDK path, which says what is wrong
         log.append(f"no fast lane: {exc}", source="mcpd")
         return None
