@@ -1,6 +1,6 @@
-"""Bearer credentials: McpTokens and login session tokens.
+"""Bearer credentials: McpTokens, service-account tokens and login session tokens.
 
-Both are a fixed prefix plus the base62 encoding of 32 random bytes. Only their
+Each is a fixed prefix plus the base62 encoding of 32 random bytes. Only their
 SHA-256 (hex) is stored; the raw value is shown once. Comparisons are constant-time.
 The prefix tells mcpd's auth middleware which kind of credential it holds.
 """
@@ -15,6 +15,7 @@ from typing import Final, Literal
 
 MCP_TOKEN_PREFIX: Final = "mcpctl_pat_"  # noqa: S105 - a prefix, not a secret
 SESSION_TOKEN_PREFIX: Final = "mcpctl_ses_"  # noqa: S105
+SERVICE_TOKEN_PREFIX: Final = "mcpctl_sa_"  # noqa: S105 - a service account's credential
 
 _ALPHABET: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _RANDOM_BYTES: Final = 32
@@ -25,7 +26,7 @@ _BODY = re.compile(r"^[0-9A-Za-z]{43}$")
 #: How many characters of a token are shown for display (prefix + a few), never more.
 DISPLAY_CHARS: Final = len(MCP_TOKEN_PREFIX) + 6
 
-TokenKind = Literal["mcptoken", "session"]
+TokenKind = Literal["mcptoken", "session", "serviceaccount"]
 
 
 def base62(data: bytes) -> str:
@@ -51,14 +52,26 @@ def generate_session_token() -> str:
     return _generate(SESSION_TOKEN_PREFIX)
 
 
+def generate_service_token() -> str:
+    """A new service-account token: ``mcpctl_sa_`` + base62 of 32 random bytes."""
+    return _generate(SERVICE_TOKEN_PREFIX)
+
+
 def token_sha256(raw: str) -> str:
     """The stored form of a token: SHA-256 of its UTF-8 bytes, lowercase hex."""
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
+_KINDS: Final = (
+    (MCP_TOKEN_PREFIX, "mcptoken"),
+    (SESSION_TOKEN_PREFIX, "session"),
+    (SERVICE_TOKEN_PREFIX, "serviceaccount"),
+)
+
+
 def token_kind(raw: str) -> TokenKind | None:
     """Which kind of credential ``raw`` is, by prefix and shape; None if neither."""
-    for prefix, kind in ((MCP_TOKEN_PREFIX, "mcptoken"), (SESSION_TOKEN_PREFIX, "session")):
+    for prefix, kind in _KINDS:
         if raw.startswith(prefix) and _BODY.match(raw[len(prefix) :]):
             return kind  # type: ignore[return-value]
     return None

@@ -17,6 +17,7 @@ KINDS: Final = (
     "secrets",
     "rbac",
     "mcptokens",
+    "serviceaccounts",
     "instances",
     "auditevents",
     "tools",
@@ -39,7 +40,7 @@ OPERATION_PREFIX: Final = "action:"
 #: Every McpToken is a member of this group (mcpd links it); policy files can deny it things.
 TOKENS_GROUP: Final = "Group:system:mcptokens"
 
-SubjectType = Literal["User", "Group", "McpToken"]
+SubjectType = Literal["User", "Group", "McpToken", "ServiceAccount"]
 
 # DNS label: lowercase alphanumerics and '-', 1-63, not starting or ending with '-'.
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -105,7 +106,8 @@ def check_object_name(value: str, kind: str | None = None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Subject:
-    """A parsed subject: ``User:alice``, ``Group:devs`` or ``McpToken:<sha256-hex>``."""
+    """A parsed subject: ``User:alice``, ``Group:devs``, ``McpToken:<sha256-hex>`` or
+    ``ServiceAccount:mcplocal`` (a machine identity; a DNS label)."""
 
     type: SubjectType
     name: str
@@ -118,8 +120,8 @@ class Subject:
         kind, sep, name = text.partition(":")
         if not sep or not name:
             raise InvalidName(
-                f"subject `{text}` is not valid: expected `User:<name>`, `Group:<name>` "
-                "or `McpToken:<sha256>`"
+                f"subject `{text}` is not valid: expected `User:<name>`, `Group:<name>`, "
+                "`ServiceAccount:<name>` or `McpToken:<sha256>`"
             )
         if kind == "User":
             if not _USER_NAME.match(name):
@@ -141,6 +143,14 @@ class Subject:
                     "by 64 lowercase hex digits (the token's SHA-256)"
                 )
             return cls("McpToken", name)
+        if kind == "ServiceAccount":
+            if not _DNS_LABEL.match(name):
+                raise InvalidName(
+                    f"service account name `{name}` is not valid: use 1-63 lowercase letters, "
+                    "digits and '-'"
+                )
+            return cls("ServiceAccount", name)
         raise InvalidName(
-            f"subject type `{kind}` is unknown: expected `User`, `Group` or `McpToken`"
+            f"subject type `{kind}` is unknown: expected `User`, `Group`, `ServiceAccount` "
+            "or `McpToken`"
         )

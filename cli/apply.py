@@ -38,6 +38,7 @@ API_VERSION: Final = "mcpctl/v1"
 KINDS: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
     "User": ("users", ("displayName", "disabled")),
     "Group": ("groups", ("members",)),
+    "ServiceAccount": ("serviceaccounts", ("description",)),
     "Secret": ("secrets", ("data", "keys")),
     "Server": ("servers", ("description", "transport", "stdio", "http", "healthCheck")),
     "Project": ("projects", ("description", "servers", "proxyModel", "proxyOptions")),

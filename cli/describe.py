@@ -39,9 +39,22 @@ def describe(
         elif plural == "servers":
             related.append(("Projects", _server_projects(c, name)))
             related.append(("Instance", _instance_lines(c, name)))
+        elif plural == "serviceaccounts":
+            related.append(
+                (
+                    "Tokens",
+                    [
+                        f"{t['prefix']}  created {t['createdAt']} by {t['createdBy']}  "
+                        f"last used {t['lastUsedAt'] or 'never'}"
+                        + (f"  expires {t['expiresAt']}" if t["expiresAt"] else "")
+                        + ("  REVOKED" if t["revokedAt"] else "")
+                        for t in obj.get("tokens") or []
+                    ],
+                )
+            )
         elif plural == "mcptokens":
             related.append(("Bindings", obj.get("bindings") or ["(none: rbac mode empty)"]))
-    shown = {k: v for k, v in obj.items() if k != "bindings"}
+    shown = {k: v for k, v in obj.items() if k not in ("bindings", "tokens")}
     width = max(len(k) for k in ("kind", *shown)) + 3  # the longest label, a colon, 2 spaces
     typer.echo(f"{'Kind:':<{width}}{plural}")
     for key, value in shown.items():

@@ -42,6 +42,7 @@ app.command("describe")(describe.describe)
 app.command("logs")(logs.logs)
 app.add_typer(resources.create, name="create")
 app.add_typer(resources.mcptoken, name="mcptoken")
+app.add_typer(resources.serviceaccount, name="serviceaccount")
 app.add_typer(testmcp.app, name="test")
 
 

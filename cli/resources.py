@@ -1,4 +1,4 @@
-"""``get``, ``delete``, ``create`` and ``mcptoken revoke``."""
+"""``get``, ``delete``, ``create``, ``mcptoken revoke`` and ``serviceaccount rotate|revoke``."""
 
 from __future__ import annotations
 
@@ -36,6 +36,12 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("last used", "lastUsedAt"),
         ("revoked", "revokedAt"),
     ],
+    "serviceaccounts": [
+        ("name", "name"),
+        ("tokens", "tokens"),
+        ("last used", "lastUsedAt"),
+        ("description", "description"),
+    ],
     "auditevents": [
         ("time", "time"),
         ("subject", "subject"),
@@ -62,7 +68,7 @@ FILTERS: dict[str, tuple[str, ...]] = {
 }
 
 #: kinds printed by ``-o json|yaml`` as manifests (kind, metadata, spec)
-MANIFEST_KINDS = ("users", "groups", "secrets", "servers", "projects", "rbac")
+MANIFEST_KINDS = ("users", "groups", "serviceaccounts", "secrets", "servers", "projects", "rbac")
 
 #: kinds whose objects are named by another field than ``name`` (for ``-o name``)
 NAME_FIELD: dict[str, str] = {"instances": "server"}
@@ -98,9 +104,16 @@ def _truncate(text: str | None, width: int) -> str | None:
 def _rows(kind: str, items: list[dict[str, Any]], fmt: Format) -> list[dict[str, Any]]:
     if kind == "secrets":
         return [{**i, "keys": sorted(i.get("data", {}))} for i in items]
+    if kind == "serviceaccounts" and fmt is Format.table:  # the tokens still valid
+        return [{**i, "tokens": live_tokens(i)} for i in items]
     if kind == "instances" and fmt is Format.table:
         return [{**i, "lastError": _truncate(i.get("lastError"), LAST_ERROR_WIDTH)} for i in items]
     return items
+
+
+def live_tokens(account: dict[str, Any]) -> list[str]:
+    """A service account's tokens that are not revoked, by prefix."""
+    return [t["prefix"] for t in account.get("tokens") or [] if not t.get("revokedAt")]
 
 
 def get(
@@ -400,3 +413,64 @@ def revoke(ctx: typer.Context, name: str) -> None:
     with state.client() as c:
         c.revoke_token(name)
     typer.echo(f"mcptoken/{name} revoked")
+
+
+@create.command("serviceaccount")
+def create_serviceaccount(
+    ctx: typer.Context,
+    name: str,
+    description: Annotated[str, typer.Option()] = "",
+    ttl: Annotated[str, typer.Option(help="the token's life: never (default), 90d, ...")] = "never",
+) -> None:
+    """Create a service account (a machine identity, e.g. mcplocal's); its first token is
+    printed once. It holds nothing until bound: `mcpctl create rbac NAME --subject
+    ServiceAccount:NAME --roleBindings ...`."""
+    state: State = ctx.obj
+    body = {"name": name, "description": description, "tokenTtl": ttl}
+    with state.client() as c:
+        created = c.create("serviceaccounts", body)
+    typer.echo(created["token"])
+    typer.echo(
+        f"serviceaccount/{name} created with token {created['tokenPrefix']}; copy the token "
+        "now: it will not be shown again",
+        err=True,
+    )
+
+
+serviceaccount = typer.Typer(
+    help="Service account tokens: rotate (a second valid token) and revoke.",
+    no_args_is_help=True,
+)
+
+
+@serviceaccount.command("rotate")
+def rotate(
+    ctx: typer.Context,
+    name: str,
+    ttl: Annotated[str, typer.Option(help="the token's life: never (default), 90d, ...")] = "never",
+) -> None:
+    """Mint a further token (printed once); the old ones stay valid until revoked."""
+    state: State = ctx.obj
+    with state.client() as c:
+        created = c.mint_service_token(name, ttl)
+    old = [p for p in live_tokens(created) if p != created["tokenPrefix"]]
+    typer.echo(created["token"])
+    typer.echo(
+        f"serviceaccount/{name}: new token {created['tokenPrefix']}"
+        + (
+            f"; still valid: {', '.join(old)} (revoke when moved: `mcpctl serviceaccount "
+            f"revoke {name} {old[0]}`)"
+            if old
+            else ""
+        ),
+        err=True,
+    )
+
+
+@serviceaccount.command("revoke")
+def revoke_service_token(ctx: typer.Context, name: str, prefix: str) -> None:
+    """Revoke one token of the account (PREFIX as `mcpctl describe serviceaccount` shows)."""
+    state: State = ctx.obj
+    with state.client() as c:
+        c.revoke_service_token(name, prefix)
+    typer.echo(f"serviceaccount/{name}: token {prefix} revoked")

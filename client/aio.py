@@ -15,6 +15,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, Final
 from urllib.parse import quote
 
+import anyio
 import httpx2
 
 from client.auth import BearerAuth
@@ -47,6 +48,7 @@ class AsyncMcpdClient:
         self.auth = BearerAuth(auth) if isinstance(auth, str) else auth
         self._owned = http is None
         self.http = http or httpx2.AsyncClient(timeout=timeout, transport=transport)
+        self._renewing = anyio.Lock()  # one login at a time for many refused requests
 
     async def aclose(self) -> None:
         if self._owned:
@@ -90,13 +92,30 @@ class AsyncMcpdClient:
         if not isinstance(auth, BearerAuth):
             return {}
         if auth.stale():
-            login = auth.login_request(self.http.build_request("POST", self.url("/")))
-            try:
-                r = await self.http.send(login, auth=None)
-            except httpx2.TransportError as exc:
-                raise Unreachable(f"cannot reach mcpd at {self.server}: {exc}") from exc
-            auth.accept_login(r)
+            await self._login(auth)
         return auth.headers()
+
+    async def renew(self, refused: Mapping[str, str]) -> bool:
+        """After mcpd answered 401 to a request made by others with the ``refused`` headers:
+        whether there is a fresh bearer now (renewed meanwhile, or logged in again, once)."""
+        auth = self.auth
+        if not isinstance(auth, BearerAuth):
+            return False
+        async with self._renewing:
+            if auth.headers() != dict(refused):
+                return True
+            if not auth.can_login:
+                return False
+            await self._login(auth)
+            return True
+
+    async def _login(self, auth: BearerAuth) -> None:
+        login = auth.login_request(self.http.build_request("POST", self.url("/")))
+        try:
+            r = await self.http.send(login, auth=None)
+        except httpx2.TransportError as exc:
+            raise Unreachable(f"cannot reach mcpd at {self.server}: {exc}") from exc
+        auth.accept_login(r)
 
     # -- identities and projects --------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Generator, Iterator
 from typing import Any
+from urllib.parse import quote
 
 import httpx2
 
@@ -134,6 +135,17 @@ class McpdClient:
 
     def revoke_token(self, name: str) -> dict[str, Any]:
         result: dict[str, Any] = self.request("POST", f"/mcptokens/{name}/revoke")
+        return result
+
+    def mint_service_token(self, name: str, ttl: str = "never") -> dict[str, Any]:
+        """A further token of service account ``name`` (``token`` in the answer, once)."""
+        path = f"/serviceaccounts/{quote(name)}/tokens"
+        result: dict[str, Any] = self.request("POST", path, json={"ttl": ttl})
+        return result
+
+    def revoke_service_token(self, name: str, prefix: str) -> dict[str, Any]:
+        path = f"/serviceaccounts/{quote(name)}/tokens/{quote(prefix)}/revoke"
+        result: dict[str, Any] = self.request("POST", path)
         return result
 
     def introspect(self, raw_token: str) -> dict[str, Any]:

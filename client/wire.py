@@ -20,6 +20,7 @@ KINDS: Final = {
     "secret": "secrets",
     "rbac": "rbac",
     "mcptoken": "mcptokens",
+    "serviceaccount": "serviceaccounts",
     "auditevent": "auditevents",
     "instance": "instances",
 }

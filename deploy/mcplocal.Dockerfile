@@ -49,8 +49,8 @@ EXPOSE 8430
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('MCPLOCAL_PORT', '8430'), timeout=4)"]
 
-# Set at run time: MCPLOCAL_MCPD_URL; its credential to mcpd, MCPLOCAL_MCPD_USER and
-# MCPLOCAL_MCPD_PASSWORD (or a session bearer in MCPLOCAL_MCPD_TOKEN); MCPLOCAL_ALLOWED_HOSTS
+# Set at run time: MCPLOCAL_MCPD_URL; its credential to mcpd, MCPLOCAL_MCPD_TOKEN (a service
+# account's token; or MCPLOCAL_MCPD_USER and MCPLOCAL_MCPD_PASSWORD); MCPLOCAL_ALLOWED_HOSTS
 # and MCPLOCAL_PUBLIC_URL (the names clients use).
 ENTRYPOINT ["mcplocal"]
 CMD ["serve"]

@@ -28,6 +28,7 @@ from mcpd.api import (
     rbac,
     secrets,
     servers,
+    serviceaccounts,
     users,
 )
 from mcpd.api.deps import guard, request_id
@@ -166,8 +167,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.mcp_sessions = instances.build_session_manager(watchers, settings)
     app.state.mcp_security = TransportSecurityMiddleware(instances.transport_security(settings))
     app.state.relay = Relay()  # tools/call's fast lane (upstream/relay)
-    routers = (auth, users, groups, rbac, mcptokens, projects, servers, secrets, auditevents)
-    for module in (*routers, backup, instances, policy):
+    identities = (auth, users, groups, rbac, mcptokens, serviceaccounts)
+    routers = (projects, servers, secrets, auditevents)
+    for module in (*identities, *routers, backup, instances, policy):
         app.include_router(module.router, dependencies=[Depends(guard)])
     check_route_table(app)
 

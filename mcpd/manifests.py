@@ -12,6 +12,7 @@ Each document is one object::
 
 * ``User``            displayName, disabled - never a password or its hash
 * ``Group``           members
+* ``ServiceAccount``  description - never a token or its hash (mint one after a restore)
 * ``Secret``          data {key: value}; or keys [key, ...]: the names only, as in a backup
                       made without secret values (such a document never changes a value)
 * ``Server``          description, transport, stdio {command, args, env} or
@@ -21,7 +22,8 @@ Each document is one object::
 
 McpTokens have no manifest: their raw value is unrecoverable, and a token's own
 RbacDefinition comes and goes with the token. Documents are handled in dependency order
-(:data:`ORDER`: users, groups, secrets, servers, projects, rbac), whatever their order
+(:data:`ORDER`: users, groups, service accounts, secrets, servers, projects, rbac),
+whatever their order
 in the file. Spec values are checked with the API's own body models, so a manifest
 accepts exactly what the API accepts; every error names the document (its position in
 the stream, counting from 1), its kind and name, and what is wrong.
@@ -42,6 +44,7 @@ from mcpd.schemas.projects import ProjectIn
 from mcpd.schemas.rbac import RbacIn
 from mcpd.schemas.secrets import SecretIn
 from mcpd.schemas.servers import ServerIn
+from mcpd.schemas.serviceaccounts import ServiceAccountIn
 from mcpd.schemas.users import UserIn
 
 try:
@@ -63,6 +66,7 @@ class KindInfo:
 KINDS: Final[dict[str, KindInfo]] = {
     "User": KindInfo("users", UserIn, ("displayName", "disabled")),
     "Group": KindInfo("groups", GroupIn, ("members",)),
+    "ServiceAccount": KindInfo("serviceaccounts", ServiceAccountIn, ("description",)),
     "Secret": KindInfo("secrets", SecretIn, ("data", "keys")),
     "Server": KindInfo(
         "servers", ServerIn, ("description", "transport", "stdio", "http", "healthCheck")

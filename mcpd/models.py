@@ -120,6 +120,38 @@ class McpToken(Resource, Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class ServiceAccount(Resource, Base):
+    """A machine identity (mcplocal, automation): the subject ``ServiceAccount:<name>``,
+    bound by RBAC like a user; it signs in with its tokens, never with a password."""
+
+    __tablename__ = "service_accounts"
+    description: Mapped[str] = mapped_column(Text, default="")
+    tokens: Mapped[list[ServiceAccountToken]] = relationship(
+        cascade="all, delete-orphan",
+        lazy="selectin",
+        order_by="ServiceAccountToken.id",
+        back_populates="account",
+    )
+
+
+class ServiceAccountToken(Base):
+    """One credential of a service account (several during a rotation), stored as SHA-256."""
+
+    __tablename__ = "service_account_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("service_accounts.id", ondelete="CASCADE"), index=True
+    )
+    account: Mapped[ServiceAccount] = relationship(lazy="joined", back_populates="tokens")
+    token_sha: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(255), default="")
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class LoginSession(Base):
     __tablename__ = "login_sessions"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -159,5 +191,7 @@ __all__ = [
     "RbacDefinition",
     "Secret",
     "Server",
+    "ServiceAccount",
+    "ServiceAccountToken",
     "User",
 ]

@@ -1,4 +1,5 @@
-"""Who is asking: the authenticated caller of a request (users, McpTokens, the public)."""
+"""Who is asking: the authenticated caller of a request (users, service accounts, McpTokens,
+the public)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,19 @@ from dataclasses import dataclass
 class Principal:
     """The authenticated caller."""
 
-    subject: str  # User:<name> or McpToken:<sha>
-    user: str | None = None  # the user's name (for a token: None)
+    subject: str  # User:<name>, ServiceAccount:<name> or McpToken:<sha>
+    user: str | None = None  # the user's name (for a token or service account: None)
     token_name: str | None = None
     token_sha: str | None = None
     token_project: str | None = None
     session_sha: str | None = None
+    service_account: str | None = None  # the service account's name
+    credential_sha: str | None = None  # the service-account token it signed in with
 
     @property
     def display(self) -> str:
+        if self.service_account is not None:
+            return f"serviceaccount {self.service_account}"
         return self.user or f"token {self.token_name}"
 
     def redact(self, text: str) -> str:

@@ -102,8 +102,12 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.generations.watch(self.sessions)
-        # a session ended on any replica (logout, disable, delete, password) ends here too
-        self.session_cache.watch(self.generations, ("login_sessions", "users"))
+        # a session ended on any replica (logout, disable, delete, password) ends here too,
+        # and so does a service-account token revoked there
+        self.session_cache.watch(
+            self.generations,
+            ("login_sessions", "users", "service_accounts", "service_account_tokens"),
+        )
         self.read_cache = ReadCache(self.generations)
 
     def load_policy(self) -> tuple[list[Rule], list[TokenGrant]]:

@@ -96,8 +96,9 @@ class _Asgi:
 
 def create_app(settings: Settings, credential: McpdCredential) -> Starlette:
     public = (settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
-    policy = PolicyFollower(settings.mcpd_url, credential.headers)
-    audit = AuditReporter(settings.mcpd_url, credential.headers)
+    # every client of mcpd here shares mcplocal's credential as the client's auth flow
+    policy = PolicyFollower(settings.mcpd_url, credential.auth)
+    audit = AuditReporter(settings.mcpd_url, credential.auth)
     metrics = _Metrics()
     state: dict[str, Any] = {"relay": Relay(stateless=settings.stateless)}
     upstream = SupervisorSettings(
@@ -124,6 +125,8 @@ def create_app(settings: Settings, credential: McpdCredential) -> Starlette:
 
     def authenticate(request: Request) -> Caller | Response:
         authorizer = policy.authorizer
+        if policy.refused is not None:  # serve nothing it can no longer authorize
+            return JSONResponse({"error": f"not serving: {policy.refused}"}, status_code=503)
         if authorizer is None:
             return JSONResponse({"error": "not ready: no policy from mcpd yet"}, status_code=503)
         scheme, _, raw = request.headers.get("authorization", "").partition(" ")
@@ -239,8 +242,11 @@ def create_app(settings: Settings, credential: McpdCredential) -> Starlette:
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
-        ok = policy.authorizer is not None and policy.synced
-        body = {"status": "ok" if ok else "unavailable", "policy": policy.synced}
+        ok = policy.authorizer is not None and policy.synced and policy.refused is None
+        body: dict[str, Any] = {"status": "ok" if ok else "unavailable", "policy": policy.synced}
+        body["credential"] = credential.kind
+        if policy.refused:
+            body["refused"] = policy.refused
         if policy.last_error:
             body["lastError"] = policy.last_error
         return JSONResponse(body, status_code=200 if ok else 503)
@@ -254,7 +260,7 @@ def create_app(settings: Settings, credential: McpdCredential) -> Starlette:
         async with httpx2.AsyncClient(timeout=60.0) as http:
             proxy = Proxy(
                 settings.mcpd_url,
-                credential.headers,
+                credential.auth,
                 policy,
                 Pipeline(cache, http),
                 audit,
@@ -276,6 +282,7 @@ def create_app(settings: Settings, credential: McpdCredential) -> Starlette:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(policy.run)
                 tg.start_soon(audit.run)
+                tg.start_soon(credential.keep_fresh)
                 async with proxy.running(), state["sessions"].run():
                     if not await policy.wait_ready(15.0):
                         log.warning(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 
 import anyio
@@ -53,7 +52,7 @@ class AuditReporter:
     def __init__(
         self,
         mcpd_url: str,
-        headers: Callable[[], Awaitable[dict[str, str]]],
+        auth: httpx2.Auth | str,
         *,
         path: str = "/api/v1/auditevents",
         interval: float = 0.5,
@@ -65,7 +64,7 @@ class AuditReporter:
         self.mcpd_url = mcpd_url.rstrip("/")
         self.url = self.mcpd_url + path
         self._path = path.removeprefix(API)
-        self._headers = headers
+        self._auth = auth  # mcplocal's own credential (the client's auth flow)
         self.interval = interval
         self.batch = batch
         self._pending: deque[CallRecord] = deque(maxlen=max_pending)
@@ -82,7 +81,7 @@ class AuditReporter:
 
     async def run(self) -> None:
         delay = self.interval
-        async with AsyncMcpdClient(self.mcpd_url, timeout=10.0) as mcpd:
+        async with AsyncMcpdClient(self.mcpd_url, self._auth, timeout=10.0) as mcpd:
             while True:
                 with anyio.move_on_after(delay):
                     await self._wake.wait()
@@ -97,12 +96,12 @@ class AuditReporter:
     async def flush(self, mcpd: AsyncMcpdClient | httpx2.AsyncClient) -> None:
         """Send what is pending, in batches (an ``httpx2.AsyncClient`` is borrowed)."""
         if not isinstance(mcpd, AsyncMcpdClient):
-            mcpd = AsyncMcpdClient(self.mcpd_url, http=mcpd)
+            mcpd = AsyncMcpdClient(self.mcpd_url, self._auth, http=mcpd)
         while self._pending:
             chunk = [self._pending[i] for i in range(min(self.batch, len(self._pending)))]
             events = [c.json() for c in chunk]
             try:
-                await mcpd.send_audit(events, path=self._path, headers=await self._headers())
+                await mcpd.send_audit(events, path=self._path)
             except ApiError as exc:
                 if exc.status not in (400, 413, 422):
                     raise RuntimeError(f"mcpd answered {exc.status}: {exc.text[:300]}") from None

@@ -9,7 +9,12 @@ therefore enforced here as soon as mcpd streams it (milliseconds), not after a T
 When the stream breaks, the follower reconnects with backoff and starts again from a new
 snapshot; meanwhile it keeps deciding on what it has, and ``synced`` is False (``/readyz``
 says so). Until the first snapshot arrives there is no authorizer and every request is
-refused.
+refused. mcpd ends the stream when the credential it was opened with is no longer valid
+(a session expired, a token revoked); the client's auth flow logs in again where it can.
+A credential mcpd refuses :data:`MAX_REFUSALS` times in a row (with backoff) stops the
+follower for good: ``refused`` says why, the authorizer is dropped (nothing is decided on
+a policy this process may no longer read), and a restart with a valid credential is
+needed - no silent loop.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +31,20 @@ import httpx2
 
 from authz import Authorizer
 from authz.wire import apply_change, grant_from_json, rule_from_json
-from client import API, ApiError, AsyncMcpdClient
+from client import API, ApiError, AsyncMcpdClient, NotAuthenticated
 from client.errors import transport_error
 
 log = logging.getLogger("mcplocal.policy")
+
+#: 401s in a row before the follower gives up on its credential
+MAX_REFUSALS = 3
 
 
 class PolicyFollower:
     def __init__(
         self,
         mcpd_url: str,
-        headers: Callable[[], Awaitable[dict[str, str]]],
+        auth: httpx2.Auth | str,
         *,
         path: str = "/api/v1/policy/watch",
         workdir: Path | None = None,
@@ -47,12 +55,13 @@ class PolicyFollower:
         self.mcpd_url = mcpd_url.rstrip("/")
         self.url = self.mcpd_url + path
         self._path = path.removeprefix(API)
-        self._headers = headers  # mcplocal's own credential for mcpd, fresh each connect
+        self._auth = auth  # mcplocal's own credential for mcpd (the client's auth flow)
         self._dir = Path(tempfile.mkdtemp(prefix="mcplocal-policy-", dir=workdir))
         self.on_change = on_change
         self.authorizer: Authorizer | None = None
         self.synced = False
         self.last_error: str | None = None
+        self.refused: str | None = None  # set when mcpd refused the credential for good
         self.changes = 0  # events applied, for tests and metrics
         self._ready = anyio.Event()
 
@@ -64,11 +73,28 @@ class PolicyFollower:
     async def run(self) -> None:
         """Follow mcpd forever: connect, snapshot, replay; reconnect with backoff."""
         delay = 0.2
+        refusals = 0
         while True:
             began = time.monotonic()
             try:
                 await self._follow_once()
-            except Exception as exc:  # mcpd away, bad credential, broken stream: try again
+                refusals = 0
+            except NotAuthenticated as exc:
+                refusals += 1
+                self.last_error = f"mcpd refused mcplocal's credential (revoked?): {exc.detail}"
+                if refusals >= MAX_REFUSALS:
+                    self.refused = self.last_error[:500]
+                    self.synced, self.authorizer = False, None
+                    log.error(
+                        "%s; %d times in a row: not trying again (give mcplocal a valid "
+                        "credential and restart it)",
+                        self.refused,
+                        refusals,
+                    )
+                    self._changed()
+                    return
+                log.warning("%s", self.last_error)
+            except Exception as exc:  # mcpd away, a broken stream: try again
                 shown = transport_error(exc)
                 self.last_error = f"{type(shown).__name__}: {shown}"[:500]
                 log.warning("policy stream from %s lost: %s", self.url, self.last_error)
@@ -78,9 +104,9 @@ class PolicyFollower:
 
     async def _follow_once(self) -> None:
         timeout = httpx2.Timeout(10.0, read=60.0)  # heartbeats come every 15 s
-        async with AsyncMcpdClient(self.mcpd_url, timeout=timeout) as mcpd:
+        async with AsyncMcpdClient(self.mcpd_url, self._auth, timeout=timeout) as mcpd:
             try:
-                async with mcpd.watch(self._path, headers=await self._headers()) as messages:
+                async with mcpd.watch(self._path) as messages:
                     async for message in messages:
                         if "snapshot" in message:
                             self._load(message["snapshot"])
@@ -88,6 +114,8 @@ class PolicyFollower:
                             return  # mcpd rebuilt its state: start again from a snapshot
                         elif not message.get("heartbeat"):
                             self._apply(message)
+            except NotAuthenticated:
+                raise
             except ApiError as exc:
                 raise RuntimeError(f"mcpd answered {exc.status}: {exc.text[:300]}") from None
 

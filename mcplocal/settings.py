@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
+from typing import Literal
 
+import anyio
 import platformdirs
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from authz.tokens import token_kind
 from client import ApiError, AsyncMcpdClient, BearerAuth
 from mcplocal.cache import DEFAULT_CACHE_DIR
 from mcplocal.pipeline import parse_summarizers
@@ -43,7 +47,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8430, ge=1, le=65535, description="port to listen on (serve)")
     mcpd_url: str = Field(default="http://127.0.0.1:8420", pattern=r"^https?://[^\s]+$")
     mcpd_token: SecretStr | None = Field(
-        default=None, description="mcplocal's own mcpd session bearer (a user with `proxy`)"
+        default=None,
+        description="mcplocal's own credential for mcpd: a service account's token "
+        "(mcpctl_sa_..., `mcpctl create serviceaccount`), or a session bearer",
     )
     mcpd_user: str | None = Field(default=None, description="or: that user's name ...")
     mcpd_password: SecretStr | None = Field(default=None, description="... and password")
@@ -97,16 +103,19 @@ class Settings(BaseSettings):
         return [o.strip() for o in self.allowed_origins.split(",") if o.strip()]
 
 
+log = logging.getLogger("mcplocal")
+
+
 class McpdCredential:
-    """mcplocal's own bearer for mcpd: a given session token, or a login kept fresh.
+    """mcplocal's own credential for mcpd: a service account's token (``mcpctl_sa_...``:
+    it does not lapse), a given session bearer, or a user's login kept fresh.
 
-    A face over the client's auth flow (:attr:`auth`, a :class:`client.BearerAuth`), for
-    what needs the header itself: ``await headers()`` logs in first when there is no bearer
-    yet or it is older than :attr:`RELOGIN_AFTER`. An :class:`client.AsyncMcpdClient` given
-    ``auth=credential.auth`` also logs in again, once, when mcpd answers 401.
+    A face over the client's auth flow (:attr:`auth`, a :class:`client.BearerAuth`, which
+    every client of mcpd in mcplocal uses): a login is renewed before its session expires
+    (at half its lifetime, :meth:`keep_fresh`) and once on a 401; a token is never
+    renewed, and a 401 to it is kept in ``auth.refused``. ``await headers()`` gives the
+    header now, logging in first when there is no bearer yet or it is due for renewal.
     """
-
-    RELOGIN_AFTER = 3600.0
 
     def __init__(
         self,
@@ -119,12 +128,19 @@ class McpdCredential:
         if not token and not (user and password):
             raise ValueError(
                 "mcplocal needs its own credential for mcpd: set MCPLOCAL_MCPD_TOKEN "
-                "(a session bearer from `mcpctl login`), or MCPLOCAL_MCPD_USER and "
-                "MCPLOCAL_MCPD_PASSWORD"
+                "(a service account's token from `mcpctl create serviceaccount`), or "
+                "MCPLOCAL_MCPD_USER and MCPLOCAL_MCPD_PASSWORD"
             )
         self.mcpd_url = mcpd_url.rstrip("/")
         self._user = user
-        self.auth = BearerAuth(token, username=user, password=password, max_age=self.RELOGIN_AFTER)
+        self.auth = BearerAuth(token, username=user, password=password)
+
+    @property
+    def kind(self) -> Literal["serviceaccount", "login", "bearer"]:
+        if self.auth.can_login:
+            return "login"
+        token = self.auth.token or ""
+        return "serviceaccount" if token_kind(token) == "serviceaccount" else "bearer"
 
     async def headers(self) -> dict[str, str]:
         if not self.auth.stale():
@@ -136,3 +152,23 @@ class McpdCredential:
             raise RuntimeError(
                 f"mcplocal cannot log in to mcpd as {self._user}: {exc.text}"
             ) from None
+
+    async def keep_fresh(self, retry: float = 5.0) -> None:
+        """Renew a login before its session expires, for as long as mcplocal runs (what
+        holds the header itself - the fast lane's upstream sessions - sees the new one)."""
+        if not self.auth.can_login:
+            return
+        while True:
+            if self.auth.stale():
+                try:
+                    await self.headers()
+                    log.info(
+                        "renewed mcplocal's login to mcpd (next in %.1f s)",
+                        self.auth.renews_in() or 0,
+                    )
+                except Exception as exc:  # mcpd away, or the login refused: try again
+                    log.warning("cannot renew mcplocal's login to mcpd: %s", exc)
+                    await anyio.sleep(retry)
+                    continue
+            wait = self.auth.renews_in()
+            await anyio.sleep(retry if wait is None else min(max(wait, 0.05), 3600.0))

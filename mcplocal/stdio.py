@@ -16,7 +16,15 @@ import httpx2
 from mcp.server.context import ServerRequestContext
 from mcp.server.stdio import stdio_server
 
-from client import API, MY_CALLS, MY_POLICY, AsyncMcpdClient, NotAuthenticated, Unreachable
+from client import (
+    API,
+    MY_CALLS,
+    MY_POLICY,
+    AsyncMcpdClient,
+    BearerAuth,
+    NotAuthenticated,
+    Unreachable,
+)
 from mcplocal.audit import AuditReporter
 from mcplocal.cache import FileCache
 from mcplocal.pipeline import Pipeline
@@ -26,8 +34,8 @@ from mcplocal.proxy import Caller, Proxy
 
 async def run_stdio(mcpd_url: str, token: str, project: str, cache_dir: Path) -> None:
     async with httpx2.AsyncClient(timeout=60.0) as http:
-        mcpd = AsyncMcpdClient(mcpd_url, token, http=http)
-        headers = mcpd.fresh_headers  # the user's bearer, for every call to mcpd
+        auth = BearerAuth(token)  # the user's bearer, for every call to mcpd
+        mcpd = AsyncMcpdClient(mcpd_url, auth, http=http)
         try:
             me = await mcpd.me()
         except Unreachable as exc:
@@ -38,9 +46,9 @@ async def run_stdio(mcpd_url: str, token: str, project: str, cache_dir: Path) ->
         if not user:
             raise RuntimeError("mcplocal stdio runs with a user's login, not a token")
         caller = Caller(f"User:{user}", project, user=user)
-        policy = PolicyFollower(mcpd_url, headers, path=API + MY_POLICY)
-        audit = AuditReporter(mcpd_url, headers, path=API + MY_CALLS)
-        proxy = Proxy(mcpd_url, headers, policy, Pipeline(FileCache(cache_dir), http), audit)
+        policy = PolicyFollower(mcpd_url, auth, path=API + MY_POLICY)
+        audit = AuditReporter(mcpd_url, auth, path=API + MY_CALLS)
+        proxy = Proxy(mcpd_url, auth, policy, Pipeline(FileCache(cache_dir), http), audit)
         policy.on_change = lambda: proxy.tools_changed(None)
 
         def caller_of(ctx: ServerRequestContext[Any]) -> Caller:

@@ -78,11 +78,13 @@ def logout(principal: PrincipalDep, db: DbDep, rt: RuntimeDep) -> Response:
 
 @router.get("/auth/me", response_model=MeOut, response_model_by_alias=True)
 def me(principal: PrincipalDep) -> MeOut:
+    token = principal.token_sha is not None  # named, as everywhere, never by its hash
     return MeOut(
-        subject=principal.subject if principal.user else f"McpToken:{principal.token_name}",
+        subject=f"McpToken:{principal.token_name}" if token else principal.subject,
         user=principal.user,
         token_name=principal.token_name,
         project=principal.token_project,
+        service_account=principal.service_account,
     )
 
 

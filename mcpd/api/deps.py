@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Hashable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -20,7 +20,7 @@ from mcpd import audit
 from mcpd.api.route_table import PUBLIC, SELF, Guard, guard_for
 from mcpd.errors import Forbidden, NotFound, Unauthorized
 from mcpd.metrics import record_decision
-from mcpd.models import LoginSession, McpToken
+from mcpd.models import LoginSession, McpToken, ServiceAccountToken
 from mcpd.principal import Principal
 from mcpd.runtime import Runtime, SessionCache, aware
 from mcpd.services.work import Caller
@@ -114,7 +114,35 @@ def authenticate(session: Session, raw: str, cache: SessionCache | None = None) 
             remaining = (expires - now).total_seconds() if expires is not None else cache.ttl
             cache.put(sha, principal, remaining, gen)
         return principal
+    if kind == "serviceaccount":
+        return _service_account(session, token_sha256(raw), now, cache, gen)
     raise Unauthorized("invalid or expired credentials")
+
+
+def _service_account(
+    session: Session, sha: str, now: datetime, cache: SessionCache | None, gen: Hashable
+) -> Principal:
+    """A service account's token: valid until revoked (or its optional expiry)."""
+    cred = session.scalars(
+        select(ServiceAccountToken).where(ServiceAccountToken.token_sha == sha)
+    ).first()
+    expires = aware(cred.expires_at) if cred is not None else None
+    if cred is None or cred.revoked_at is not None or (expires is not None and expires <= now):
+        raise Unauthorized("invalid or expired credentials")
+    last = aware(cred.last_used_at)
+    if last is None or now - last > _LAST_USED_EVERY:
+        session.execute(
+            update(ServiceAccountToken)
+            .where(ServiceAccountToken.id == cred.id)
+            .values(last_used_at=now)
+        )
+        session.commit()
+    name = cred.account.name
+    principal = Principal(f"ServiceAccount:{name}", service_account=name, credential_sha=sha)
+    if cache is not None:
+        remaining = (expires - now).total_seconds() if expires is not None else cache.ttl
+        cache.put(sha, principal, remaining, gen)
+    return principal
 
 
 async def _request_project(
@@ -166,6 +194,12 @@ async def _caller(rt: Runtime, raw: str) -> Principal:
     principal = await asyncio.shield(lookup)
     assert isinstance(principal, Principal)
     return _live(rt, principal)
+
+
+async def caller_of(rt: Runtime, raw: str) -> Principal:
+    """Who sent the bearer ``raw`` now (401 if nobody valid): for a long answer (a stream)
+    to check that the credential it was opened with still holds."""
+    return await _caller(rt, raw)
 
 
 def _live(rt: Runtime, principal: Principal) -> Principal:

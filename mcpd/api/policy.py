@@ -6,6 +6,10 @@ files, the stored rules and the McpTokens (hashes and grants, never a raw token)
 each later line one change, in order, as this mcpd's enforcer applied it. A follower that
 loses the stream reconnects and starts again from a new snapshot, so it never has to
 know what it missed. A line ``{"heartbeat": true}`` comes every 15 seconds of silence.
+The stream ends when the credential it was opened with no longer holds (a login session
+expired or ended, a token revoked) or, for the whole policy, no longer has ``proxy``:
+checked every :data:`CREDENTIAL_CHECK_SECONDS`, so a revoked follower learns nothing more
+and must connect again (its client re-authenticates where it can).
 
 Needs the ``proxy`` operation (McpTokens never have it: see policies/deny.csv).
 ``GET /api/v1/auth/me/policy`` is the same for the calling user alone: the rules that
@@ -16,23 +20,24 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from authz import Authorizer, PolicyEvent, Rule, TokenGrant
 from authz.policy import policy_files
 from authz.wire import event_to_json, grant_to_json, rule_to_json
-from mcpd.api.deps import PrincipalDep, RuntimeDep
-from mcpd.errors import Forbidden
+from mcpd.api.deps import PrincipalDep, RuntimeDep, bearer, caller_of
+from mcpd.errors import ApiError, Forbidden
 from mcpd.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["policy"])
 
 HEARTBEAT_SECONDS = 15.0
+CREDENTIAL_CHECK_SECONDS = 1.0
 MAX_BACKLOG = 10_000  # a follower this far behind is cut off (and starts again)
 
 
@@ -81,7 +86,23 @@ class _Scope:
         return PolicyEvent(added=added, removed=removed) if added or removed else None
 
 
-async def _watch(rt: Runtime, scope: _Scope) -> StreamingResponse:
+def _holds(rt: Runtime, request: Request, operation: str | None) -> Callable[[], Awaitable[bool]]:
+    """Whether the stream's credential still holds (and still has ``operation``)."""
+    raw = bearer(request)
+
+    async def holds() -> bool:
+        try:
+            p = await caller_of(rt, raw)
+        except ApiError:
+            return False
+        return operation is None or rt.authorizer.decide(p.subject, "", "*", "*", operation).allowed
+
+    return holds
+
+
+async def _watch(
+    rt: Runtime, scope: _Scope, holds: Callable[[], Awaitable[bool]]
+) -> StreamingResponse:
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[PolicyEvent | None] = asyncio.Queue()
 
@@ -100,12 +121,24 @@ async def _watch(rt: Runtime, scope: _Scope) -> StreamingResponse:
     async def lines() -> AsyncIterator[bytes]:
         try:
             yield json.dumps({"snapshot": snapshot}).encode() + b"\n"
+            quiet_since = checked = loop.time()
             while True:
+                event: PolicyEvent | None = None
                 try:
-                    event = await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
+                    event = await asyncio.wait_for(queue.get(), CREDENTIAL_CHECK_SECONDS)
+                    quiet = False
                 except TimeoutError:
-                    yield b'{"heartbeat": true}\n'
+                    quiet = True
+                if loop.time() - checked >= CREDENTIAL_CHECK_SECONDS:
+                    if not await holds():
+                        return  # the follower connects again, and is answered 401 or 403
+                    checked = loop.time()
+                if quiet:
+                    if loop.time() - quiet_since >= HEARTBEAT_SECONDS:
+                        quiet_since = loop.time()
+                        yield b'{"heartbeat": true}\n'
                     continue
+                quiet_since = loop.time()
                 seen = scope.event(event) if event is not None else PolicyEvent(reload=True)
                 if seen is None:
                     continue
@@ -122,15 +155,15 @@ _NDJSON: dict[int | str, dict[str, Any]] = {200: {"content": {"application/x-ndj
 
 
 @router.get("/policy/watch", response_class=StreamingResponse, responses=_NDJSON)
-async def watch_policy(_: PrincipalDep, rt: RuntimeDep) -> StreamingResponse:
+async def watch_policy(_: PrincipalDep, rt: RuntimeDep, request: Request) -> StreamingResponse:
     """The whole policy, then each change (newline-delimited JSON). Needs `proxy`."""
-    return await _watch(rt, _Scope(rt.authorizer, None))
+    return await _watch(rt, _Scope(rt.authorizer, None), _holds(rt, request, "proxy"))
 
 
 @router.get("/auth/me/policy", response_class=StreamingResponse, responses=_NDJSON)
-async def watch_my_policy(p: PrincipalDep, rt: RuntimeDep) -> StreamingResponse:
+async def watch_my_policy(p: PrincipalDep, rt: RuntimeDep, request: Request) -> StreamingResponse:
     """The rules that decide for the calling user, then their changes (for `mcplocal
     stdio`). Users only: an McpToken has no use for it."""
     if p.user is None:
         raise Forbidden("only a user follows its own policy; a token is followed by mcplocal")
-    return await _watch(rt, _Scope(rt.authorizer, p.subject))
+    return await _watch(rt, _Scope(rt.authorizer, p.subject), _holds(rt, request, None))

@@ -90,6 +90,16 @@ ROUTES: Final[dict[tuple[str, str], Guard | str]] = {
     ("GET", f"{V1}/mcptokens/{{name}}"): Guard("mcptokens", "get", "token"),
     ("DELETE", f"{V1}/mcptokens/{{name}}"): Guard("mcptokens", "delete", "token"),
     ("POST", f"{V1}/mcptokens/{{name}}/revoke"): Guard("mcptokens", "update", "token"),
+    # service accounts: minting or revoking one of its tokens changes the account
+    ("GET", f"{V1}/serviceaccounts"): Guard("serviceaccounts", "list"),
+    ("POST", f"{V1}/serviceaccounts"): Guard("serviceaccounts", "create"),
+    ("GET", f"{V1}/serviceaccounts/{{name}}"): Guard("serviceaccounts", "get"),
+    ("PUT", f"{V1}/serviceaccounts/{{name}}"): Guard("serviceaccounts", "update"),
+    ("DELETE", f"{V1}/serviceaccounts/{{name}}"): Guard("serviceaccounts", "delete"),
+    ("POST", f"{V1}/serviceaccounts/{{name}}/tokens"): Guard("serviceaccounts", "update"),
+    ("POST", f"{V1}/serviceaccounts/{{name}}/tokens/{{prefix}}/revoke"): Guard(
+        "serviceaccounts", "update"
+    ),
     # audit
     ("GET", f"{V1}/auditevents"): Guard("auditevents", "audit"),
     # a proxy (mcplocal) follows the policy and reports the tool calls it made

@@ -25,6 +25,7 @@ class MeOut(CamelModel):
     user: str | None = None
     token_name: str | None = None
     project: str | None = None
+    service_account: str | None = None
 
 
 class CanIIn(CamelModel):

@@ -1,11 +1,12 @@
 """Backup and restore of the whole configuration as manifests (:mod:`mcpd.manifests`).
 
-:func:`export` writes every user, group, secret, server, project and RbacDefinition as a
-manifest document. Secret values are left out unless asked for: a Secret document then
-carries only its key names (``spec: {keys: [...]}``), and restoring such a document never
-touches the stored values. McpTokens and the RbacDefinitions holding a token's bindings
-are never exported (a token's raw value is unrecoverable), nor are passwords: a user
-created by a restore has none until one is set.
+:func:`export` writes every user, group, service account, secret, server, project and
+RbacDefinition as a manifest document. Secret values are left out unless asked for: a
+Secret document then carries only its key names (``spec: {keys: [...]}``), and restoring
+such a document never touches the stored values. McpTokens and the RbacDefinitions
+holding a token's bindings are never exported (a token's raw value is unrecoverable), nor
+are passwords or a service account's tokens: a user created by a restore has no password
+until one is set, a service account no token until one is minted.
 
 :func:`restore` imports documents in one transaction, all or nothing. Each object that
 exists and matches is ``unchanged``; one that differs is ``updated`` (its version goes
@@ -32,7 +33,16 @@ from sqlalchemy.orm import Session
 from mcpd import manifests
 from mcpd.errors import ApiError, Forbidden, Invalid
 from mcpd.manifests import Document, SecretKeys
-from mcpd.models import Group, GroupMember, Project, ProjectServer, RbacDefinition, Secret, Server
+from mcpd.models import (
+    Group,
+    GroupMember,
+    Project,
+    ProjectServer,
+    RbacDefinition,
+    Secret,
+    Server,
+    ServiceAccount,
+)
 from mcpd.models import User as UserRow
 from mcpd.runtime import Runtime
 from mcpd.schemas.backup import Outcome
@@ -41,6 +51,7 @@ from mcpd.schemas.projects import ProjectIn, dump_options
 from mcpd.schemas.rbac import RbacIn
 from mcpd.schemas.secrets import SecretIn
 from mcpd.schemas.servers import ServerIn, dump_health, dump_spec
+from mcpd.schemas.serviceaccounts import ServiceAccountIn
 from mcpd.schemas.users import UserIn
 from mcpd.services.capabilities import check_attach, check_refs, check_server
 from mcpd.services.groups import check_members, member_rules
@@ -74,6 +85,10 @@ def export(*, db: Session, rt: Runtime, secrets: bool) -> list[dict[str, Any]]:
     out += [
         doc("Group", g.name, {"members": [m.user_name for m in g.members]})
         for g in db.scalars(select(Group).order_by(Group.name))
+    ]
+    out += [
+        doc("ServiceAccount", a.name, {"description": a.description})
+        for a in db.scalars(select(ServiceAccount).order_by(ServiceAccount.name))
     ]
     for s in db.scalars(select(Secret).order_by(Secret.name)):
         if not secrets:
@@ -240,6 +255,19 @@ def _group(r: _Restore, doc: Document, body: GroupIn) -> None:
     r.record(doc, group, changed, detail)
 
 
+def _service_account(r: _Restore, doc: Document, body: ServiceAccountIn) -> None:
+    account = r.get(ServiceAccount, body.name)
+    if account is None:
+        # bindings that still name it go to whoever mints its first token
+        r.work.ceiling_of(f"ServiceAccount:{body.name}")
+        account = ServiceAccount(name=body.name, description=body.description, created_by=r.by)
+        r.db.add(account)
+        return r.record(doc, account, None)
+    changed = _diff({"description": (account.description, body.description)})
+    account.description = body.description
+    r.record(doc, account, changed)
+
+
 def _secret(r: _Restore, doc: Document, body: SecretIn | SecretKeys) -> None:
     secret = r.get(Secret, body.name)
     if isinstance(body, SecretKeys):  # key names only: never changes a stored value
@@ -387,6 +415,8 @@ def _import(r: _Restore, doc: Document) -> None:
         _user(r, doc, body)
     elif isinstance(body, GroupIn):
         _group(r, doc, body)
+    elif isinstance(body, ServiceAccountIn):
+        _service_account(r, doc, body)
     elif isinstance(body, SecretIn | SecretKeys):
         _secret(r, doc, body)
     elif isinstance(body, ServerIn):

@@ -120,7 +120,10 @@ def create_token(
     ) as work:
         user = caller.principal.user
         if user is None:
-            raise Forbidden("a token cannot create tokens")
+            raise Forbidden(
+                f"{caller.principal.display} cannot create tokens: a token belongs to a user, "
+                "whose permissions are its ceiling"
+            )
         project = db.scalars(select(Project).where(Project.name == spec.project)).first()
         if project is None:
             raise Invalid(f"project: project `{spec.project}` does not exist")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Self
@@ -20,18 +20,16 @@ import anyio
 import mcp_types as types
 from anyio.abc import TaskGroup
 
-from client import AsyncMcpdClient, ClientError, Denied, NotFound
+from client import AsyncMcpdClient, BearerAuth, ClientError, Denied, NotFound
 from client.errors import transport_error
 from mcplocal.audit import AuditReporter
 from mcplocal.names import NameMap
 from mcplocal.pipeline import Pipeline, ProxyModel, page_tool
 from mcplocal.policy import PolicyFollower
-from upstream.spec import UpstreamSpec
+from upstream.spec import LiveAuth, UpstreamSpec
 from upstream.supervisor import Instance, Supervisor, SupervisorSettings, UpstreamError
 
 log = logging.getLogger("mcplocal.proxy")
-
-Headers = Callable[[], Awaitable[dict[str, str]]]
 
 
 @dataclass(frozen=True)
@@ -56,7 +54,7 @@ class Catalog:
     """The proxy's view of projects, their supervisors and listings (state: :class:`Proxy`)."""
 
     mcpd_url: str
-    _headers: Headers
+    _auth: BearerAuth  # mcplocal's own credential for mcpd (the client's auth flow)
     policy: PolicyFollower
     pipeline: Pipeline
     audit: AuditReporter
@@ -76,7 +74,7 @@ class Catalog:
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Self]:
         async with (
-            AsyncMcpdClient(self.mcpd_url, timeout=15.0) as mcpd,
+            AsyncMcpdClient(self.mcpd_url, self._auth, timeout=15.0) as mcpd,
             anyio.create_task_group() as tg,
         ):
             self._mcpd, self._tg = mcpd, tg
@@ -94,11 +92,16 @@ class Catalog:
         if sup is None:
             if self._tg is None or self._mcpd is None:
                 raise UpstreamError("mcplocal is shutting down")
-            mcpd = self._mcpd
+            mcpd, auth = self._mcpd, self._auth
 
             async def load(name: str) -> UpstreamSpec:
+                # the session's requests carry the credential as it is renewed (the SDK's
+                # client through the auth flow, the fast lane through its header now)
                 url = mcpd.upstream_url(name, project)
-                return UpstreamSpec(name, "http", url=url, headers=await self._headers())
+                if auth.stale():
+                    await mcpd.fresh_headers()
+                live = LiveAuth(auth, auth.headers, mcpd.renew)
+                return UpstreamSpec(name, "http", url=url, auth=live)
 
             sup = Supervisor(self.upstream_settings, load)
             sup.on_tools_changed = lambda _name: self.tools_changed(project)
@@ -122,7 +125,7 @@ class Catalog:
             return info
         assert self._mcpd is not None
         try:
-            body = await self._mcpd.project(name, headers=await self._headers())
+            body = await self._mcpd.project(name)
             model = ProxyModel.from_options(
                 body.get("proxyModel") or "passthrough", body.get("proxyOptions") or {}
             )

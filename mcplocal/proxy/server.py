@@ -14,11 +14,12 @@ from mcp.server.lowlevel.server import Server as McpServer
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
 
+from client import BearerAuth
 from mcplocal.audit import AuditReporter
 from mcplocal.pipeline import Pipeline, ProxyModel
 from mcplocal.policy import PolicyFollower
 from mcplocal.proxy.calls import Calls
-from mcplocal.proxy.catalog import Caller, Headers
+from mcplocal.proxy.catalog import Caller
 from mcplocal.proxy.notify import Notify
 from mcplocal.proxy.resources import Resources
 from upstream.mcpserver import ListChangedServer, Watchers, connection_of
@@ -35,7 +36,7 @@ class Proxy(Calls, Resources, Notify):
     def __init__(
         self,
         mcpd_url: str,
-        headers: Headers,
+        auth: BearerAuth | str,
         policy: PolicyFollower,
         pipeline: Pipeline,
         audit: AuditReporter,
@@ -46,7 +47,7 @@ class Proxy(Calls, Resources, Notify):
         default_model: ProxyModel | None = None,
     ) -> None:
         self.mcpd_url = mcpd_url.rstrip("/")
-        self._headers = headers
+        self._auth = BearerAuth(auth) if isinstance(auth, str) else auth
         self.policy = policy
         self.pipeline = pipeline
         self.audit = audit

@@ -240,3 +240,36 @@ def test_get_auditevents_with_filters(cli_env: dict[str, str]) -> None:
     code, _, err = mcpctl("get", "auditevents", "--filter", "outcome=maybe")
     assert code == 3
     assert "outcome" in err
+
+
+def test_serviceaccount_create_rotate_revoke_get_describe_and_manifest(
+    cli_env: dict[str, str],
+) -> None:
+    login(cli_env)
+    name = uniq("bot")
+    code, first, err = mcpctl("create", "serviceaccount", name, "--description", "a bot")
+    assert code == 0, err
+    first = first.strip()
+    assert first.startswith("mcpctl_sa_") and "it will not be shown again" in err
+    code, second, err = mcpctl("serviceaccount", "rotate", name)
+    assert code == 0, err
+    second = second.strip()
+    assert second.startswith("mcpctl_sa_") and second != first
+    assert f"still valid: {first[:17]}" in err
+    code, out, _ = mcpctl("get", "serviceaccount", name)
+    assert f"{first[:17]},{second[:17]}" in out  # two valid at once
+    assert first not in out and second not in out
+    code, out, err = mcpctl("serviceaccount", "revoke", name, first[:17])
+    assert code == 0, err
+    code, out, _ = mcpctl("get", "serviceaccount", name)
+    assert second[:17] in out and first[:17] not in out  # the table lists the valid ones
+    code, out, _ = mcpctl("describe", "serviceaccount", name)
+    assert f"{first[:17]}  created" in out and "REVOKED" in out
+    assert f"{second[:17]}  created" in out and "last used never" in out
+    code, out, _ = mcpctl("get", "serviceaccount", name, "-o", "yaml")
+    assert yaml.safe_load(out) == {
+        "apiVersion": "mcpctl/v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": name},
+        "spec": {"description": "a bot"},
+    }

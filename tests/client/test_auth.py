@@ -4,6 +4,7 @@ over real HTTP against a real mcpd, through both faces of the client."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Generator
 
 import anyio
@@ -100,6 +101,41 @@ def test_a_bearer_older_than_max_age_is_renewed_before_the_request() -> None:
     flow = auth.auth_flow(request())
     assert next(flow).url.path == "/api/v1/auth/login"
     assert bearer(flow.send(answer(200, {"token": "new"}))) == "Bearer new"
+
+
+def test_a_login_is_renewed_at_half_its_sessions_lifetime() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    auth = BearerAuth(username="svc@example.com", password="pw")
+    flow = auth.auth_flow(request())
+    next(flow)
+    expires = (datetime.now(UTC) + timedelta(seconds=0.4)).isoformat()
+    flow.send(answer(200, {"token": "t1", "expiresAt": expires}))
+    assert not auth.stale() and 0 < (auth.renews_in() or 0) <= 0.2
+    time.sleep(0.25)
+    assert auth.stale()  # before the session expires, not after
+    flow = auth.auth_flow(request())
+    assert next(flow).url.path == "/api/v1/auth/login"
+
+
+def test_a_401_it_cannot_answer_is_kept_as_refused_until_an_answer_is_not() -> None:
+    auth = BearerAuth("mcpctl_sa_x")
+    flow = auth.auth_flow(request())
+    next(flow)
+    ends(flow, answer(401))
+    assert auth.refused == "mcpd answered 401 to GET /api/v1/auth/me"
+    flow = auth.auth_flow(request())
+    next(flow)
+    ends(flow, answer(200, {}))
+    assert auth.refused is None
+
+    login = BearerAuth("old", username="svc@example.com", password="pw")
+    flow = login.auth_flow(request())
+    next(flow)
+    flow.send(answer(401))
+    with pytest.raises(NotAuthenticated):
+        flow.send(answer(401, {"detail": "wrong user name or password"}))
+    assert login.refused == "the login as svc@example.com was refused: wrong user name or password"
 
 
 def test_a_refresh_callback_gives_the_fresh_bearer_on_a_401() -> None:

@@ -54,14 +54,17 @@ class Api:
         return self.login(name, password)
 
     def state(self) -> str:
-        """Everything a restore could carry, secret values included, and every rule.
+        """Everything a restore could carry, secret values included, every rule, and the
+        service accounts' tokens (which no backup carries).
 
         The backup's ``#`` header (it holds the time it was taken) is left out, so two
         states compare equal exactly when the database is the same.
         """
         text = self.call("GET", "/backup?secrets=true").text
         body = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
-        return body + json.dumps(self.ok("GET", "/rbac?limit=500")["items"], sort_keys=True)
+        rbac = self.ok("GET", "/rbac?limit=500")["items"]
+        accounts = self.ok("GET", "/serviceaccounts?limit=500")["items"]
+        return body + json.dumps([rbac, accounts], sort_keys=True)
 
     def login(self, name: str, password: str = PASSWORD) -> str:
         r = self.client.post("/api/v1/auth/login", json={"username": name, "password": password})

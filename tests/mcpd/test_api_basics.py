@@ -41,7 +41,13 @@ def test_token_in_query_string_is_ignored(api: Api) -> None:
 
 def test_login_logout_me(api: Api) -> None:
     me = api.ok("GET", "/auth/me")
-    assert me == {"subject": f"User:{ADMIN}", "user": ADMIN, "tokenName": None, "project": None}
+    assert me == {
+        "subject": f"User:{ADMIN}",
+        "user": ADMIN,
+        "tokenName": None,
+        "project": None,
+        "serviceAccount": None,
+    }
     bearer = api.login(ADMIN)
     assert api.call("POST", "/auth/logout", bearer).status_code == 204
     assert api.call("GET", "/auth/me", bearer).status_code == 401

@@ -17,7 +17,7 @@ from mcpd.policystore import load_stored_rules
 from mcpd.settings import Settings
 from tests.mcpd.conftest import ADMIN, PASSWORD, Api
 
-KINDS = ("users", "groups", "secrets", "servers", "projects", "rbac")
+KINDS = ("users", "groups", "serviceaccounts", "secrets", "servers", "projects", "rbac")
 META = {"createdAt", "updatedAt", "createdBy", "version"}
 
 
@@ -225,6 +225,7 @@ def test_manifest_round_trips_and_is_sorted_into_dependency_order() -> None:
         ("Project", "p", {"servers": ["s"], "proxyModel": "paginate"}),
         ("Server", "s", {"transport": "http", "http": {"url": "https://x/mcp"}}),
         ("Secret", "k", {"data": {"on": "yes", "date": "2024-01-01"}}),
+        ("ServiceAccount", "bot", {"description": "a machine"}),
         ("Group", "g", {"members": ["a"]}),
         ("User", "a", {"displayName": "A", "disabled": False}),
     )
@@ -232,7 +233,7 @@ def test_manifest_round_trips_and_is_sorted_into_dependency_order() -> None:
     assert [d.kind for d in docs] == list(manifests.ORDER)
     secret = next(d for d in docs if d.kind == "Secret").body
     assert secret.data == {"on": "yes", "date": "2024-01-01"}  # type: ignore[union-attr]
-    assert [d.index for d in docs] == [6, 5, 4, 3, 2, 1]
+    assert [d.index for d in docs] == [7, 6, 5, 4, 3, 2, 1]
 
 
 # -- round trip and idempotence ------------------------------------------------------------

@@ -31,10 +31,7 @@ def follow(
 ) -> PolicyFollower:
     """Run a follower in the background while ``steps`` (sync, in a thread) acts."""
 
-    async def headers() -> dict[str, str]:
-        return {"Authorization": f"Bearer {bearer}"}
-
-    follower = PolicyFollower(m.base, headers, path=path)
+    follower = PolicyFollower(m.base, bearer, path=path)
 
     async def main() -> None:
         async with anyio.create_task_group() as tg:

@@ -28,9 +28,10 @@ def test_a_login_is_made_when_needed_and_renewed_when_old(mcpd_url: str) -> None
         first = await credential.headers()
         assert first["Authorization"].startswith("Bearer mcpctl_ses_")
         assert await credential.headers() == first
-        credential.auth.max_age = -1.0  # as if RELOGIN_AFTER had passed
+        assert 0 < (credential.auth.renews_in() or 0) <= 12 * 3600 / 2  # half the session
+        credential.auth.max_age = -1.0  # as if its renewal were due
         assert await credential.headers() != first
-        credential.auth.max_age = credential.RELOGIN_AFTER
+        credential.auth.max_age = None
         # the client, given the flow, logs in again when mcpd refuses the bearer
         with McpdClient(mcpd_url, credential.auth.token) as c:
             c.logout()

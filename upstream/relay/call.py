@@ -59,6 +59,12 @@ class Call:
         body = json.dumps({**self.request, "id": self.upstream_id}, separators=(",", ":"))
         deadline = time.monotonic() + timeout
         exchange = await asyncio.wait_for(self.upstream.post(body.encode()), timeout)
+        if exchange.status == 401:  # a credential renewed meanwhile: once more, with the new one
+            exchange.release()
+            if not await self.upstream.renewed():
+                raise RelayError("the upstream answered HTTP 401")
+            left = max(0.001, deadline - time.monotonic())
+            exchange = await asyncio.wait_for(self.upstream.post(body.encode()), left)
         last_id: str | None = None
         retry = 1.0
         for _ in range(MAX_RESUMES):

@@ -22,6 +22,7 @@ import httptools
 
 from upstream.errors import ConnectionLost, RelayError
 from upstream.guard import PeerGuard, PeerRefused, check_peer
+from upstream.spec import LiveAuth
 
 SESSION_HEADER = "mcp-session-id"
 VERSION_HEADER = "mcp-protocol-version"
@@ -126,7 +127,8 @@ class Exchange:
 
 class UpstreamHttp:
     """POSTs JSON-RPC to one Streamable HTTP endpoint, with fixed headers (the server's
-    configured ones, its session id, its protocol version)."""
+    configured ones, its session id, its protocol version), and those ``live`` gives now
+    (a credential renewed while the session lives)."""
 
     def __init__(
         self,
@@ -134,6 +136,8 @@ class UpstreamHttp:
         headers: Mapping[str, str],
         ssl_context: ssl.SSLContext | None,
         guard: PeerGuard | None = None,
+        *,
+        live: LiveAuth | None = None,
     ) -> None:
         parts = urlsplit(url)
         self._guard = guard
@@ -144,19 +148,43 @@ class UpstreamHttp:
         self.ssl = (
             (ssl_context or ssl.create_default_context()) if parts.scheme == "https" else None
         )
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        netloc = parts.netloc.rpartition("@")[2]
-        own = {k.lower(): v for k, v in headers.items()}
+        self._target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self._netloc = parts.netloc.rpartition("@")[2]
+        self._fixed = {k.lower(): v for k, v in headers.items()}
+        self._live = live
+        self._shown: Mapping[str, str] | None = None  # what ``live`` gave the heads below
+        self._heads(dict(live.headers()) if live is not None else {})
+        self._idle: list[_Conn] = []
+        self.closed = False
+
+    def _heads(self, extra: Mapping[str, str]) -> None:
+        own = {**self._fixed, **{k.lower(): v for k, v in extra.items()}}
         for name, value in own.items():
             if any(c in name + value for c in "\r\n\0"):
                 raise ValueError(f"header {name!r} holds a line break")
         post = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+        target, netloc = self._target, self._netloc
         self._head = _head(f"POST {target} HTTP/1.1", netloc, {**post, **own})
         self._get_head = _head(
             f"GET {target} HTTP/1.1", netloc, {"accept": "text/event-stream", **own}
         )
-        self._idle: list[_Conn] = []
-        self.closed = False
+        self._shown = extra
+
+    def _refresh(self) -> None:
+        """Rebuild the heads when the live headers changed (a renewed credential)."""
+        if self._live is not None:
+            now = self._live.headers()
+            if now != self._shown:
+                self._heads(dict(now))
+
+    async def renewed(self) -> bool:
+        """After a 401: whether a fresh credential is there to send the request again with."""
+        if self._live is None or self._shown is None:
+            return False
+        try:
+            return await self._live.renew(self._shown)
+        except Exception:  # the renewal failed: the 401 stands
+            return False
 
     async def _connect(self) -> _Conn:
         try:
@@ -186,6 +214,7 @@ class UpstreamHttp:
 
     async def post(self, body: bytes) -> Exchange:
         """Send ``body``; return once the response's headers are in."""
+        self._refresh()
         return await self._send(self._head + b"content-length: %d\r\n\r\n" % len(body) + body)
 
     async def resume(self, last_event_id: str) -> Exchange:
@@ -194,6 +223,7 @@ class UpstreamHttp:
         if any(c in last_event_id for c in "\r\n\0"):
             raise RelayError("the upstream sent an event id holding a line break")
         line = f"last-event-id: {last_event_id}\r\n\r\n".encode("latin-1", "replace")
+        self._refresh()
         return await self._send(self._get_head + line)
 
     async def _send(self, request: bytes) -> Exchange:

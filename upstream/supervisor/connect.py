@@ -65,6 +65,7 @@ async def open_transport(
     client = await stack.enter_async_context(
         httpx2.AsyncClient(
             headers=spec.headers,
+            auth=spec.auth.flow if spec.auth is not None else None,
             verify=ssl_context(),
             timeout=httpx2.Timeout(30.0, read=settings.call_timeout),
             event_hooks={"response": [session_id]},
@@ -94,7 +95,9 @@ def open_relay(
     if session_id:
         headers[SESSION_HEADER] = session_id[0]
     try:
-        upstream = UpstreamHttp(spec.url, headers, ssl_context(), settings.peer_guard)
+        upstream = UpstreamHttp(
+            spec.url, headers, ssl_context(), settings.peer_guard, live=spec.auth
+        )
     except ValueError as exc:  # calls take the SDK path, which says what is wrong
         log.append(f"no fast lane: {exc}", source="mcpd")
         return None
