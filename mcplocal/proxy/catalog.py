@@ -20,12 +20,14 @@ import anyio
 import mcp_types as types
 from anyio.abc import TaskGroup
 
+from authz import Decision
 from client import AsyncMcpdClient, ClientError, Denied, NotFound
 from client.errors import transport_error
 from mcplocal.audit import AuditReporter
 from mcplocal.names import NameMap
 from mcplocal.pipeline import Pipeline, ProxyModel, page_tool
 from mcplocal.policy import PolicyFollower
+from upstream.relay import AUDITED_HEADER
 from upstream.spec import UpstreamSpec
 from upstream.supervisor import Instance, Supervisor, SupervisorSettings, UpstreamError
 
@@ -98,7 +100,8 @@ class Catalog:
 
             async def load(name: str) -> UpstreamSpec:
                 url = mcpd.upstream_url(name, project)
-                return UpstreamSpec(name, "http", url=url, headers=await self._headers())
+                headers = {**await self._headers(), AUDITED_HEADER: "mcplocal"}  # (calls.py)
+                return UpstreamSpec(name, "http", url=url, headers=headers)
 
             sup = Supervisor(self.upstream_settings, load)
             sup.on_tools_changed = lambda _name: self.tools_changed(project)
@@ -145,12 +148,15 @@ class Catalog:
         return info
 
     def allowed(self, caller: Caller, server: str, tool: str) -> bool:
+        return self.decide(caller, server, tool).allowed
+
+    def decide(self, caller: Caller, server: str, tool: str) -> Decision:
         authorizer = self.policy.authorizer
         if authorizer is None:
-            return False
+            return Decision(False, "no policy from mcpd yet")
         return authorizer.decide(
             caller.subject, caller.project, "tools", f"{server}__{tool}", "run"
-        ).allowed
+        )
 
     def upstream_notified(
         self, project: str, server: str, method: str, params: dict[str, Any] | None
