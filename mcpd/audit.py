@@ -94,8 +94,8 @@ def ingest(session: Session, rows: Iterable[dict[str, Any]]) -> int:
         stmt = sqlite.insert(AuditEvent).on_conflict_do_nothing(index_elements=["event_id"])
     else:  # pragma: no cover - mcpd runs on SQLite or PostgreSQL
         stmt = insert(AuditEvent)
-    result = session.execute(stmt.values(values))  # one statement, so rowcount is exact
-    return int(getattr(result, "rowcount", len(values)) or 0)
+    inserted = session.execute(stmt.values(values).returning(AuditEvent.id))
+    return len(inserted.all())
 
 
 def touch_tokens(session: Session, shas: set[str]) -> None:
