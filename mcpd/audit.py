@@ -85,16 +85,17 @@ def ingest(session: Session, rows: Iterable[dict[str, Any]]) -> int:
     values = list(rows)
     if not values:
         return 0
+    table: Any = AuditEvent.__table__
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        stmt: Any = postgresql.insert(AuditEvent).on_conflict_do_nothing(
-            index_elements=["event_id"]
-        )
+        stmt: Any = postgresql.insert(table).on_conflict_do_nothing(index_elements=["event_id"])
     elif dialect == "sqlite":
-        stmt = sqlite.insert(AuditEvent).on_conflict_do_nothing(index_elements=["event_id"])
+        stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=["event_id"])
     else:  # pragma: no cover - mcpd runs on SQLite or PostgreSQL
-        stmt = insert(AuditEvent)
-    inserted = session.execute(stmt.values(values).returning(AuditEvent.id))
+        stmt = insert(table)
+    # executemany of one cached statement ("insertmanyvalues"): RETURNING names the rows
+    # inserted, so the count leaves out the ids recorded before
+    inserted = session.execute(stmt.returning(table.c.id), values)
     return len(inserted.all())
 
 

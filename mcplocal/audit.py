@@ -17,7 +17,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -64,19 +64,24 @@ class CallRecord:
     time: str = field(default_factory=_now)
 
     def json(self) -> dict[str, object]:
-        camel = {
-            "token_name": "tokenName",
-            "token_sha": "tokenSha",
-            "duration_ms": "durationMs",
-            "request_id": "requestId",
-            "policy_revision": "policyRevision",
-        }
-        out = {camel.get(k, k): v for k, v in asdict(self).items() if v is not None}
+        out = {
+            _CAMEL.get(f, f): v for f in _FIELDS if (v := getattr(self, f)) is not None
+        }  # (not asdict: it deep-copies, and this runs once per call)
         for key in ("error", "reason"):
             if isinstance(out.get(key), str):
                 out[key] = str(out[key])[:2000]
         out["requestId"] = str(out.get("requestId", ""))[:64]
         return out
+
+
+_FIELDS = tuple(f.name for f in fields(CallRecord))
+_CAMEL = {
+    "token_name": "tokenName",
+    "token_sha": "tokenSha",
+    "duration_ms": "durationMs",
+    "request_id": "requestId",
+    "policy_revision": "policyRevision",
+}
 
 
 class AuditReporter:
@@ -147,13 +152,13 @@ class AuditReporter:
         if not isinstance(mcpd, AsyncMcpdClient):
             mcpd = AsyncMcpdClient(self.mcpd_url, http=mcpd)
         while True:
-            seg, events, nbytes = await anyio.to_thread.run_sync(self.spool.unsent, self.batch)
+            seg, lines, nbytes = await anyio.to_thread.run_sync(self.spool.unsent, self.batch)
             if seg is None:
                 return
-            if events:
-                await self._send(mcpd, events)
+            if lines:
+                await self._send(mcpd, lines)
             await anyio.to_thread.run_sync(self.spool.sent, seg, nbytes)
-            self.sent += len(events)
+            self.sent += len(lines)
             self.last_sent_at = time.time()
 
     async def flush_quietly(self, mcpd: AsyncMcpdClient | httpx2.AsyncClient) -> None:
@@ -163,16 +168,16 @@ class AuditReporter:
         except Exception as exc:
             log.warning("audit records left in the spool for the next start: %s", exc)
 
-    async def _send(self, mcpd: AsyncMcpdClient, events: list[dict[str, object]]) -> None:
+    async def _send(self, mcpd: AsyncMcpdClient, lines: list[bytes]) -> None:
         try:
-            await mcpd.send_audit(events, path=self._path, headers=await self._headers())
+            await mcpd.send_audit_lines(lines, path=self._path, headers=await self._headers())
         except ApiError as exc:
             if exc.status not in (400, 413, 422):
                 raise RuntimeError(f"mcpd answered {exc.status}: {exc.text[:300]}") from None
-            if len(events) > 1:  # one bad record must not hold the others back
-                for event in events:
-                    await self._send(mcpd, [event])
+            if len(lines) > 1:  # one bad record must not hold the others back
+                for line in lines:
+                    await self._send(mcpd, [line])
                 return
             # mcpd will never take this one: say so, count it, move on
             self.rejected += 1
-            log.error("mcpd refused audit record %s: %s", events[0].get("id"), exc.text[:300])
+            log.error("mcpd refused audit record %r: %s", lines[0][:200], exc.text[:300])

@@ -69,6 +69,7 @@ class Spool:
         self._reserved = 0  # bytes of records handed in, not yet written
         self.bytes = 0  # on disk in segments this process holds
         self.records = 0  # records appended by this process
+        self.written = 0  # bytes appended by this process
         self.refused = 0  # records refused because the spool was full
         self._commit: GroupCommit[bytes] = GroupCommit(self._write)
         self.adopt()
@@ -107,6 +108,7 @@ class Spool:
                 os.fsync(seg.fd)
             seg.written += len(data)
             self.bytes += len(data)
+            self.written += len(data)
             self.records += len(lines)
             if seg.written >= SEGMENT_BYTES:
                 self._active = None  # the next record starts a new segment
@@ -168,25 +170,22 @@ class Spool:
 
     # -- delivering ----------------------------------------------------------------------
 
-    def unsent(self, limit: int) -> tuple[_Segment | None, list[dict[str, Any]], int]:
+    def unsent(self, limit: int) -> tuple[_Segment | None, list[bytes], int]:
         """Up to ``limit`` records not yet committed by mcpd, from the oldest segment that
-        has any: (that segment, the records, the bytes they span)."""
+        has any: (that segment, the records as JSON lines, the bytes they span)."""
         with self._lock:
             segments = list(self._segments)
         for seg in segments:
             if seg.sent >= seg.written:
                 continue
             data = os.pread(seg.fd, min(seg.written - seg.sent, 4 * 1024 * 1024), seg.sent)
-            records: list[dict[str, Any]] = []
+            records: list[bytes] = []
             used = 0
             while len(records) < limit:
                 end = data.find(b"\n", used)
                 if end < 0:
                     break
-                try:
-                    records.append(json.loads(data[used:end]))
-                except ValueError:
-                    log.error("audit spool %s: an unreadable line skipped", seg.path.name)
+                records.append(data[used:end])  # mcpd refuses what is not a record
                 used = end + 1
             return seg, records, used
         return None, [], 0

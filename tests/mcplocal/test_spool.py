@@ -3,6 +3,7 @@ returns, many per write, kept until sent, adopted after a crash, bounded."""
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from pathlib import Path
@@ -30,7 +31,7 @@ def drain(spool: Spool, limit: int = 1000) -> list[dict[str, Any]]:
         seg, records, nbytes = spool.unsent(limit)
         if seg is None:
             return got
-        got += records
+        got += [json.loads(line) for line in records]
         spool.sent(seg, nbytes)
 
 
