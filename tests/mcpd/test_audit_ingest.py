@@ -4,8 +4,13 @@ already had; records carry the deciding line and the policy revision."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 
+from fastapi.testclient import TestClient
+
+from mcpd.app import create_app
+from mcpd.settings import Settings
 from tests.mcpd.conftest import Api
 
 
@@ -48,3 +53,33 @@ def test_a_malformed_id_is_refused(api: Api) -> None:
     proxy = api.user("mcplocal@svc", "action:proxy")
     r = api.call("POST", "/auditevents", proxy, json={"events": events(1, id="x" * 36)})
     assert r.status_code == 422
+
+
+def test_two_replicas_taking_the_same_batches_at_once_record_each_id_once(
+    api: Api, settings: Settings
+) -> None:
+    """Two mcpd apps on one database (a proxy's retry may land on the other replica, while
+    the first is still committing): the unique event id decides, not the replica."""
+    proxy = api.user("mcplocal@svc", "action:proxy")
+    batches = [events(100) for _ in range(8)]
+    answers: list[dict[str, int]] = []
+    with TestClient(create_app(settings)) as other:
+        replicas = [api.client, other]
+
+        def send(i: int) -> None:
+            for batch in batches:  # every batch to both replicas, racing
+                r = replicas[i].post(
+                    "/api/v1/auditevents", headers=api.h(proxy), json={"events": batch}
+                )
+                assert r.status_code == 202, r.text
+                answers.append(r.json())
+
+        threads = [threading.Thread(target=send, args=(i,)) for i in (0, 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    assert sum(a["recorded"] for a in answers) == 800
+    assert sum(a["duplicates"] for a in answers) == 800
+    items = api.ok("GET", "/auditevents", params={"action": "call", "limit": 1000})["items"]
+    assert len(items) == 800 == len({e["eventId"] for e in items})
