@@ -31,6 +31,7 @@ from authz.fallback import Fallback
 from authz.index import PolicyIndex
 from authz.policy import Rule, default_model_path, default_policy_dir, load_policy_dir
 from authz.reference import load_model, model_differences
+from authz.revision import Revision
 from authz.vocabulary import NO_PROJECT, OPERATION_PREFIX, ROLE_PREFIX, TOKENS_GROUP
 
 __all__ = [
@@ -166,6 +167,7 @@ class Authorizer:
         # One assignment each; a reader sees either the old or the new state.
         self._state = (rules, index, reference)
         self._tokens = grants
+        self._revision: Revision | None = None  # computed when first asked for
 
     def reload(self, stored: Iterable[Rule], tokens: Iterable[TokenGrant] | None = None) -> None:
         """Rebuild from the policy files, ``stored`` rules and tokens, then swap it in."""
@@ -196,10 +198,11 @@ class Authorizer:
         rules, index, _ = self._state
         index.remove(removed)
         index.add(added)
-        for rule in removed:
-            rules.remove(rule)
+        gone = [rule for rule in removed if rules.remove(rule)]
         for rule in added:
             rules.add(rule)
+        if self._revision is not None:
+            self._revision.rules(added, gone)
         if not self.indexed:
             self._state = (rules, index, Fallback(self.model_path, rules))
 
@@ -214,6 +217,8 @@ class Authorizer:
             tokens = dict(self._tokens)
             tokens[grant.sha] = grant
             self._tokens = tokens
+            if self._revision is not None:
+                self._revision.grants([grant], [old] if old is not None else [])
             if old is None:
                 self._apply([self._token_link(grant)], [])
             self._notify(PolicyEvent(tokens=(grant,)))
@@ -226,6 +231,8 @@ class Authorizer:
             tokens = dict(self._tokens)
             del tokens[sha]
             self._tokens = tokens
+            if self._revision is not None:
+                self._revision.grants([], [grant])
             self._apply([], [self._token_link(grant)])
             self._notify(PolicyEvent(tokens_removed=(sha,)))
 
@@ -257,6 +264,20 @@ class Authorizer:
 
     def token(self, sha: str) -> TokenGrant | None:
         return self._tokens.get(sha)
+
+    @property
+    def revision(self) -> str:
+        """The policy revision decisions are made under now (:mod:`authz.revision`): the
+        model, every rule and every token grant, as a short hash. Audit records carry it."""
+        rev = self._revision
+        if rev is None:
+            with self._write:
+                rev = self._revision
+                if rev is None:
+                    model = self.model_path.read_text(encoding="utf-8")
+                    rev = Revision(model, self._state[0], self._tokens.values())
+                    self._revision = rev
+        return rev.name
 
     # -- vocabulary from the policy ---------------------------------------------
 

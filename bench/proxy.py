@@ -332,6 +332,7 @@ def main() -> None:
                 "MCPLOCAL_MCPD_URL": base,
                 "MCPLOCAL_MCPD_TOKEN": admin,
                 "MCPLOCAL_CACHE_DIR": str(tmp / "cache"),
+                "MCPLOCAL_AUDIT_SPOOL_DIR": str(tmp / "audit"),
             }
             local_argv = [str(MCPLOCAL), "serve", "--host", "127.0.0.1", "--port", str(local_port)]
             via_mcpd = f"{base}/api/v1/servers/bench/mcp"

@@ -15,6 +15,7 @@ import yaml
 
 class Format(StrEnum):
     table = "table"
+    wide = "wide"  # the table with more columns (where a kind has them)
     json = "json"
     yaml = "yaml"
     name = "name"

@@ -62,6 +62,16 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
     ],
 }
 
+#: ``-o wide``: the table's columns and these
+WIDE: dict[str, list[tuple[str, str]]] = {
+    "auditevents": [
+        ("token", "tokenName"),
+        ("request id", "requestId"),
+        ("policy revision", "policyRevision"),
+        ("reason", "reason"),
+    ],
+}
+
 #: ``--filter`` keys per kind (what the API's list takes besides paging)
 FILTERS: dict[str, tuple[str, ...]] = {
     "auditevents": ("subject", "kind", "name", "project", "action", "outcome", "since", "until"),
@@ -81,7 +91,9 @@ READ_ONLY = (
     "when the server is deleted; see `mcpctl get instances` and `mcpctl logs SERVER`"
 )
 
-OutputOpt = Annotated[Format, typer.Option("-o", "--output", help="table, json, yaml or name")]
+OutputOpt = Annotated[
+    Format, typer.Option("-o", "--output", help="table, wide, json, yaml or name")
+]
 
 
 def plural_of(kind: str) -> str:
@@ -104,10 +116,12 @@ def _truncate(text: str | None, width: int) -> str | None:
 def _rows(kind: str, items: list[dict[str, Any]], fmt: Format) -> list[dict[str, Any]]:
     if kind == "secrets":
         return [{**i, "keys": sorted(i.get("data", {}))} for i in items]
-    if kind == "serviceaccounts" and fmt is Format.table:  # the tokens still valid
+    if kind == "serviceaccounts" and fmt in (Format.table, Format.wide):  # tokens still valid
         return [{**i, "tokens": live_tokens(i)} for i in items]
-    if kind == "instances" and fmt is Format.table:
+    if kind == "instances" and fmt in (Format.table, Format.wide):
         return [{**i, "lastError": _truncate(i.get("lastError"), LAST_ERROR_WIDTH)} for i in items]
+    if kind == "auditevents" and fmt is Format.wide:  # the deciding line, where one did
+        return [{**i, "reason": (i.get("detail") or {}).get("reason")} for i in items]
     return items
 
 
@@ -169,7 +183,7 @@ def get(
                 if len(items) >= limit:
                     break
     if not items:
-        if output is Format.table:
+        if output in (Format.table, Format.wide):
             typer.echo("No resources found.", err=True)
             return
         if output is Format.name:
@@ -185,7 +199,7 @@ def get(
             return
     show(
         _rows(plural, items, output),
-        COLUMNS[plural],
+        COLUMNS[plural] + (WIDE.get(plural, []) if output is Format.wide else []),
         output,
         kind=kind.rstrip("s"),
         single=bool(name),

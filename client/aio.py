@@ -153,6 +153,19 @@ class AsyncMcpdClient:
         """Audit calls made through mcplocal (``path``: AUDIT_EVENTS or MY_CALLS)."""
         await self.request("POST", path, json={"events": events}, headers=headers)
 
+    async def send_audit_lines(
+        self,
+        lines: list[bytes],
+        *,
+        path: str = AUDIT_EVENTS,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """:meth:`send_audit` for events that are JSON already (mcplocal's spool lines):
+        sent as they are, not parsed and encoded again."""
+        body = b'{"events":[' + b",".join(line.rstrip(b"\n") for line in lines) + b"]}"
+        sent = {**(headers or {}), "Content-Type": "application/json"}
+        await self.request("POST", path, content=body, headers=sent)
+
     @asynccontextmanager
     async def watch(
         self, path: str = POLICY_WATCH, *, headers: Mapping[str, str] | None = None

@@ -80,6 +80,7 @@ def _audit_handler_deny(request: Request, principal: Principal, exc: Forbidden) 
             outcome="deny",
             request_id=request_id(request),
             detail={"reason": exc.detail[:2000]},
+            revision=rt.authorizer.revision,
         )
         session.commit()
 

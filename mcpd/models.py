@@ -164,8 +164,14 @@ class LoginSession(Base):
 
 class AuditEvent(Base):
     __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_events_time", "time"),)
+    __table_args__ = (
+        Index("ix_audit_events_time", "time"),
+        # a record sent again (a proxy's retry after a lost answer) is the same record
+        Index("uq_audit_events_event_id", "event_id", unique=True),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # made where the decision was (a uuid): NULL only for rows older than migration 0005
+    event_id: Mapped[str | None] = mapped_column(String(36))
     time: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     subject: Mapped[str] = mapped_column(String(255), index=True)
     token_name: Mapped[str | None] = mapped_column(String(255))
@@ -177,6 +183,8 @@ class AuditEvent(Base):
     outcome: Mapped[str] = mapped_column(String(16))  # allow | deny | error
     request_id: Mapped[str] = mapped_column(String(64), default="")
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # the policy revision the decision was made under (authz.revision); NULL before 0005
+    policy_revision: Mapped[str | None] = mapped_column(String(16))
 
 
 __all__ = [

@@ -7,7 +7,7 @@ import time
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import overload
+from typing import Any, overload
 
 import anyio
 import anyio.from_thread
@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, object_session, sessionmaker
 
 from authz import Authorizer, Rule, TokenGrant
+from mcpd import audit
 from mcpd.addresses import Rules
 from mcpd.changes import Generations, ReadCache
 from mcpd.isolation import stdio_sandbox
@@ -26,6 +27,7 @@ from mcpd.ratelimit import RateLimiter
 from mcpd.security import SecretBox
 from mcpd.settings import Settings
 from mcpd.upstreams import load_spec
+from upstream.commit import GroupCommit
 from upstream.spec import UpstreamSpec
 from upstream.supervisor import Supervisor, SupervisorSettings
 
@@ -99,8 +101,11 @@ class Runtime:
     # which tables changed (mcpd.changes), and responses cached until they do
     generations: Generations = field(default_factory=Generations)
     read_cache: ReadCache = field(init=False)
+    # tools/call records of the per-server endpoint: many per commit (upstream.commit)
+    call_log: GroupCommit[dict[str, Any]] = field(init=False)
 
     def __post_init__(self) -> None:
+        self.call_log = GroupCommit(self._write_calls)
         self.generations.watch(self.sessions)
         # a session ended on any replica (logout, disable, delete, password) ends here too,
         # and so does a service-account token revoked there
@@ -109,6 +114,10 @@ class Runtime:
             ("login_sessions", "users", "service_accounts", "service_account_tokens"),
         )
         self.read_cache = ReadCache(self.generations)
+
+    def _write_calls(self, rows: list[dict[str, Any]]) -> None:
+        with self.sessions() as session:
+            audit.write_calls(session, rows)
 
     def load_policy(self) -> tuple[list[Rule], list[TokenGrant]]:
         """The stored rules and token grants, as the database has them now."""

@@ -26,7 +26,7 @@ from mcp.server.transport_security import (
     TransportSecurityMiddleware,
     TransportSecuritySettings,
 )
-from prometheus_client import CollectorRegistry, Counter, ProcessCollector
+from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -35,7 +35,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from authz.tokens import token_kind, token_sha256
-from mcplocal.audit import AuditReporter
+from mcplocal.audit import AuditReporter, spool_dir_for
 from mcplocal.cache import FileCache
 from mcplocal.pipeline import Pipeline
 from mcplocal.policy import PolicyFollower
@@ -63,9 +63,34 @@ STATIC_BEARER = (
 
 
 class _Metrics:
-    def __init__(self) -> None:
+    def __init__(self, audit: AuditReporter) -> None:
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
+        spool = audit.spool
+        gauges = {
+            "mcplocal_audit_spool_bytes": ("audit spool bytes on disk", lambda: spool.bytes),
+            "mcplocal_audit_spool_pending_bytes": (
+                "audit spool bytes mcpd has not committed yet",
+                lambda: spool.pending,
+            ),
+            "mcplocal_audit_spool_max_bytes": ("the audit spool's bound", lambda: spool.max_bytes),
+            "mcplocal_audit_spool_full": (
+                "1 while the audit spool is full (calls are refused)",
+                lambda: float(spool.full),
+            ),
+            "mcplocal_audit_records_spooled": ("audit records written", lambda: spool.records),
+            "mcplocal_audit_records_sent": ("audit records mcpd committed", lambda: audit.sent),
+            "mcplocal_audit_records_rejected": (
+                "audit records mcpd refused as malformed (logged)",
+                lambda: audit.rejected,
+            ),
+            "mcplocal_audit_refused_calls": (
+                "calls refused because the audit spool was full",
+                lambda: spool.refused,
+            ),
+        }
+        for name, (doc, read) in gauges.items():
+            Gauge(name, doc, registry=self.registry).set_function(read)
         self.requests = Counter(
             "mcplocal_mcp_requests_total",
             "HTTP requests to /mcp, by outcome",
@@ -98,8 +123,16 @@ def create_app(settings: Settings, credential: McpdCredential) -> Starlette:
     public = (settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
     # every client of mcpd here shares mcplocal's credential as the client's auth flow
     policy = PolicyFollower(settings.mcpd_url, credential.auth)
-    audit = AuditReporter(settings.mcpd_url, credential.auth)
-    metrics = _Metrics()
+    path = "/api/v1/auditevents"
+    audit = AuditReporter(
+        settings.mcpd_url,
+        credential.auth,
+        spool_dir_for(settings.audit_spool_dir, settings.mcpd_url, path),
+        path=path,
+        max_bytes=settings.audit_spool_max_bytes,
+        fsync=settings.audit_spool_fsync,
+    )
+    metrics = _Metrics(audit)
     state: dict[str, Any] = {"relay": Relay(stateless=settings.stateless)}
     upstream = SupervisorSettings(
         start_timeout=10.0,
@@ -242,13 +275,20 @@ def create_app(settings: Settings, credential: McpdCredential) -> Starlette:
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
-        ok = policy.authorizer is not None and policy.synced and policy.refused is None
+        ok = (
+            policy.authorizer is not None
+            and policy.synced
+            and policy.refused is None
+            and not audit.full
+        )
         body: dict[str, Any] = {"status": "ok" if ok else "unavailable", "policy": policy.synced}
         body["credential"] = credential.kind
         if policy.refused:
             body["refused"] = policy.refused
         if policy.last_error:
             body["lastError"] = policy.last_error
+        if audit.full:
+            body["auditSpool"] = audit.spool_full_reason + "; tool calls are refused"
         return JSONResponse(body, status_code=200 if ok else 503)
 
     async def prometheus(request: Request) -> Response:
@@ -290,8 +330,9 @@ def create_app(settings: Settings, credential: McpdCredential) -> Starlette:
                         )
                     yield
                 with anyio.CancelScope(shield=True), anyio.move_on_after(5.0):
-                    await audit.flush(http)  # what was reported reaches mcpd if it can
+                    await audit.flush_quietly(http)  # what was reported reaches mcpd if it can
                 tg.cancel_scope.cancel()
+            audit.spool.close()  # what is left is sent by the next start
 
     return Starlette(
         routes=[

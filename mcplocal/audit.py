@@ -1,24 +1,48 @@
-"""Every ``tools/call`` audited in mcpd, off the call path.
+"""Every ``tools/call`` audited in mcpd, exactly once, after a crash too.
 
-:meth:`AuditReporter.report` only appends to a bounded in-memory queue; a background task
-sends batches to ``POST /api/v1/auditevents`` every ``interval`` seconds (sooner when a
-batch fills). When mcpd is away the batch is kept and retried; past ``max_pending`` the
-oldest records are dropped and counted (``dropped``), never the call itself delayed.
+:meth:`AuditReporter.report` writes the call's record to the spool (:mod:`mcplocal.spool`)
+and returns once it is on disk; only then is the call answered. A background task
+(:meth:`AuditReporter.run`) sends the spool's records in order, in batches, to
+``POST /api/v1/auditevents`` and moves the spool's mark on once mcpd has committed them.
+Each record carries its own id (made at the decision): a batch sent again - after mcpd
+went away mid-answer, or after this process restarted - is recorded once. When mcpd is
+away the records wait on disk and delivery retries with a bounded backoff; when the spool
+is full, :attr:`AuditReporter.full` is True and the proxy refuses calls (/readyz fails).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections import deque
-from dataclasses import asdict, dataclass
+import time
+import uuid
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from pathlib import Path
 
 import anyio
 import httpx2
 
 from client import API, ApiError, AsyncMcpdClient
 from client.errors import transport_error
+from mcplocal.spool import Spool, SpoolFull
 
 log = logging.getLogger("mcplocal.audit")
+
+__all__ = ["AuditReporter", "CallRecord", "SpoolFull", "spool_dir_for"]
+
+MAX_BACKOFF = 5.0  # seconds between delivery attempts while mcpd is away, at most
+
+
+def spool_dir_for(base: Path, mcpd_url: str, path: str, who: str = "") -> Path:
+    """The spool of one destination (mcpd, path, reporting identity) under ``base``: records
+    meant for one mcpd are never sent to another."""
+    key = hashlib.sha256(f"{mcpd_url.rstrip('/')}|{path}|{who}".encode()).hexdigest()[:16]
+    return base / key
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
 
 
 @dataclass(frozen=True)
@@ -33,19 +57,30 @@ class CallRecord:
     token_sha: str | None = None
     request_id: str = ""
     error: str | None = None
+    reason: str | None = None  # the deciding policy line
+    policy_revision: str | None = None
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))  # made at the decision
+    time: str = field(default_factory=_now)
 
     def json(self) -> dict[str, object]:
-        camel = {
-            "token_name": "tokenName",
-            "token_sha": "tokenSha",
-            "duration_ms": "durationMs",
-            "request_id": "requestId",
-        }
-        out = {camel.get(k, k): v for k, v in asdict(self).items() if v is not None}
-        if isinstance(out.get("error"), str):
-            out["error"] = str(out["error"])[:2000]
+        out = {
+            _CAMEL.get(f, f): v for f in _FIELDS if (v := getattr(self, f)) is not None
+        }  # (not asdict: it deep-copies, and this runs once per call)
+        for key in ("error", "reason"):
+            if isinstance(out.get(key), str):
+                out[key] = str(out[key])[:2000]
         out["requestId"] = str(out.get("requestId", ""))[:64]
         return out
+
+
+_FIELDS = tuple(f.name for f in fields(CallRecord))
+_CAMEL = {
+    "token_name": "tokenName",
+    "token_sha": "tokenSha",
+    "duration_ms": "durationMs",
+    "request_id": "requestId",
+    "policy_revision": "policyRevision",
+}
 
 
 class AuditReporter:
@@ -53,11 +88,13 @@ class AuditReporter:
         self,
         mcpd_url: str,
         auth: httpx2.Auth | str,
+        spool_dir: Path,
         *,
         path: str = "/api/v1/auditevents",
-        interval: float = 0.5,
-        batch: int = 200,
-        max_pending: int = 50_000,
+        max_bytes: int = 256 * 1024 * 1024,
+        fsync: bool = True,
+        interval: float = 0.2,
+        batch: int = 500,
     ) -> None:
         if not path.startswith(API + "/"):
             raise ValueError(f"`{path}` is not a path of mcpd's API ({API}/...)")
@@ -65,19 +102,31 @@ class AuditReporter:
         self.url = self.mcpd_url + path
         self._path = path.removeprefix(API)
         self._auth = auth  # mcplocal's own credential (the client's auth flow)
+        self.spool = Spool(spool_dir, max_bytes=max_bytes, fsync=fsync)
         self.interval = interval
         self.batch = batch
-        self._pending: deque[CallRecord] = deque(maxlen=max_pending)
         self._wake = anyio.Event()
-        self.sent = 0
-        self.dropped = 0
+        self.sent = 0  # records mcpd committed (or already had)
+        self.rejected = 0  # records mcpd refused as malformed (logged, never resent)
+        self.last_error: str | None = None
+        self.last_sent_at: float | None = None
 
-    def report(self, record: CallRecord) -> None:
-        if len(self._pending) == self._pending.maxlen:
-            self.dropped += 1
-        self._pending.append(record)
-        if len(self._pending) >= self.batch:
-            self._wake.set()
+    @property
+    def full(self) -> bool:
+        return self.spool.full
+
+    @property
+    def spool_full_reason(self) -> str:
+        return (
+            f"its audit spool is full ({self.spool.bytes} of {self.spool.max_bytes} bytes, "
+            f"MCPLOCAL_AUDIT_SPOOL_MAX_BYTES) and mcpd has not taken the records "
+            f"({self.last_error or 'not yet'})"
+        )
+
+    async def report(self, record: CallRecord) -> None:
+        """On disk before this returns (:class:`SpoolFull`, ``OSError`` when not)."""
+        await self.spool.append(record.json())
+        self._wake.set()
 
     async def run(self) -> None:
         delay = self.interval
@@ -89,24 +138,45 @@ class AuditReporter:
                 try:
                     await self.flush(mcpd)
                     delay = self.interval
-                except Exception as exc:  # mcpd away: keep the records, try again later
-                    log.warning("cannot send audit records to mcpd: %s", transport_error(exc))
-                    delay = min(delay * 2, 10.0)
+                    self.last_error = None
+                except Exception as exc:  # mcpd away: the records wait on disk
+                    self.last_error = f"{transport_error(exc)}"[:500]
+                    log.warning("cannot send audit records to mcpd: %s", self.last_error)
+                    delay = min(max(delay, 0.1) * 2, MAX_BACKOFF)
+                if self.spool.pending == 0:
+                    await anyio.to_thread.run_sync(self.spool.adopt)  # a dead stdio's leftovers
 
     async def flush(self, mcpd: AsyncMcpdClient | httpx2.AsyncClient) -> None:
-        """Send what is pending, in batches (an ``httpx2.AsyncClient`` is borrowed)."""
+        """Send everything unsent, oldest first (an ``httpx2.AsyncClient`` is borrowed)."""
         if not isinstance(mcpd, AsyncMcpdClient):
             mcpd = AsyncMcpdClient(self.mcpd_url, self._auth, http=mcpd)
-        while self._pending:
-            chunk = [self._pending[i] for i in range(min(self.batch, len(self._pending)))]
-            events = [c.json() for c in chunk]
-            try:
-                await mcpd.send_audit(events, path=self._path)
-            except ApiError as exc:
-                if exc.status not in (400, 413, 422):
-                    raise RuntimeError(f"mcpd answered {exc.status}: {exc.text[:300]}") from None
-                # mcpd will never take these: say, move on
-                log.error("mcpd refused %d audit records: %s", len(chunk), exc.text[:300])
-            for _ in chunk:
-                self._pending.popleft()
-            self.sent += len(chunk)
+        while True:
+            seg, lines, nbytes = await anyio.to_thread.run_sync(self.spool.unsent, self.batch)
+            if seg is None:
+                return
+            if lines:
+                await self._send(mcpd, lines)
+            await anyio.to_thread.run_sync(self.spool.sent, seg, nbytes)
+            self.sent += len(lines)
+            self.last_sent_at = time.time()
+
+    async def flush_quietly(self, mcpd: AsyncMcpdClient | httpx2.AsyncClient) -> None:
+        """:meth:`flush` at shutdown: what mcpd does not take now waits in the spool."""
+        try:
+            await self.flush(mcpd)
+        except Exception as exc:
+            log.warning("audit records left in the spool for the next start: %s", exc)
+
+    async def _send(self, mcpd: AsyncMcpdClient, lines: list[bytes]) -> None:
+        try:
+            await mcpd.send_audit_lines(lines, path=self._path)
+        except ApiError as exc:
+            if exc.status not in (400, 413, 422):
+                raise RuntimeError(f"mcpd answered {exc.status}: {exc.text[:300]}") from None
+            if len(lines) > 1:  # one bad record must not hold the others back
+                for line in lines:
+                    await self._send(mcpd, [line])
+                return
+            # mcpd will never take this one: say so, count it, move on
+            self.rejected += 1
+            log.error("mcpd refused audit record %r: %s", lines[0][:200], exc.text[:300])

@@ -115,16 +115,22 @@ def stdio(
     assert ctx.token is not None
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     cache = cache_dir or Path(platformdirs.user_cache_dir("mcplocal", appauthor=False))
+    from pydantic import ValidationError
+
     from mcplocal.cache import CacheError, FileCache
+    from mcplocal.settings import Settings
     from mcplocal.stdio import run_stdio
 
     try:
         FileCache(cache)
+        settings = Settings()  # the audit spool's (MCPLOCAL_AUDIT_SPOOL_*)
     except CacheError as exc:
         _fail(str(exc), 1)
+    except ValidationError as exc:
+        _fail(str(exc), 3)
 
     try:
-        anyio.run(run_stdio, ctx.server, ctx.token, project, cache)
+        anyio.run(run_stdio, ctx.server, ctx.token, project, cache, settings)
     except RuntimeError as exc:  # a clear message for what a user can fix
         _fail(str(exc), 1)
 

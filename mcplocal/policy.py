@@ -63,7 +63,17 @@ class PolicyFollower:
         self.last_error: str | None = None
         self.refused: str | None = None  # set when mcpd refused the credential for good
         self.changes = 0  # events applied, for tests and metrics
+        self._revision: str | None = None  # mcpd's name for the state followed
         self._ready = anyio.Event()
+
+    @property
+    def revision(self) -> str | None:
+        """The policy revision decisions are made under: as mcpd named it (a user's own
+        view holds only part of the policy), else this copy's own (the same, when whole)."""
+        if self._revision is not None:
+            return self._revision
+        authorizer = self.authorizer
+        return authorizer.revision if authorizer is not None else None
 
     async def wait_ready(self, timeout: float) -> bool:
         with anyio.move_on_after(timeout):
@@ -137,6 +147,7 @@ class PolicyFollower:
             tokens=[grant_from_json(t) for t in snap["tokens"]],
         )
         self.authorizer = authorizer  # one assignment: requests see old or new, never half
+        self._revision = _revision(snap)
         self.synced = True
         self.last_error = None
         self._ready.set()
@@ -148,6 +159,7 @@ class PolicyFollower:
         if authorizer is None:
             raise RuntimeError("a change arrived before the snapshot")
         apply_change(authorizer, message)
+        self._revision = _revision(message)
         self.changes += 1
         self._changed()
 
@@ -157,3 +169,8 @@ class PolicyFollower:
                 self.on_change()
             except Exception:
                 log.exception("policy change hook failed")
+
+
+def _revision(message: dict[str, Any]) -> str | None:
+    revision = message.get("revision")
+    return revision if isinstance(revision, str) and 0 < len(revision) <= 16 else None

@@ -26,6 +26,17 @@ def _writable(path: Path) -> bool:
     return False
 
 
+DEFAULT_SPOOL_DIR = Path("/var/lib/mcplocal/audit")
+
+
+def default_spool_dir() -> Path:
+    """``/var/lib/mcplocal/audit`` where this user may write it, else the user's data
+    directory (``~/.local/share/mcplocal/audit``)."""
+    if _writable(DEFAULT_SPOOL_DIR):
+        return DEFAULT_SPOOL_DIR
+    return Path(platformdirs.user_data_dir("mcplocal", appauthor=False)) / "audit"
+
+
 def default_cache_dir() -> Path:
     """``/var/lib/mcplocal/cache`` where this user may write it (the service's own user,
     root), else the user's cache directory (``~/.cache/mcplocal``)."""
@@ -81,6 +92,21 @@ class Settings(BaseSettings):
         "cache directory when that is not writable)",
     )
     cache_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024 * 1024)
+    audit_spool_dir: Path = Field(
+        default_factory=default_spool_dir,
+        description="where each tools/call's audit record waits until mcpd has committed it "
+        "(default /var/lib/mcplocal/audit, or the user's data directory)",
+    )
+    audit_spool_max_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=64 * 1024,
+        description="the spool's bound: past it calls are refused and /readyz fails",
+    )
+    audit_spool_fsync: bool = Field(
+        default=True,
+        description="fsync each group of records before their calls are answered (off: "
+        "written before the answer, safe from a crash of mcplocal but not of the host)",
+    )
     tools_cache_ttl: float = Field(default=60.0, ge=0)
     tools_cache_negative_ttl: float = Field(default=5.0, ge=0)
     summarizers: str = Field(

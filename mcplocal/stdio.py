@@ -25,14 +25,17 @@ from client import (
     NotAuthenticated,
     Unreachable,
 )
-from mcplocal.audit import AuditReporter
+from mcplocal.audit import AuditReporter, spool_dir_for
 from mcplocal.cache import FileCache
 from mcplocal.pipeline import Pipeline
 from mcplocal.policy import PolicyFollower
 from mcplocal.proxy import Caller, Proxy
+from mcplocal.settings import Settings as SpoolSettings
 
 
-async def run_stdio(mcpd_url: str, token: str, project: str, cache_dir: Path) -> None:
+async def run_stdio(
+    mcpd_url: str, token: str, project: str, cache_dir: Path, spool: SpoolSettings
+) -> None:
     async with httpx2.AsyncClient(timeout=60.0) as http:
         auth = BearerAuth(token)  # the user's bearer, for every call to mcpd
         mcpd = AsyncMcpdClient(mcpd_url, auth, http=http)
@@ -47,7 +50,15 @@ async def run_stdio(mcpd_url: str, token: str, project: str, cache_dir: Path) ->
             raise RuntimeError("mcplocal stdio runs with a user's login, not a token")
         caller = Caller(f"User:{user}", project, user=user)
         policy = PolicyFollower(mcpd_url, auth, path=API + MY_POLICY)
-        audit = AuditReporter(mcpd_url, auth, path=API + MY_CALLS)
+        path = API + MY_CALLS
+        audit = AuditReporter(
+            mcpd_url,
+            auth,
+            spool_dir_for(spool.audit_spool_dir, mcpd_url, path, user),
+            path=path,
+            max_bytes=spool.audit_spool_max_bytes,
+            fsync=spool.audit_spool_fsync,
+        )
         proxy = Proxy(mcpd_url, auth, policy, Pipeline(FileCache(cache_dir), http), audit)
         policy.on_change = lambda: proxy.tools_changed(None)
 
@@ -65,5 +76,6 @@ async def run_stdio(mcpd_url: str, token: str, project: str, cache_dir: Path) ->
                 async with stdio_server() as (read, write):
                     await server.run(read, write, server.create_initialization_options())
             with anyio.CancelScope(shield=True), anyio.move_on_after(5.0):
-                await audit.flush(mcpd)
+                await audit.flush_quietly(mcpd)
             tg.cancel_scope.cancel()
+        audit.spool.close()

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, Query, Request
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from mcpd import audit
 from mcpd.api.deps import DbDep, PrincipalDep
 from mcpd.errors import Forbidden, Invalid
-from mcpd.models import AuditEvent, McpToken
+from mcpd.models import AuditEvent
 from mcpd.principal import Principal
 from mcpd.runtime import aware
 from mcpd.schemas.auditevents import AuditOut, AuditPage, ReportedCall, ReportedCalls
@@ -70,6 +70,7 @@ def list_audit(
     items = [
         AuditOut(
             id=e.id,
+            event_id=e.event_id,
             time=aware(e.time),
             subject=e.subject,
             token_name=e.token_name,
@@ -81,6 +82,7 @@ def list_audit(
             outcome=e.outcome,
             request_id=e.request_id,
             detail=e.detail,
+            policy_revision=e.policy_revision,
         )
         for e in rows[:limit]
     ]
@@ -103,6 +105,9 @@ def report_my_calls(body: ReportedCalls, p: PrincipalDep, db: DbDep) -> dict[str
 
 
 def _record_calls(db: DbDep, p: Principal, events: list[ReportedCall]) -> dict[str, int]:
+    """Record the batch in one statement; an id recorded before (a retry, by any replica)
+    is skipped, so a proxy may send a batch again whenever it did not hear the answer."""
+    rows = []
     for e in events:
         caller = Principal(
             f"User:{e.user}" if e.user else f"McpToken:{e.token_sha}",
@@ -118,27 +123,24 @@ def _record_calls(db: DbDep, p: Principal, events: list[ReportedCall]) -> dict[s
         }
         if e.error:
             detail["error"] = e.error
-        audit.record(
-            db,
-            caller,
-            action="call",
-            kind="tools",
-            name=f"{e.server}__{e.tool}",
-            project=e.project,
-            outcome=e.outcome,
-            request_id=e.request_id,
-            detail=detail,
+        if e.reason:
+            detail["reason"] = e.reason
+        rows.append(
+            audit.row(
+                caller,
+                action="call",
+                kind="tools",
+                name=f"{e.server}__{e.tool}",
+                project=e.project,
+                outcome=e.outcome,
+                request_id=e.request_id,
+                detail=detail,
+                revision=e.policy_revision,
+                event_id=e.id,
+                time=e.time,
+            )
         )
-    _touch_tokens(db, {e.token_sha for e in events if e.token_sha})
+    recorded = audit.ingest(db, rows)
+    audit.touch_tokens(db, {e.token_sha for e in events if e.token_sha})
     db.commit()
-    return {"recorded": len(events)}
-
-
-def _touch_tokens(db: DbDep, shas: set[str]) -> None:
-    """A token used only through a proxy is used all the same: its LAST USED moves on."""
-    if not shas:
-        return
-    now = datetime.now(UTC)
-    db.execute(
-        update(McpToken).where(McpToken.token_sha.in_(sorted(shas))).values(last_used_at=now)
-    )
+    return {"recorded": recorded, "duplicates": len(rows) - recorded}

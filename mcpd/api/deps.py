@@ -247,8 +247,9 @@ async def guard(request: Request, rt: RuntimeDep) -> Principal:
             entry.action == "get"
             or not rt.authorizer.decide(principal.subject, project, entry.kind, name, "get").allowed
         )
+        rid, revision = request_id(request), rt.authorizer.revision
         await run_in_threadpool(
-            _audit_deny, session, principal, entry, name, project, decision, request_id(request)
+            _audit_deny, session, principal, entry, name, project, decision, rid, revision
         )
     if hidden:
         raise NotFound(f"{entry.kind} `{name}` not found")
@@ -270,6 +271,7 @@ def _audit_deny(
     project: str,
     decision: Decision,
     rid: str,
+    revision: str,
 ) -> None:
     audit.record(
         session,
@@ -281,6 +283,7 @@ def _audit_deny(
         outcome="deny",
         request_id=rid,
         detail={"reason": decision.reason},
+        revision=revision,
     )
     session.commit()
 

@@ -11,10 +11,12 @@ session. The caller's bearer never goes further than here.
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
+import anyio
 import mcp_types as types
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -33,6 +35,7 @@ from sqlalchemy import select
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from authz import Decision
 from mcpd import audit
 from mcpd.api.common import CamelModel
 from mcpd.api.deps import DbDep, PrincipalDep, RuntimeDep, request_id
@@ -44,8 +47,10 @@ from mcpd.runtime import Runtime
 from mcpd.settings import Settings
 from upstream.mcpserver import ListChangedServer, Watchers
 from upstream.relay import (
+    AUDITED_HEADER,
     SESSION_HEADER,
     Relay,
+    error_result,
     is_tools_call,
     owns_session,
     replay,
@@ -96,13 +101,12 @@ def build_mcp_server(watchers: Watchers) -> McpServer[Any]:
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
         rt, name, principal, project = _caller(ctx)
+        assert isinstance(ctx.request, Request)
         tool = f"{name}__{params.name}"
         decision = rt.authorizer.decide(principal.subject, project, "tools", tool, "run")
+        call = CallAudit(rt, principal, ctx.request, name, params.name, decision)
         if not decision.allowed:
-            assert isinstance(ctx.request, Request)
-            await run_in_threadpool(
-                _audit_tool_deny, rt, principal, tool, project, decision.reason, ctx.request
-            )
+            await call.done("deny", None)  # whoever asks: a proxy's deny is mcpd's decision
             # the same answer as for a tool that does not exist: nothing leaks
             raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {params.name}")
         token = progress_token_from_params(ctx.params)
@@ -115,13 +119,23 @@ def build_mcp_server(watchers: Watchers) -> McpServer[Any]:
 
         try:
             instance = await rt.supervisor.instance(name)
-            return await instance.call_tool(
+            result = await instance.call_tool(
                 params.name, params.arguments, progress if token is not None else None
             )
         except UpstreamError as exc:
-            return types.CallToolResult(
+            result = types.CallToolResult(
                 content=[types.TextContent(type="text", text=str(exc))], is_error=True
             )
+            await call.done("error", str(exc))
+            return result
+        except BaseException as exc:  # an MCP error, or the caller went away
+            with anyio.CancelScope(shield=True):
+                await call.done("error", str(exc) or type(exc).__name__)
+            raise
+        withheld = await call.done("error" if result.is_error else "allow", None)
+        if withheld is not None:
+            raise MCPError(types.INTERNAL_ERROR, withheld)
+        return result
 
     async def forward(
         ctx: ServerRequestContext[Any], what: str, send: Callable[[ClientSession], Awaitable[T]]
@@ -256,22 +270,70 @@ def build_session_manager(watchers: Watchers, settings: Settings) -> StreamableH
     )
 
 
-def _audit_tool_deny(
-    rt: Runtime, principal: Principal, tool: str, project: str, reason: str, request: Request
-) -> None:
-    with rt.sessions() as session:
-        audit.record(
-            session,
-            principal,
-            action="run",
-            kind="tools",
-            name=tool,
-            project=project,
-            outcome="deny",
-            request_id=request_id(request),
-            detail={"reason": reason},
+class CallAudit:
+    """One ``tools/call`` through this endpoint, audited once it ends - before its result
+    goes out, in a group commit (:attr:`Runtime.call_log`). A proxy that audits its calls
+    itself (it says so in :data:`AUDITED_HEADER` and holds the ``proxy`` operation) gets
+    no second record of its allowed calls; a deny is recorded whoever asked."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        principal: Principal,
+        request: Request,
+        server: str,
+        tool: str,
+        decision: Decision,
+    ) -> None:
+        self.rt, self.principal, self.server, self.tool = rt, principal, server, tool
+        self.project = request.state.project
+        self.decision = decision
+        self.revision = rt.authorizer.revision
+        self.request_id = request_id(request)
+        self.began = time.perf_counter()
+        self.proxied = (
+            bool(request.headers.get(AUDITED_HEADER))
+            and rt.authorizer.decide(principal.subject, "", "*", "", "proxy").allowed
         )
-        session.commit()
+
+    async def done(self, outcome: str, error: str | None) -> str | None:
+        """Record the call (unless a proxy records it); None, or why its result is withheld."""
+        if self.proxied and outcome != "deny":
+            return None
+        detail: dict[str, Any] = {
+            "server": self.server,
+            "tool": self.tool,
+            "durationMs": round((time.perf_counter() - self.began) * 1000, 3),
+            "reason": self.decision.reason,
+        }
+        if error:
+            detail["error"] = error[:2000]
+        row = audit.row(
+            self.principal,
+            action="call",
+            kind="tools",
+            name=f"{self.server}__{self.tool}",
+            project=self.project,
+            outcome=outcome,
+            request_id=self.request_id,
+            detail=detail,
+            revision=self.revision,
+        )
+        try:
+            await self.rt.call_log.submit(row)
+        except Exception as exc:  # the database refused it: no result goes out unaudited
+            log.error("a tools/call's audit record could not be written: %s", exc)
+            return "mcpd could not write this call's audit record: its result is withheld"
+        return None
+
+    async def relayed(self, response: dict[str, Any] | None, error: str | None) -> Any:
+        """The fast lane's :data:`upstream.relay.OnDone`."""
+        result = (response or {}).get("result")
+        failed = error is not None or not isinstance(result, dict) or result.get("isError")
+        withheld = await self.done("error" if failed else "allow", error)
+        if withheld is not None and response is not None:
+            return error_result(response.get("id"), withheld)
+        return None
 
 
 class _Handover(Response):
@@ -314,10 +376,12 @@ def _fast_lane(
         handled = relay.cancelled(sid, body) or relay.answered(sid, body)
         return Response(status_code=202) if handled else None
     tool = f"{name}__{message['params']['name']}"
-    if not rt.authorizer.decide(p.subject, project, "tools", tool, "run").allowed:
+    decision = rt.authorizer.decide(p.subject, project, "tools", tool, "run")
+    if not decision.allowed:
         return None  # refused, and audited, by the SDK path's handler
     request.app.state.metrics.relayed.inc()
-    return relay.response(sid, target, message, sid)
+    call = CallAudit(rt, p, request, name, message["params"]["name"], decision)
+    return relay.response(sid, target, message, sid, on_done=call.relayed)
 
 
 def _project_servers(rt: Runtime, project: str) -> frozenset[str]:

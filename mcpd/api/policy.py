@@ -50,6 +50,7 @@ def _snapshot(authorizer: Authorizer, stored: list[Rule], tokens: list[TokenGran
         },
         "rules": [rule_to_json(r) for r in stored],
         "tokens": [grant_to_json(g) for g in tokens],
+        "revision": authorizer.revision,
     }
 
 
@@ -142,7 +143,10 @@ async def _watch(
                 seen = scope.event(event) if event is not None else PolicyEvent(reload=True)
                 if seen is None:
                     continue
-                yield json.dumps(event_to_json(seen)).encode() + b"\n"
+                line = event_to_json(seen)
+                if not seen.reload:  # the revision the follower is at once it applied this
+                    line["revision"] = rt.authorizer.revision
+                yield json.dumps(line).encode() + b"\n"
                 if seen.reload:  # the follower starts again from a new snapshot
                     return
         finally:

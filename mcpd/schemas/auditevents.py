@@ -12,6 +12,7 @@ from mcpd.schemas.common import CamelModel
 
 class AuditOut(CamelModel):
     id: int
+    event_id: str | None = None
     time: datetime
     subject: str
     token_name: str | None
@@ -23,6 +24,7 @@ class AuditOut(CamelModel):
     outcome: str
     request_id: str
     detail: dict[str, Any]
+    policy_revision: str | None = None
 
 
 class AuditPage(CamelModel):
@@ -31,8 +33,12 @@ class AuditPage(CamelModel):
 
 
 class ReportedCall(CamelModel):
-    """One tool call a proxy (mcplocal) made for a caller."""
+    """One tool call a proxy (mcplocal) decided for a caller: run (allow, error) or refused
+    (deny). ``id`` is the record's own, made at the decision: sent again, it is recorded once."""
 
+    id: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+    )
     user: str | None = Field(default=None, max_length=255, description="the caller, if a user")
     token_name: str | None = Field(default=None, max_length=255)
     token_sha: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
@@ -43,6 +49,9 @@ class ReportedCall(CamelModel):
     duration_ms: float = Field(ge=0, le=86_400_000)
     request_id: str = Field(default="", max_length=64)
     error: str | None = Field(default=None, max_length=2000)
+    reason: str | None = Field(default=None, max_length=2000, description="the deciding line")
+    time: datetime | None = Field(default=None, description="when it was decided (default: now)")
+    policy_revision: str | None = Field(default=None, pattern=r"^[0-9a-f]{1,16}$")
 
     @model_validator(mode="after")
     def _one_caller(self) -> ReportedCall:

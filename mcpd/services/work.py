@@ -151,6 +151,7 @@ class Work:
             outcome=outcome,
             request_id=self.caller.request_id,
             detail=detail,
+            revision=self.rt.authorizer.revision,
         )
 
     def after_commit(self, step: Callable[[], Any], *, before_policy: bool = False) -> None:

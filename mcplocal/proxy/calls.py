@@ -1,31 +1,46 @@
 """Calls: ``tools/call`` through the SDK path (:meth:`Calls.call_tool`) or the fast lane
-(:meth:`Calls.relayable`), each audited to mcpd once it ends."""
+(:meth:`Calls.relayable`), each leaving exactly one audit record: allowed (``allow``, or
+``error`` when it failed) or refused (``deny``), with the deciding policy line and the
+policy revision. The record is on disk (the audit spool) before the call is answered; a
+call whose record cannot be written is refused, or its result withheld, never answered
+unaudited."""
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Mapping
 from typing import Any
 
+import anyio
 import mcp_types as types
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 
-from mcplocal.audit import CallRecord
+from mcplocal.audit import CallRecord, SpoolFull
 from mcplocal.pipeline import PAGE_TOOL
 from mcplocal.proxy.catalog import Caller, Catalog
-from upstream.relay import Target
+from upstream.relay import OnDone, Target, error_result
 from upstream.supervisor import UpstreamError
+
+log = logging.getLogger("mcplocal.proxy")
+
+UNAUDITED = "mcplocal cannot audit this call: {}; the call is refused"
+WITHHELD = "mcplocal could not write this call's audit record ({}): its result is withheld"
 
 
 class Calls(Catalog):
     async def relayable(
         self, caller: Caller, message: dict[str, Any], headers: Mapping[str, str]
-    ) -> tuple[Target, dict[str, Any], Callable[[dict[str, Any] | None, str | None], None]] | None:
+    ) -> tuple[Target, dict[str, Any], OnDone] | None:
         """The fast lane (upstream/relay) for this ``tools/call``: where to relay
         it, the call as mcpd is to get it (the tool's own name), and what to do when it
-        ends (audit); or None, and :meth:`call_tool` answers it (a pipeline to apply, a
-        tool unknown or forbidden, an upstream down or not over HTTP)."""
+        ends (audit, before the result goes out); or None, and :meth:`call_tool` answers it
+        (a pipeline to apply, a tool unknown or forbidden, an upstream down or not over
+        HTTP, a full audit spool)."""
+        if self.audit.full:
+            return None
         try:
             info = await self.project(caller.project)
         except UpstreamError:
@@ -34,7 +49,10 @@ class Calls(Catalog):
             return None
         exposed = message["params"]["name"]
         target = await self.resolve(caller, exposed)
-        if target is None or not self.allowed(caller, *target):
+        if target is None:
+            return None
+        decision = self.decide(caller, *target)
+        if not decision.allowed:
             return None
         server, tool = target
         try:
@@ -46,13 +64,22 @@ class Calls(Catalog):
             return None
         began = time.perf_counter()
         request_id = str(message["id"])
+        record_id, revision = str(uuid.uuid4()), self.policy.revision
 
-        def done(response: dict[str, Any] | None, error: str | None) -> None:
+        async def done(response: dict[str, Any] | None, error: str | None) -> Any:
             result = (response or {}).get("result")
             failed = error is not None or not isinstance(result, dict) or result.get("isError")
             outcome = "error" if failed else "allow"
             error = error or _error_of(response)
-            self._audit(caller, server, tool, outcome, began, request_id, error)
+            try:
+                await self._audit(
+                    caller, server, tool, outcome, began, request_id, error,
+                    reason=decision.reason, revision=revision, record_id=record_id,
+                )  # fmt: skip
+            except (SpoolFull, OSError) as exc:
+                log.error("%s", WITHHELD.format(exc))
+                return error_result(message["id"], WITHHELD.format(exc))
+            return None
 
         params = {**message["params"], "name": tool}
         return relay, {**message, "params": params}, done
@@ -74,13 +101,25 @@ class Calls(Catalog):
             return await self.pipeline.next_page(
                 cursor, allow=lambda server, tool: self.allowed(caller, server, tool)
             )
+        if self.audit.full:
+            raise MCPError(types.INTERNAL_ERROR, UNAUDITED.format(self.audit.spool_full_reason))
+        began = time.perf_counter()
+        revision = self.policy.revision
         target = await self.resolve(caller, exposed)
-        if target is None or not self.allowed(caller, *target):
+        if target is None:
+            server, _, tool = exposed.partition("__")
+            await self._refused(caller, server, tool or exposed, began, request_id,
+                                "no such tool", revision)  # fmt: skip
+            raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {exposed}")
+        decision = self.decide(caller, *target)
+        server, tool = target
+        if not decision.allowed:
+            await self._refused(caller, server, tool, began, request_id, decision.reason, revision)
             # an unknown tool and a forbidden one get the same answer: nothing leaks
             raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {exposed}")
-        server, tool = target
-        began = time.perf_counter()
         outcome, error = "allow", None
+        result: types.CallToolResult | None = None
+        failure: MCPError | None = None
         try:
             inst = await self.supervisor(caller.project).instance(server)
             result = await inst.call_tool(tool, arguments, progress)
@@ -88,19 +127,48 @@ class Calls(Catalog):
                 outcome = "error"
             else:
                 result = await self.pipeline.apply(info.model, server, tool, result)
-            return result
         except UpstreamError as exc:
             outcome, error = "error", str(exc)
-            return types.CallToolResult(
+            result = types.CallToolResult(
                 content=[types.TextContent(type="text", text=str(exc))], is_error=True
             )
         except MCPError as exc:
-            outcome, error = "error", exc.message
-            raise
+            outcome, error, failure = "error", exc.message, exc
         finally:
-            self._audit(caller, server, tool, outcome, began, request_id, error)
+            if result is None and failure is None:  # cancelled, or an unexpected error
+                outcome, error = "error", error or "the call did not finish"
+            try:
+                with anyio.CancelScope(shield=True):
+                    await self._audit(
+                        caller, server, tool, outcome, began, request_id, error,
+                        reason=decision.reason, revision=revision,
+                    )  # fmt: skip
+            except (SpoolFull, OSError) as exc:
+                log.error("%s", WITHHELD.format(exc))
+                result, failure = None, MCPError(types.INTERNAL_ERROR, WITHHELD.format(exc))
+        if failure is not None:
+            raise failure
+        assert result is not None
+        return result
 
-    def _audit(
+    async def _refused(
+        self,
+        caller: Caller,
+        server: str,
+        tool: str,
+        began: float,
+        request_id: str,
+        reason: str,
+        revision: str | None,
+    ) -> None:
+        """Audit a refusal (the refusal is answered whether or not its record is written)."""
+        try:
+            await self._audit(caller, server or "-", tool or "-", "deny", began, request_id,
+                              None, reason=reason, revision=revision)  # fmt: skip
+        except (SpoolFull, OSError) as exc:
+            log.error("a refused call's audit record is lost: %s", exc)
+
+    async def _audit(
         self,
         caller: Caller,
         server: str,
@@ -109,22 +177,28 @@ class Calls(Catalog):
         began: float,
         request_id: str,
         error: str | None,
+        *,
+        reason: str | None,
+        revision: str | None,
+        record_id: str | None = None,
     ) -> None:
-        """Report a finished call to mcpd (batched, off the call path)."""
-        self.audit.report(
-            CallRecord(
-                user=caller.user,
-                token_name=caller.token_name,
-                token_sha=caller.token_sha,
-                server=server,
-                tool=tool,
-                project=caller.project,
-                outcome=outcome,
-                duration_ms=(time.perf_counter() - began) * 1000,
-                request_id=request_id,
-                error=error,
-            )
+        """The call's record, on disk in the spool before this returns."""
+        record = CallRecord(
+            user=caller.user,
+            token_name=caller.token_name,
+            token_sha=caller.token_sha,
+            server=server,
+            tool=tool,
+            project=caller.project,
+            outcome=outcome,
+            duration_ms=(time.perf_counter() - began) * 1000,
+            request_id=request_id,
+            error=error,
+            reason=reason,
+            policy_revision=revision,
+            **({"id": record_id} if record_id is not None else {}),
         )
+        await self.audit.report(record)
 
 
 def _error_of(response: dict[str, Any] | None) -> str | None:

@@ -20,12 +20,14 @@ import anyio
 import mcp_types as types
 from anyio.abc import TaskGroup
 
+from authz import Decision
 from client import AsyncMcpdClient, BearerAuth, ClientError, Denied, NotFound
 from client.errors import transport_error
 from mcplocal.audit import AuditReporter
 from mcplocal.names import NameMap
 from mcplocal.pipeline import Pipeline, ProxyModel, page_tool
 from mcplocal.policy import PolicyFollower
+from upstream.relay import AUDITED_HEADER
 from upstream.spec import LiveAuth, UpstreamSpec
 from upstream.supervisor import Instance, Supervisor, SupervisorSettings, UpstreamError
 
@@ -101,7 +103,8 @@ class Catalog:
                 if auth.stale():
                     await mcpd.fresh_headers()
                 live = LiveAuth(auth, auth.headers, mcpd.renew)
-                return UpstreamSpec(name, "http", url=url, auth=live)
+                audited = {AUDITED_HEADER: "mcplocal"}  # mcplocal audits its calls (calls.py)
+                return UpstreamSpec(name, "http", url=url, headers=audited, auth=live)
 
             sup = Supervisor(self.upstream_settings, load)
             sup.on_tools_changed = lambda _name: self.tools_changed(project)
@@ -148,12 +151,15 @@ class Catalog:
         return info
 
     def allowed(self, caller: Caller, server: str, tool: str) -> bool:
+        return self.decide(caller, server, tool).allowed
+
+    def decide(self, caller: Caller, server: str, tool: str) -> Decision:
         authorizer = self.policy.authorizer
         if authorizer is None:
-            return False
+            return Decision(False, "no policy from mcpd yet")
         return authorizer.decide(
             caller.subject, caller.project, "tools", f"{server}__{tool}", "run"
-        ).allowed
+        )
 
     def upstream_notified(
         self, project: str, server: str, method: str, params: dict[str, Any] | None

@@ -32,6 +32,7 @@ def mcplocal_env(m: Mcpd, token: str, tmp_path: Path) -> dict[str, str]:
         "MCPLOCAL_MCPD_URL": m.base,
         "MCPLOCAL_MCPD_TOKEN": token,
         "MCPLOCAL_CACHE_DIR": str(tmp_path / "cache"),
+        "MCPLOCAL_AUDIT_SPOOL_DIR": str(tmp_path / "audit"),
         "MCPLOCAL_TOOLS_CACHE_NEGATIVE_TTL": "0.5",
     }
 

@@ -88,7 +88,11 @@ def test_mcplocal_stdio_for_a_logged_in_user(stack: Stack, tmp_path: Path) -> No
     params = StdioServerParameters(
         command=str(MCPLOCAL),
         args=["stdio", "--project", "web", "--cache-dir", str(tmp_path / "cache")],
-        env={"MCPCTL_CONFIG": str(config), "PATH": os.environ["PATH"]},
+        env={
+            "MCPCTL_CONFIG": str(config),
+            "PATH": os.environ["PATH"],
+            "MCPLOCAL_AUDIT_SPOOL_DIR": str(tmp_path / "audit"),
+        },
         cwd=str(ROOT),
     )
 

@@ -151,6 +151,7 @@ def cluster(workdir: Path) -> Iterator[Cluster]:
                 "MCPLOCAL_MCPD_USER": ADMIN,
                 "MCPLOCAL_MCPD_PASSWORD": PASSWORD,
                 "MCPLOCAL_CACHE_DIR": str(workdir / "cache"),  # shared, like a RWX volume
+                "MCPLOCAL_AUDIT_SPOOL_DIR": str(workdir / f"audit-{name}"),  # each its own
                 "MCPLOCAL_STATELESS": "true",
             }
             argv = [str(BIN / "mcplocal"), "serve", "--host", "127.0.0.1", "--port", str(port)]

@@ -23,18 +23,27 @@ caller that goes away mid-call has its request cancelled upstream.
 
 from upstream.errors import ConnectionLost, RelayError, SessionGone
 from upstream.relay.call import Call
-from upstream.relay.http import SESSION_HEADER, VERSION_HEADER, Exchange, UpstreamHttp, proxy_for
+from upstream.relay.http import (
+    AUDITED_HEADER,
+    SESSION_HEADER,
+    VERSION_HEADER,
+    Exchange,
+    UpstreamHttp,
+    proxy_for,
+)
 from upstream.relay.jsonrpc import error_result, is_tools_call, single_request
-from upstream.relay.lane import Relay, Target, owns_session, replay
+from upstream.relay.lane import OnDone, Relay, Target, owns_session, replay
 from upstream.relay.sse import SSE_HEADERS, events, sse_event
 
 __all__ = [
+    "AUDITED_HEADER",
     "SESSION_HEADER",
     "SSE_HEADERS",
     "VERSION_HEADER",
     "Call",
     "ConnectionLost",
     "Exchange",
+    "OnDone",
     "Relay",
     "RelayError",
     "SessionGone",

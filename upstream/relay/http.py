@@ -26,6 +26,9 @@ from upstream.spec import LiveAuth
 
 SESSION_HEADER = "mcp-session-id"
 VERSION_HEADER = "mcp-protocol-version"
+#: sent by a proxy that audits the calls it makes itself (mcplocal): mcpd, which checks the
+#: sender holds the ``proxy`` operation, then records no second audit record of them
+AUDITED_HEADER = "x-mcpctl-audited-by"
 IDLE_SECONDS = 2.0  # a kept connection unused this long is closed (servers close after ~5 s)
 MAX_IDLE = 64
 

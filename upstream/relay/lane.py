@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,16 @@ from upstream.relay.jsonrpc import error_result
 from upstream.relay.sse import SSE_HEADERS, sse_event
 
 MAX_SESSIONS = 100_000  # sessions whose capabilities are kept (the SDK's cap is 10,000)
+
+#: ``on_done(response, error)``: told how a relayed call ended, *before* its result goes out
+#: (the audit record is written first); it may answer another response to send instead
+#: (the result withheld when its record could not be written). A caller that went away
+#: gets no result: then it is told afterwards.
+OnDone = Callable[[dict[str, Any] | None, str | None], Awaitable[dict[str, Any] | None]]
+
+
+async def _nothing(response: dict[str, Any] | None, error: str | None) -> None:
+    return None
 
 
 def owns_session(manager: StreamableHTTPSessionManager, session_id: str | None, user: Any) -> bool:
@@ -152,7 +162,7 @@ class Relay:
         target: Target,
         message: dict[str, Any],
         session_id: str | None,
-        on_done: Callable[[dict[str, Any] | None, str | None], None] = lambda r, e: None,
+        on_done: OnDone = _nothing,
     ) -> StreamingResponse:
         """The caller's answer to the ``tools/call`` ``message``, relayed to ``target``: an
         SSE stream (:meth:`stream`) on the caller's session."""
@@ -166,11 +176,11 @@ class Relay:
         owner: str,
         target: Target,
         call: Call,
-        on_done: Callable[[dict[str, Any] | None, str | None], None],
+        on_done: OnDone,
     ) -> AsyncIterator[bytes]:
         """The SSE events answering ``call``. A failed upstream gives an ``isError`` result
         naming the server (as the SDK path does), a lost connection is the instance's to
-        handle (``target.lost``), and ``on_done(response, error)`` hears how it ended."""
+        handle (``target.lost``), and ``on_done`` (:data:`OnDone`) hears how it ended."""
         server, timeout = target.server, target.timeout
         request_id = call.request["id"]
         tool = call.request["params"]["name"]
@@ -179,11 +189,13 @@ class Relay:
         self._by_upstream_id[call.upstream_id] = (owner, call)
         response: dict[str, Any] | None = None
         error: str | None = None
+        told = False
         try:
             try:
                 async for message in call.messages(timeout):
                     if "method" not in message:
-                        response = message
+                        response, told = message, True
+                        message = await on_done(response, None) or message
                     yield sse_event(message)
             except RelayError as exc:
                 if isinstance(exc, ConnectionLost):
@@ -193,8 +205,8 @@ class Relay:
                 spawn(call.cancel("timed out"))
                 error = f"server `{server}` did not answer tools/call {tool} within {timeout:g}s"
             if error is not None:
-                response = error_result(request_id, error)
-                yield sse_event(response)
+                response, told = error_result(request_id, error), True
+                yield sse_event(await on_done(response, error) or response)
         except BaseException:  # the caller went away: so does its request
             spawn(call.cancel("the caller went away"))
             error = "the caller went away"
@@ -202,4 +214,5 @@ class Relay:
         finally:
             self._calls.pop(key, None)
             self._by_upstream_id.pop(call.upstream_id, None)
-            on_done(response, error)
+            if not told:
+                spawn(on_done(response, error))
