@@ -1,8 +1,11 @@
-"""Bearer credentials: McpTokens and login session tokens.
+"""Bearer credentials: McpTokens, login session tokens, and OAuth tokens.
 
-Both are a fixed prefix plus the base62 encoding of 32 random bytes. Only their
+All are a fixed prefix plus the base62 encoding of 32 random bytes. Only their
 SHA-256 (hex) is stored; the raw value is shown once. Comparisons are constant-time.
-The prefix tells mcpd's auth middleware which kind of credential it holds.
+The prefix tells mcpd's auth middleware which kind of credential it holds. OAuth
+access tokens (``mcpctl_oat_``) act as the McpToken of their grant; OAuth refresh tokens
+(``mcpctl_ort_``) are never bearers, only exchanged at mcpd's token endpoint. OAuth
+authorization codes (``mcpctl_oac_``) are one-use.
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ from typing import Final, Literal
 
 MCP_TOKEN_PREFIX: Final = "mcpctl_pat_"  # noqa: S105 - a prefix, not a secret
 SESSION_TOKEN_PREFIX: Final = "mcpctl_ses_"  # noqa: S105
+OAUTH_ACCESS_PREFIX: Final = "mcpctl_oat_"
+OAUTH_REFRESH_PREFIX: Final = "mcpctl_ort_"
+OAUTH_CODE_PREFIX: Final = "mcpctl_oac_"
 
 _ALPHABET: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _RANDOM_BYTES: Final = 32
@@ -25,7 +31,14 @@ _BODY = re.compile(r"^[0-9A-Za-z]{43}$")
 #: How many characters of a token are shown for display (prefix + a few), never more.
 DISPLAY_CHARS: Final = len(MCP_TOKEN_PREFIX) + 6
 
-TokenKind = Literal["mcptoken", "session"]
+TokenKind = Literal["mcptoken", "session", "oauth", "refresh", "code"]
+_KINDS: Final[tuple[tuple[str, TokenKind], ...]] = (
+    (MCP_TOKEN_PREFIX, "mcptoken"),
+    (SESSION_TOKEN_PREFIX, "session"),
+    (OAUTH_ACCESS_PREFIX, "oauth"),
+    (OAUTH_REFRESH_PREFIX, "refresh"),
+    (OAUTH_CODE_PREFIX, "code"),
+)
 
 
 def base62(data: bytes) -> str:
@@ -51,16 +64,22 @@ def generate_session_token() -> str:
     return _generate(SESSION_TOKEN_PREFIX)
 
 
+def generate_oauth_token(kind: Literal["oauth", "refresh", "code"]) -> str:
+    """A new OAuth access token, refresh token or authorization code."""
+    prefix = {"oauth": OAUTH_ACCESS_PREFIX, "refresh": OAUTH_REFRESH_PREFIX}
+    return _generate(prefix.get(kind, OAUTH_CODE_PREFIX))
+
+
 def token_sha256(raw: str) -> str:
     """The stored form of a token: SHA-256 of its UTF-8 bytes, lowercase hex."""
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
 def token_kind(raw: str) -> TokenKind | None:
-    """Which kind of credential ``raw`` is, by prefix and shape; None if neither."""
-    for prefix, kind in ((MCP_TOKEN_PREFIX, "mcptoken"), (SESSION_TOKEN_PREFIX, "session")):
+    """Which kind of credential ``raw`` is, by prefix and shape; None if none."""
+    for prefix, kind in _KINDS:
         if raw.startswith(prefix) and _BODY.match(raw[len(prefix) :]):
-            return kind  # type: ignore[return-value]
+            return kind
     return None
 
 

@@ -15,6 +15,8 @@ class Principal:
     token_sha: str | None = None
     token_project: str | None = None
     session_sha: str | None = None
+    # an OAuth access token's resource (RFC 8707): it is good only there
+    resource: str | None = None
 
     @property
     def display(self) -> str:
