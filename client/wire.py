@@ -22,6 +22,7 @@ KINDS: Final = {
     "mcptoken": "mcptokens",
     "auditevent": "auditevents",
     "instance": "instances",
+    "oauthgrant": "oauthgrants",
 }
 
 #: the request headers every call carries

@@ -33,7 +33,7 @@ HEADERS = {
     ),
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # (no-referrer makes Origin `null`)
     "X-Content-Type-Options": "nosniff",
 }
 
