@@ -87,7 +87,8 @@ def register_client(
     """Register a public client; its metadata as answered (RFC 7591 3.2.1)."""
     for uri in spec.redirect_uris:
         check_redirect_uri(uri)
-    claims = ClientMetadataClaims(spec.model_dump(exclude_none=True), {})
+    # authlib checks the other URIs (client_uri ...); redirect URIs were checked above
+    claims = ClientMetadataClaims(spec.model_dump(exclude_none=True, exclude={"redirect_uris"}), {})
     try:
         claims.validate()
     except Exception as exc:  # authlib's claim errors: a URI that is not one

@@ -113,18 +113,20 @@ class Flow:
         data = {k: v for k, v in form.items() if v is not None}
         return self.http.post(f"{self.base}/oauth/token", data=data)
 
-    def exchange(self, code: str, **over: str | None) -> httpx.Response:
-        return self.token(
-            **{
-                "grant_type": "authorization_code",
-                "code": code,
-                "client_id": self.client_id,
-                "redirect_uri": self.redirect_uri,
-                "code_verifier": self.verifier,
-                "resource": self.resource,
-                **over,
-            }
-        )
+    def close(self) -> None:
+        self.http.close()
+
+    def exchange(self, code: str, /, **over: str | None) -> httpx.Response:
+        form: dict[str, str | None] = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "client_id": self.client_id,
+            "redirect_uri": self.redirect_uri,
+            "code_verifier": self.verifier,
+            "resource": self.resource,
+            **over,
+        }
+        return self.token(**form)
 
     def refresh(self, refresh_token: str, **over: str | None) -> httpx.Response:
         return self.token(
