@@ -443,6 +443,9 @@ def refresh(
         )
     if grant.token.revoked_at is not None:
         raise OAuthError("invalid_grant", "the grant is revoked")
+    known = rt.authorizer.token(grant.token.token_sha)
+    if known is not None and known.creator_disabled:  # the continuous ceiling
+        raise OAuthError("invalid_grant", "the user who consented is disabled")
     if aware(row.expires_at) <= utcnow():
         raise OAuthError("invalid_grant", "refresh token expired")
     resource = form.get("resource", grant.resource)

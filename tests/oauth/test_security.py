@@ -228,3 +228,53 @@ def test_registration_is_rate_limited_and_unused_clients_expire(mcpd_oauth: Mcpd
         kept = s.scalar(select(func.count()).select_from(OAuthClient))
         with_grants = s.scalar(select(func.count(func.distinct(OAuthGrant.client_id))))
         assert kept == with_grants
+
+
+def granted(m: Mcpd) -> tuple[Flow, dict[str, Any]]:
+    f = Flow(m.base, f"{m.base}/api/v1/servers/demo/mcp")
+    assert f.register().status_code == 201
+    r = f.exchange(f.code(DEV, PASSWORD, "web"))
+    assert r.status_code == 200, r.text
+    return f, r.json()
+
+
+def test_introspection_needs_proxy_and_tells_subject_and_resource(mcpd_oauth: Mcpd) -> None:
+    m = mcpd_oauth
+    f, tokens = granted(m)
+    try:
+        url, form = f"{m.base}/oauth/introspect", {"token": tokens["access_token"]}
+        assert httpx.post(url, data=form).status_code == 401  # anonymous
+        dev = httpx.post(
+            f"{m.base}/api/v1/auth/login", json={"username": DEV, "password": PASSWORD}
+        )
+        refused = httpx.post(url, data=form, headers=m.h(dev.json()["token"]))
+        assert refused.status_code == 403 and refused.json()["error"] == "insufficient_scope"
+        claims = httpx.post(url, data=form, headers=m.h()).json()  # the admin holds proxy
+        assert claims["active"] and claims["aud"] == f.resource and claims["project"] == "web"
+        assert claims["sub"].startswith("McpToken:") and claims["username"] == DEV
+        refresh = {"token": tokens["refresh_token"]}  # not an access token: never active
+        assert httpx.post(url, data=refresh, headers=m.h()).json() == {"active": False}
+    finally:
+        f.close()
+
+
+def test_a_disabled_creator_takes_its_grants_power_at_once(mcpd_oauth: Mcpd) -> None:
+    m = mcpd_oauth
+    f, tokens = granted(m)
+    demo, access = "/api/v1/servers/demo/mcp", tokens["access_token"]
+    try:
+        assert use(m, demo, access) == 200
+        m.ok("PUT", f"/users/{DEV}", json={"disabled": True})
+        assert use(m, demo, access) == 401
+        claims = httpx.post(
+            f"{m.base}/oauth/introspect", data={"token": access}, headers=m.h()
+        ).json()
+        assert claims == {"active": False}  # so mcplocal refuses it too
+        assert f.refresh(tokens["refresh_token"]).json()["error"] == "invalid_grant"
+    finally:
+        m.ok("PUT", f"/users/{DEV}", json={"disabled": False})
+    try:  # the grant stays, and acts again once its user is enabled
+        assert use(m, demo, access) == 200
+        assert f.refresh(tokens["refresh_token"]).status_code == 200
+    finally:
+        f.close()
