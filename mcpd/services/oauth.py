@@ -287,11 +287,10 @@ def _tokens(db: Session, settings: Settings, grant: OAuthGrant) -> dict[str, Any
             expires_at=now + timedelta(seconds=settings.oauth_refresh_token_ttl),
         )
     )
-    # expired access tokens and codes are of no use to anyone: gone as new ones come
+    # expired tokens and codes are of no use to anyone: gone as new ones come
     quiet = {"synchronize_session": False}
-    db.execute(
-        delete(OAuthToken).where(OAuthToken.kind == "access", OAuthToken.expires_at < now),
-        execution_options=quiet,
+    db.execute(  # (a rotated refresh token is kept until it expires: reuse is detected)
+        delete(OAuthToken).where(OAuthToken.expires_at < now), execution_options=quiet
     )
     db.execute(
         delete(OAuthCode).where(OAuthCode.expires_at < now - timedelta(hours=1)),
