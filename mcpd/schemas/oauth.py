@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -14,22 +15,19 @@ class ClientIn(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    redirect_uris: list[str] = Field(min_length=1, max_length=10)
+    redirect_uris: list[Annotated[str, Field(max_length=2000)]] = Field(min_length=1, max_length=10)
     client_name: str | None = Field(default=None, max_length=200)
     client_uri: str | None = Field(default=None, max_length=2000)
-    grant_types: list[str] = Field(
+    grant_types: list[Annotated[str, Field(max_length=64)]] = Field(
         default_factory=lambda: ["authorization_code", "refresh_token"], max_length=5
     )
-    response_types: list[str] = Field(default_factory=lambda: ["code"], max_length=5)
+    response_types: list[Annotated[str, Field(max_length=64)]] = Field(
+        default_factory=lambda: ["code"], max_length=5
+    )
     token_endpoint_auth_method: str | None = Field(default=None, max_length=64)
     scope: str | None = Field(default=None, max_length=255)
     software_id: str | None = Field(default=None, max_length=200)
     software_version: str | None = Field(default=None, max_length=100)
-
-    def model_post_init(self, _: object) -> None:
-        for uri in self.redirect_uris:
-            if len(uri) > 2000:
-                raise ValueError("redirect_uris: each at most 2000 characters")
 
 
 class GrantOut(CamelModel):
