@@ -38,6 +38,7 @@ from mcpd.bootstrap import bootstrap_admin
 from mcpd.db import make_engine, migrate
 from mcpd.errors import Forbidden, OAuthError, install_error_handlers, problem
 from mcpd.metrics import CONTENT_TYPE_LATEST, Metrics, MetricsMiddleware
+from mcpd.oauthcors import OAuthCorsMiddleware
 from mcpd.principal import Principal
 from mcpd.replication import PolicyReplicator, SqliteWatcher, sqlite_path
 from mcpd.requestid import RequestIdMiddleware
@@ -180,6 +181,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     check_route_table(app)
 
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(OAuthCorsMiddleware)
     # outermost: a body is capped (and its nesting checked) before anything reads it
     app.add_middleware(BodyLimitMiddleware, limits=body_limits(settings))
 

@@ -104,8 +104,7 @@ def metadata(rt: RuntimeDep) -> JSONResponse:
             "scopes_supported": list(service.SCOPES),
             "authorization_response_iss_parameter_supported": True,
             "service_documentation": "https://github.com/mcpctl/mcpctl#oauth",
-        },
-        headers={"Access-Control-Allow-Origin": "*"},
+        }
     )
 
 

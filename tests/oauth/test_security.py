@@ -198,6 +198,17 @@ def test_metadata_and_challenge_shapes(mcpd_oauth: Mcpd) -> None:
     AuthorizationServerMetadata(meta).validate()  # RFC 8414, checked by authlib
     assert meta["issuer"] == mcpd_oauth.base
     assert meta["code_challenge_methods_supported"] == ["S256"]
+    # a browser-based client may call registration and token itself; the pages get no CORS
+    pre = httpx.options(f"{mcpd_oauth.base}/oauth/register")
+    assert pre.status_code == 204 and pre.headers["access-control-allow-origin"] == "*"
+    token = httpx.post(f"{mcpd_oauth.base}/oauth/token", data={"grant_type": "x"})
+    assert token.headers["access-control-allow-origin"] == "*"
+    page = httpx.get(f"{mcpd_oauth.base}/oauth/authorize")
+    assert "access-control-allow-origin" not in page.headers
+    assert (
+        page.headers["x-frame-options"] == "DENY"
+        and "frame-ancestors 'none'" in (page.headers["content-security-policy"])
+    )
 
 
 def test_registration_is_rate_limited_and_unused_clients_expire(mcpd_oauth: Mcpd) -> None:
