@@ -1,8 +1,12 @@
-"""Bearer credentials: McpTokens, service-account tokens and login session tokens.
+"""Bearer credentials: McpTokens, service-account tokens, login session tokens, and OAuth
+tokens.
 
-Each is a fixed prefix plus the base62 encoding of 32 random bytes. Only their
+All are a fixed prefix plus the base62 encoding of 32 random bytes. Only their
 SHA-256 (hex) is stored; the raw value is shown once. Comparisons are constant-time.
-The prefix tells mcpd's auth middleware which kind of credential it holds.
+The prefix tells mcpd's auth middleware which kind of credential it holds. OAuth
+access tokens (``mcpctl_oat_``) act as the McpToken of their grant; OAuth refresh tokens
+(``mcpctl_ort_``) are never bearers, only exchanged at mcpd's token endpoint. OAuth
+authorization codes (``mcpctl_oac_``) are one-use.
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ from typing import Final, Literal
 MCP_TOKEN_PREFIX: Final = "mcpctl_pat_"  # noqa: S105 - a prefix, not a secret
 SESSION_TOKEN_PREFIX: Final = "mcpctl_ses_"  # noqa: S105
 SERVICE_TOKEN_PREFIX: Final = "mcpctl_sa_"  # noqa: S105 - a service account's credential
+OAUTH_ACCESS_PREFIX: Final = "mcpctl_oat_"
+OAUTH_REFRESH_PREFIX: Final = "mcpctl_ort_"
+OAUTH_CODE_PREFIX: Final = "mcpctl_oac_"
 
 _ALPHABET: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _RANDOM_BYTES: Final = 32
@@ -26,7 +33,15 @@ _BODY = re.compile(r"^[0-9A-Za-z]{43}$")
 #: How many characters of a token are shown for display (prefix + a few), never more.
 DISPLAY_CHARS: Final = len(MCP_TOKEN_PREFIX) + 6
 
-TokenKind = Literal["mcptoken", "session", "serviceaccount"]
+TokenKind = Literal["mcptoken", "session", "serviceaccount", "oauth", "refresh", "code"]
+_KINDS: Final[tuple[tuple[str, TokenKind], ...]] = (
+    (MCP_TOKEN_PREFIX, "mcptoken"),
+    (SESSION_TOKEN_PREFIX, "session"),
+    (SERVICE_TOKEN_PREFIX, "serviceaccount"),
+    (OAUTH_ACCESS_PREFIX, "oauth"),
+    (OAUTH_REFRESH_PREFIX, "refresh"),
+    (OAUTH_CODE_PREFIX, "code"),
+)
 
 
 def base62(data: bytes) -> str:
@@ -57,23 +72,22 @@ def generate_service_token() -> str:
     return _generate(SERVICE_TOKEN_PREFIX)
 
 
+def generate_oauth_token(kind: Literal["oauth", "refresh", "code"]) -> str:
+    """A new OAuth access token, refresh token or authorization code."""
+    prefix = {"oauth": OAUTH_ACCESS_PREFIX, "refresh": OAUTH_REFRESH_PREFIX}
+    return _generate(prefix.get(kind, OAUTH_CODE_PREFIX))
+
+
 def token_sha256(raw: str) -> str:
     """The stored form of a token: SHA-256 of its UTF-8 bytes, lowercase hex."""
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
-_KINDS: Final = (
-    (MCP_TOKEN_PREFIX, "mcptoken"),
-    (SESSION_TOKEN_PREFIX, "session"),
-    (SERVICE_TOKEN_PREFIX, "serviceaccount"),
-)
-
-
 def token_kind(raw: str) -> TokenKind | None:
-    """Which kind of credential ``raw`` is, by prefix and shape; None if neither."""
+    """Which kind of credential ``raw`` is, by prefix and shape; None if none."""
     for prefix, kind in _KINDS:
         if raw.startswith(prefix) and _BODY.match(raw[len(prefix) :]):
-            return kind  # type: ignore[return-value]
+            return kind
     return None
 
 

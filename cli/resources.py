@@ -42,6 +42,16 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("last used", "lastUsedAt"),
         ("description", "description"),
     ],
+    "oauthgrants": [
+        ("name", "name"),
+        ("client", "client"),
+        ("project", "project"),
+        ("resource", "resource"),
+        ("bindings", "bindings"),
+        ("created", "createdAt"),
+        ("last used", "lastUsedAt"),
+        ("revoked", "revokedAt"),
+    ],
     "auditevents": [
         ("time", "time"),
         ("subject", "subject"),
@@ -238,7 +248,8 @@ def delete(
     with state.client() as c:
         for name in names:
             c.delete(plural, name)
-            typer.echo(f"{kind.rstrip('s')}/{name} deleted")
+            done = "revoked" if plural == "oauthgrants" else "deleted"  # kept for the audit
+            typer.echo(f"{kind.rstrip('s')}/{name} {done}")
 
 
 create = typer.Typer(help="Create an object.", no_args_is_help=True)

@@ -141,6 +141,19 @@ class AsyncMcpdClient:
         headers from :meth:`fresh_headers`)."""
         return self.url(f"/servers/{quote(server)}/mcp?project={quote(project)}")
 
+    async def introspect_oauth(self, token: str) -> dict[str, Any]:
+        """RFC 7662 at mcpd's ``/oauth/introspect`` (the caller needs ``proxy``): what an
+        OAuth access token acts as (``active``, ``sub``, ``aud``, ``exp``, ``project``)."""
+        try:
+            r = await self.http.post(
+                f"{self.server}/oauth/introspect", data={"token": token}, **self._auth(None)
+            )
+        except httpx2.TransportError as exc:
+            raise Unreachable(f"cannot reach mcpd at {self.server}: {exc}") from exc
+        raise_for_status(r)
+        result: dict[str, Any] = r.json()
+        return result
+
     # -- audit and the policy stream -----------------------------------------------------------
 
     async def send_audit(

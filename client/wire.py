@@ -23,6 +23,7 @@ KINDS: Final = {
     "serviceaccount": "serviceaccounts",
     "auditevent": "auditevents",
     "instance": "instances",
+    "oauthgrant": "oauthgrants",
 }
 
 #: the request headers every call carries

@@ -23,6 +23,7 @@ from mcpd.api import (
     groups,
     instances,
     mcptokens,
+    oauth,
     policy,
     projects,
     rbac,
@@ -36,8 +37,9 @@ from mcpd.api.route_table import ROUTES, Guard, guard_for
 from mcpd.bodylimit import BodyLimitMiddleware, BodyLimits
 from mcpd.bootstrap import bootstrap_admin
 from mcpd.db import make_engine, migrate
-from mcpd.errors import Forbidden, install_error_handlers, problem
+from mcpd.errors import Forbidden, OAuthError, install_error_handlers, problem
 from mcpd.metrics import CONTENT_TYPE_LATEST, Metrics, MetricsMiddleware
+from mcpd.oauthcors import OAuthCorsMiddleware
 from mcpd.principal import Principal
 from mcpd.replication import PolicyReplicator, SqliteWatcher, sqlite_path
 from mcpd.requestid import RequestIdMiddleware
@@ -159,6 +161,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await run_in_threadpool(_audit_handler_deny, request, principal, exc)
         return problem(exc.status, exc.title, exc.detail, **exc.extra)
 
+    @app.exception_handler(OAuthError)
+    async def _oauth_error(request: Request, exc: OAuthError) -> JSONResponse:
+        return oauth.oauth_error(exc)
+
     metrics = Metrics()  # a registry per app: several apps in one process never collide
     app.state.metrics = metrics
     app.add_middleware(MetricsMiddleware, metrics=metrics)
@@ -172,9 +178,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     routers = (projects, servers, secrets, auditevents)
     for module in (*identities, *routers, backup, instances, policy):
         app.include_router(module.router, dependencies=[Depends(guard)])
+    app.include_router(oauth.grants, dependencies=[Depends(guard)])
+    # the OAuth endpoints (outside /api/v1) authenticate and decide themselves
+    app.include_router(oauth.router)
     check_route_table(app)
 
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(OAuthCorsMiddleware)
     # outermost: a body is capped (and its nesting checked) before anything reads it
     app.add_middleware(BodyLimitMiddleware, limits=body_limits(settings))
 

@@ -9,6 +9,9 @@ ApiError              base: status, title, detail (a sentence a person can act o
 ├── Invalid           422  a body or parameter fails validation (also: a value the
 │                          database refuses - too long, out of range, a NUL character)
 └── TooManyRequests   429  login rate limit
+
+OAuthError            the OAuth endpoints' own wire form (RFC 6749 5.2): ``{"error",
+                      "error_description"}``, not problem+json
 """
 
 from __future__ import annotations
@@ -72,6 +75,16 @@ class Invalid(ApiError):
 
 class TooManyRequests(ApiError):
     status, title = 429, "Too Many Requests"
+
+
+class OAuthError(Exception):
+    """An OAuth endpoint's error: an RFC 6749 ``error`` code and a sentence to act on."""
+
+    def __init__(self, error: str, description: str, status: int = 400) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+        self.status = status
 
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:

@@ -162,6 +162,79 @@ class LoginSession(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class OAuthClient(Base):
+    """A client registered by RFC 7591 dynamic registration (public: PKCE, no secret)."""
+
+    __tablename__ = "oauth_clients"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    client_id: Mapped[str] = mapped_column(String(64), unique=True)
+    client_name: Mapped[str] = mapped_column(String(255), default="")
+    redirect_uris: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # the rest of its registered metadata, as answered (client_uri, software_id, ...)
+    client_metadata: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # set on its first grant: a client never used expires (MCPD_OAUTH_CLIENT_UNUSED_TTL)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class OAuthGrant(Base):
+    """A user's consent to a client: the McpToken it acts as (revoking one revokes both)."""
+
+    __tablename__ = "oauth_grants"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_id: Mapped[int] = mapped_column(
+        ForeignKey("mcp_tokens.id", ondelete="CASCADE"), unique=True
+    )
+    token: Mapped[McpToken] = relationship(lazy="joined")
+    client_id: Mapped[int] = mapped_column(
+        ForeignKey("oauth_clients.id", ondelete="CASCADE"), index=True
+    )
+    client: Mapped[OAuthClient] = relationship(lazy="joined")
+    user_name: Mapped[str] = mapped_column(String(255), index=True)
+    resource: Mapped[str] = mapped_column(String(2048))
+    scope: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class OAuthCode(Base):
+    """An authorization code (hashed), good once, for a few minutes."""
+
+    __tablename__ = "oauth_codes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    code_sha: Mapped[str] = mapped_column(String(64), unique=True)
+    client_id: Mapped[int] = mapped_column(
+        ForeignKey("oauth_clients.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    project: Mapped[str] = mapped_column(String(63))
+    role_bindings: Mapped[list[str]] = mapped_column(JSON, default=list)
+    redirect_uri: Mapped[str] = mapped_column(String(2048))
+    code_challenge: Mapped[str] = mapped_column(String(128))
+    resource: Mapped[str] = mapped_column(String(2048))
+    scope: Mapped[str] = mapped_column(String(255), default="")
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # the grant its exchange made: a second use of the code revokes it (RFC 6749 4.1.2)
+    grant_id: Mapped[int | None] = mapped_column(ForeignKey("oauth_grants.id", ondelete="SET NULL"))
+
+
+class OAuthToken(Base):
+    """An access or refresh token of a grant (hashed). A refresh token is used once:
+    it is rotated, and a rotated one coming back revokes the whole grant."""
+
+    __tablename__ = "oauth_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_sha: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # access | refresh
+    grant_id: Mapped[int] = mapped_column(
+        ForeignKey("oauth_grants.id", ondelete="CASCADE"), index=True
+    )
+    grant: Mapped[OAuthGrant] = relationship(lazy="joined")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class AuditEvent(Base):
     __tablename__ = "audit_events"
     __table_args__ = (
@@ -194,6 +267,10 @@ __all__ = [
     "GroupMember",
     "LoginSession",
     "McpToken",
+    "OAuthClient",
+    "OAuthCode",
+    "OAuthGrant",
+    "OAuthToken",
     "Project",
     "ProjectServer",
     "RbacDefinition",

@@ -18,6 +18,8 @@ class Principal:
     session_sha: str | None = None
     service_account: str | None = None  # the service account's name
     credential_sha: str | None = None  # the service-account token it signed in with
+    # an OAuth access token's resource (RFC 8707): it is good only there
+    resource: str | None = None
 
     @property
     def display(self) -> str:

@@ -93,6 +93,8 @@ class Runtime:
     secret_box: SecretBox
     supervisor: Supervisor
     login_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(10, 60.0))
+    # OAuth dynamic client registrations per address
+    registration_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(10, 60.0))
     session_cache: SessionCache = field(default_factory=SessionCache)
     # bearer sha -> its database lookup in progress, shared by concurrent requests
     lookups: dict[str, asyncio.Future[object]] = field(default_factory=dict)
@@ -207,6 +209,7 @@ def build_runtime(settings: Settings, engine: Engine) -> Runtime:
         secret_box=box,
         supervisor=supervisor,
         login_limiter=RateLimiter(settings.login_attempts_per_minute, 60.0),
+        registration_limiter=RateLimiter(settings.oauth_registrations_per_minute, 60.0),
     )
 
 

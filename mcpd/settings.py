@@ -190,6 +190,46 @@ class Settings(BaseSettings):
     def mcp_origins(self) -> list[str]:
         return [o.strip() for o in self.mcp_allowed_origins.split(",") if o.strip()]
 
+    # -- OAuth 2.1 authorization server (issue 19) ---------------------------------------
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+        description="how clients reach mcpd (the OAuth issuer; default http://HOST:PORT)",
+    )
+    oauth_resources: str = Field(
+        default="http://127.0.0.1:8430/mcp,http://localhost:8430/mcp",
+        description="comma-separated resource URIs (RFC 8707) mcpd issues OAuth tokens for: "
+        "the mcplocal endpoints (`PUBLIC_URL/mcp`); mcpd's own per-server MCP endpoints "
+        "are always allowed",
+    )
+    oauth_access_token_ttl: int = Field(
+        default=600, ge=30, le=86400, description="seconds an OAuth access token lives"
+    )
+    oauth_refresh_token_ttl: int = Field(
+        default=30 * 86400, ge=300, description="seconds an unused OAuth refresh token lives"
+    )
+    oauth_code_ttl: int = Field(
+        default=120, ge=10, le=600, description="seconds an authorization code lives"
+    )
+    oauth_client_unused_ttl: int = Field(
+        default=86400,
+        ge=60,
+        description="seconds a registered OAuth client may go without a grant before it expires",
+    )
+    oauth_max_clients: int = Field(
+        default=1000, ge=1, description="registered OAuth clients kept at most (else 503)"
+    )
+    oauth_registrations_per_minute: int = Field(
+        default=10, ge=1, description="client registrations allowed per address per minute"
+    )
+
+    @property
+    def issuer(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def oauth_resource_list(self) -> list[str]:
+        return [r.strip() for r in self.oauth_resources.split(",") if r.strip()]
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, v: str) -> str:

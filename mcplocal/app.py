@@ -1,9 +1,12 @@
 """``mcplocal serve``: the proxy over Streamable HTTP at ``/mcp``, for McpToken holders.
 
-The bearer McpToken selects the project. Its validity (unknown, expired, revoked) is
-read from the policy copy mcpd streams to this process, so a revocation is enforced as
-soon as mcpd streams it. A missing or bad token gets 401 with an RFC 9728
-``resource_metadata`` challenge; the metadata is at ``/.well-known/oauth-protected-resource``.
+The bearer selects the project: a static McpToken, or an OAuth access token mcpd issued
+for this mcplocal (checked by introspection at mcpd, :mod:`mcplocal.introspect`; it acts as
+its grant's McpToken, and only if issued for this resource, RFC 8707). Validity (unknown,
+expired, revoked, creator disabled) is read from the policy copy mcpd streams to this
+process, so a revocation is enforced as soon as mcpd streams it. A missing or bad token
+gets 401 with an RFC 9728 ``resource_metadata`` challenge; the metadata, at
+``/.well-known/oauth-protected-resource``, names mcpd as the authorization server.
 """
 
 from __future__ import annotations
@@ -35,8 +38,10 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from authz.tokens import token_kind, token_sha256
+from client import AsyncMcpdClient
 from mcplocal.audit import AuditReporter, spool_dir_for
 from mcplocal.cache import FileCache
+from mcplocal.introspect import Introspector
 from mcplocal.pipeline import Pipeline
 from mcplocal.policy import PolicyFollower
 from mcplocal.proxy import Caller, Proxy
@@ -55,10 +60,11 @@ from upstream.supervisor import SupervisorSettings
 log = logging.getLogger("mcplocal")
 
 METADATA_PATH = "/.well-known/oauth-protected-resource"
-# what a client is told on a 401: there is no OAuth authorization server to go to
-STATIC_BEARER = (
-    "expected a static McpToken bearer (mcpctl_pat_..., from `mcpctl create mcptoken`); "
-    "there is no OAuth authorization server"
+SCOPES = ["mcp"]
+# what a client is told on a 401
+BEARERS = (
+    "send an OAuth access token from mcpd (see resource_metadata) or a static McpToken "
+    "(mcpctl_pat_..., from `mcpctl create mcptoken`)"
 )
 
 
@@ -146,17 +152,38 @@ def create_app(settings: Settings, credential: McpdCredential) -> Starlette:
         caller: Caller = request.state.caller
         return caller
 
-    def challenge(description: str) -> Response:
+    resource = f"{public}/mcp"
+    authorization_server = (settings.authorization_server or settings.mcpd_url).rstrip("/")
+
+    def challenge(description: str, error: str | None = "invalid_token") -> Response:
+        """RFC 6750 3 / RFC 9728 5.1: a missing credential gets no error code."""
         metrics.requests.labels("unauthorized").inc()
-        description += f"; {STATIC_BEARER}"
+        description += f"; {BEARERS}"
+        code = f'error="{error}", ' if error else ""
         header = (
-            f'Bearer error="invalid_token", error_description="{description}", '
-            f'resource_metadata="{public}{METADATA_PATH}"'
+            f'Bearer {code}error_description="{description}", '
+            f'resource_metadata="{public}{METADATA_PATH}", scope="{" ".join(SCOPES)}"'
         )
-        body = {"error": "invalid_token", "error_description": description}
+        body = {"error": error or "invalid_request", "error_description": description}
         return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": header})
 
-    def authenticate(request: Request) -> Caller | Response:
+    async def oauth_grant(raw: str) -> str | Response:
+        """The McpToken sha an OAuth access token acts as here, or the 401 to answer."""
+        try:
+            claims = await state["introspector"].check(raw)
+        except Exception as exc:  # mcpd unreachable or refusing: no way to tell, so no
+            log.warning("OAuth introspection at mcpd failed: %s", exc)
+            return JSONResponse(
+                {"error": "temporarily_unavailable", "error_description": "cannot reach mcpd"},
+                status_code=503,
+            )
+        if claims is None:
+            return challenge("invalid, expired or revoked token")
+        if claims.get("aud") != resource:  # RFC 8707: issued for another resource
+            return challenge(f"this token was issued for another resource, not {resource}")
+        return str(claims.get("sub", "")).removeprefix("McpToken:")
+
+    async def authenticate(request: Request) -> Caller | Response:
         authorizer = policy.authorizer
         if policy.refused is not None:  # serve nothing it can no longer authorize
             return JSONResponse({"error": f"not serving: {policy.refused}"}, status_code=503)
@@ -165,10 +192,18 @@ def create_app(settings: Settings, credential: McpdCredential) -> Starlette:
         scheme, _, raw = request.headers.get("authorization", "").partition(" ")
         raw = raw.strip()
         if scheme.lower() != "bearer" or not raw:
-            return challenge("send `Authorization: Bearer <McpToken>`")
-        if token_kind(raw) != "mcptoken":
-            return challenge("the bearer must be an McpToken")
-        grant = authorizer.token(token_sha256(raw))
+            return challenge("send `Authorization: Bearer <token>`", error=None)
+        kind = token_kind(raw)
+        if kind == "mcptoken":
+            sha = token_sha256(raw)
+        elif kind == "oauth":
+            got = await oauth_grant(raw)
+            if isinstance(got, Response):
+                return got
+            sha = got
+        else:
+            return challenge("the bearer must be an OAuth access token or an McpToken")
+        grant = authorizer.token(sha)
         if (
             grant is None
             or grant.revoked
@@ -186,7 +221,7 @@ def create_app(settings: Settings, credential: McpdCredential) -> Starlette:
     async def mcp_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
         """Authenticate, then hand the request to the MCP session manager."""
         request = Request(scope, receive)
-        who = authenticate(request)
+        who = await authenticate(request)
         if isinstance(who, Response):
             await who(scope, receive, send)
             return
@@ -263,12 +298,15 @@ def create_app(settings: Settings, credential: McpdCredential) -> Starlette:
     async def metadata(request: Request) -> Response:
         return JSONResponse(
             {
-                "resource": f"{public}/mcp",
+                "resource": resource,
                 "resource_name": "mcplocal",
+                "authorization_servers": [authorization_server],
+                "scopes_supported": SCOPES,
                 "bearer_methods_supported": ["header"],
-                "mcpctl_bearer": STATIC_BEARER,  # (no authorization_servers: none exists)
+                "mcpctl_bearer": BEARERS,
                 "resource_documentation": "https://github.com/mcpctl/mcpctl#mcplocal",
-            }
+            },
+            headers={"Access-Control-Allow-Origin": "*"},
         )
 
     async def healthz(request: Request) -> Response:
@@ -297,7 +335,11 @@ def create_app(settings: Settings, credential: McpdCredential) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         cache = FileCache(settings.cache_dir, max_bytes=settings.cache_max_bytes)
-        async with httpx2.AsyncClient(timeout=60.0) as http:
+        async with (
+            httpx2.AsyncClient(timeout=60.0) as http,
+            AsyncMcpdClient(settings.mcpd_url, credential.auth, timeout=10.0) as mcpd,
+        ):
+            state["introspector"] = Introspector(mcpd, ttl=settings.oauth_introspection_ttl)
             proxy = Proxy(
                 settings.mcpd_url,
                 credential.auth,

@@ -67,6 +67,19 @@ class Settings(BaseSettings):
     public_url: str | None = Field(
         default=None, description="how clients reach this mcplocal (default http://HOST:PORT)"
     )
+    authorization_server: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s]+$",
+        description="the OAuth authorization server named in the RFC 9728 metadata (default: "
+        "MCPLOCAL_MCPD_URL; set it when clients reach mcpd by another URL)",
+    )
+    oauth_introspection_ttl: float = Field(
+        default=30.0,
+        ge=0,
+        le=300,
+        description="seconds an OAuth token's introspection at mcpd is remembered (never past "
+        "its expiry; a revoked grant is refused at once through the policy stream)",
+    )
     allowed_hosts: str = Field(
         default=LOOPBACK_HOSTS,
         description="Host headers accepted (comma-separated, `:*` = any port): DNS rebinding",

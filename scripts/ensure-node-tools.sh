@@ -4,14 +4,17 @@
 #   .tools/npm     @modelcontextprotocol/server-everything (a stdio MCP server exercising the
 #                  whole protocol) and @modelcontextprotocol/inspector (its CLI is a real
 #                  MCP client the tests point at mcplocal), @modelcontextprotocol/conformance
-#                  (the official server conformance suite, tests/conformance)
+#                  (the official server conformance suite, tests/conformance),
+#                  @modelcontextprotocol/sdk (its OAuth client provider, tests/oauth) and
+#                  playwright-core (drives Debian's chromium there; it never downloads a browser)
 # Needs npm and the npm registry; without npm it says so and the tests that need these skip.
 # Idempotent: does nothing when the pinned versions are already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NODE_PKG="node@22.23.3"
 PACKAGES=("@modelcontextprotocol/server-everything@2026.8.31" "@modelcontextprotocol/inspector@2.12.0"
-  "@modelcontextprotocol/conformance@0.1.16")
+  "@modelcontextprotocol/conformance@0.1.16" "@modelcontextprotocol/sdk@1.32.2"
+  "playwright-core@1.65.1")
 
 if ! command -v npm >/dev/null 2>&1; then
   echo "ensure-node-tools: npm not found; tests that run npm MCP tools will skip" >&2

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Request, Response
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from authz.tokens import generate_session_token, token_kind, token_sha256
 from mcpd import audit
@@ -13,38 +14,37 @@ from mcpd.api.deps import DbDep, PrincipalDep, RequestIdDep, RuntimeDep
 from mcpd.errors import Forbidden, TooManyRequests, Unauthorized
 from mcpd.models import LoginSession, McpToken, User
 from mcpd.principal import Principal
-from mcpd.runtime import aware
+from mcpd.runtime import Runtime, aware
 from mcpd.schemas.auth import CanIIn, CanIOut, IntrospectOut, LoginIn, LoginOut, MeOut
 from mcpd.security import verify_password
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 
 
-@router.post("/auth/login", response_model=LoginOut, response_model_by_alias=True)
-def login(
-    body: LoginIn, request: Request, db: DbDep, rt: RuntimeDep, rid: RequestIdDep
-) -> LoginOut:
-    """Exchange a user name and password for a session bearer token."""
-    address = request.client.host if request.client else "-"
-    key = f"{body.username}|{address}"
+def password_login(
+    db: Session, rt: Runtime, username: str, password: str, address: str, rid: str, via: str
+) -> tuple[str, datetime, User]:
+    """Check a user name and password (rate-limited per user and address, audited) and
+    open a login session: its raw bearer, expiry and user. ``via``: api or oauth."""
+    key = f"{username}|{address}"
     wait = rt.login_limiter.blocked(key)
     if wait:
         err = TooManyRequests(f"too many failed logins; try again in {int(wait) + 1} s")
         err.headers = {"Retry-After": str(int(wait) + 1)}
         raise err
-    user = db.scalars(select(User).where(User.name == body.username)).first()
-    ok = verify_password(user.password_hash if user else None, body.password)
+    user = db.scalars(select(User).where(User.name == username)).first()
+    ok = verify_password(user.password_hash if user else None, password)
     if not ok or user is None or user.disabled:
         rt.login_limiter.hit(key)
         audit.record(
             db,
-            Principal(f"User:{body.username}", user=body.username),
+            Principal(f"User:{username}", user=username),
             action="login",
             kind="users",
-            name=body.username,
+            name=username,
             outcome="deny",
             request_id=rid,
-            detail={"reason": "bad credentials", "address": address},
+            detail={"reason": "bad credentials", "address": address, "via": via},
         )
         db.commit()
         raise Unauthorized("wrong user name or password")
@@ -59,9 +59,19 @@ def login(
         kind="users",
         name=user.name,
         request_id=rid,
-        detail={"address": address},
+        detail={"address": address, "via": via},
     )
     db.commit()
+    return raw, expires, user
+
+
+@router.post("/auth/login", response_model=LoginOut, response_model_by_alias=True)
+def login(
+    body: LoginIn, request: Request, db: DbDep, rt: RuntimeDep, rid: RequestIdDep
+) -> LoginOut:
+    """Exchange a user name and password for a session bearer token."""
+    address = request.client.host if request.client else "-"
+    raw, expires, user = password_login(db, rt, body.username, body.password, address, rid, "api")
     return LoginOut(token=raw, expires_at=expires, user=user.name)
 
 

@@ -23,6 +23,7 @@ from mcpd.metrics import record_decision
 from mcpd.models import LoginSession, McpToken, ServiceAccountToken
 from mcpd.principal import Principal
 from mcpd.runtime import Runtime, SessionCache, aware
+from mcpd.services.oauth import access_principal, resource_of_request
 from mcpd.services.work import Caller
 
 # Dependencies are `async def` where they do not block: FastAPI runs a plain `def` one in a
@@ -98,12 +99,7 @@ def authenticate(session: Session, raw: str, cache: SessionCache | None = None) 
         expires = aware(token.expires_at)
         if expires is not None and expires <= now:
             raise Unauthorized("invalid or expired credentials")
-        last = aware(token.last_used_at)
-        if last is None or now - last > _LAST_USED_EVERY:
-            session.execute(
-                update(McpToken).where(McpToken.id == token.id).values(last_used_at=now)
-            )
-            session.commit()
+        _touch(session, token, now)
         principal = Principal(
             f"McpToken:{sha}",
             token_name=token.name,
@@ -116,6 +112,15 @@ def authenticate(session: Session, raw: str, cache: SessionCache | None = None) 
         return principal
     if kind == "serviceaccount":
         return _service_account(session, token_sha256(raw), now, cache, gen)
+    if kind == "oauth":
+        found = access_principal(session, raw, now)
+        if found is None:
+            raise Unauthorized("invalid or expired credentials")
+        principal, until, token = found
+        _touch(session, token, now)
+        if cache is not None:
+            cache.put(token_sha256(raw), principal, (until - now).total_seconds(), gen)
+        return principal
     raise Unauthorized("invalid or expired credentials")
 
 
@@ -143,6 +148,14 @@ def _service_account(
         remaining = (expires - now).total_seconds() if expires is not None else cache.ttl
         cache.put(sha, principal, remaining, gen)
     return principal
+
+
+def _touch(session: Session, token: McpToken, now: datetime) -> None:
+    """Record that ``token`` was used (at most once a minute: a write per request is costly)."""
+    last = aware(token.last_used_at)
+    if last is None or now - last > _LAST_USED_EVERY:
+        session.execute(update(McpToken).where(McpToken.id == token.id).values(last_used_at=now))
+        session.commit()
 
 
 async def _request_project(
@@ -181,7 +194,7 @@ async def _caller(rt: Runtime, raw: str) -> Principal:
     miss together when its entry expires, and thirty-two lookups at once stalled the event
     loop's other requests for ~80 ms every second (bench/mcpd.py's p99).
     """
-    if token_kind(raw) is None:
+    if token_kind(raw) not in ("mcptoken", "session", "oauth"):
         raise Unauthorized("invalid or expired credentials")
     sha = token_sha256(raw)
     cached = rt.session_cache.get(sha)
@@ -204,10 +217,12 @@ async def caller_of(rt: Runtime, raw: str) -> Principal:
 
 def _live(rt: Runtime, principal: Principal) -> Principal:
     """A token whose creator is disabled now is refused like a revoked one (the continuous
-    ceiling denies it every permission too; this also covers the routes nobody guards)."""
+    ceiling denies it every permission too; this also covers the routes nobody guards).
+    So is a revoked one still in the cache (an OAuth grant's access tokens are cached
+    under their own hashes, not the McpToken's that revocation forgets)."""
     if principal.token_sha is not None:
         grant = rt.authorizer.token(principal.token_sha)
-        if grant is not None and grant.creator_disabled:
+        if grant is not None and (grant.creator_disabled or grant.revoked):
             raise Unauthorized("invalid or expired credentials")
     return principal
 
@@ -231,6 +246,10 @@ async def guard(request: Request, rt: RuntimeDep) -> Principal:
     if entry == PUBLIC:
         return Principal("")
     principal = await _caller(rt, bearer(request))
+    if principal.resource is not None and principal.resource != resource_of_request(
+        rt.settings, request.url.path
+    ):  # RFC 8707: an OAuth token is good only at the resource it was issued for
+        raise Unauthorized(f"this OAuth token is for `{principal.resource}`, not this endpoint")
     request.state.principal = principal
     if entry == SELF:
         return principal

@@ -100,6 +100,9 @@ ROUTES: Final[dict[tuple[str, str], Guard | str]] = {
     ("POST", f"{V1}/serviceaccounts/{{name}}/tokens/{{prefix}}/revoke"): Guard(
         "serviceaccounts", "update"
     ),
+    # a user's own OAuth grants (each is an McpToken of that user: mcptokens above too)
+    ("GET", f"{V1}/oauthgrants"): SELF,
+    ("DELETE", f"{V1}/oauthgrants/{{name}}"): SELF,
     # audit
     ("GET", f"{V1}/auditevents"): Guard("auditevents", "audit"),
     # a proxy (mcplocal) follows the policy and reports the tool calls it made

@@ -73,7 +73,7 @@ def get_token(*, db: Session, name: str) -> McpToken:
     return token
 
 
-def _name_free(db: Session, name: str) -> None:
+def name_free(db: Session, name: str) -> None:
     """409 if ``name`` is in use. Token names are one namespace over all projects (they
     name ``/mcptokens/<name>``), so the answer is the same whether the token in the way is
     one the caller may see or one in a project it cannot: it says that the name is taken,
@@ -127,42 +127,69 @@ def create_token(
         project = db.scalars(select(Project).where(Project.name == spec.project)).first()
         if project is None:
             raise Invalid(f"project: project `{spec.project}` does not exist")
-        _name_free(db, spec.name)
-        rbac_name = token_rbac_name(spec.name)
+        name_free(db, spec.name)
         expires = parse_ttl(spec.ttl, datetime.now(UTC))
         mode, bindings = _requested_bindings(work, spec)
-        work.ceiling(bindings)
-        raw = generate_mcp_token()
-        sha = token_sha256(raw)
-        token = McpToken(
-            name=spec.name,
+        token, raw = issue_token(
+            work,
+            user=user,
             project=project,
+            name=spec.name,
             description=spec.description,
-            token_sha=sha,
-            prefix=display_prefix(raw),
-            rbac_mode=mode,
-            expires_at=expires,
-            created_by=user,
+            mode=mode,
+            bindings=bindings,
+            expires=expires,
         )
-        db.add(token)
-        db.flush()
-        if bindings:
-            db.add(
-                RbacDefinition(
-                    name=rbac_name,
-                    subjects=[f"McpToken:{sha}"],
-                    role_bindings=[str(b) for b in bindings],
-                    token_id=token.id,
-                    created_by=user,
-                )
-            )
-            rules: list[Rule] = [b.to_rule(f"McpToken:{sha}") for b in bindings]
-            work.policy.replace(db, f"rbac/{rbac_name}", rules)
+        sha = token.token_sha
         work.audit(detail={"rbac": mode, "bindings": [str(b) for b in bindings], "tokenSha": sha})
-        # the token is known before its bindings arrive
-        work.after_commit(
-            lambda: rt.authorizer.register_token(token_grant(token)), before_policy=True
+    return token, raw
+
+
+def issue_token(
+    work: Work,
+    *,
+    user: str,
+    project: Project,
+    name: str,
+    description: str,
+    mode: str,
+    bindings: list[RoleBinding],
+    expires: datetime | None,
+) -> tuple[McpToken, str]:
+    """Write a new token of ``user`` (within its ceiling) and its bindings in ``work``;
+    returns it with its raw value. Also the McpToken an OAuth grant acts as."""
+    db = work.db
+    work.ceiling(bindings)
+    raw = generate_mcp_token()
+    sha = token_sha256(raw)
+    token = McpToken(
+        name=name,
+        project=project,
+        description=description,
+        token_sha=sha,
+        prefix=display_prefix(raw),
+        rbac_mode=mode,
+        expires_at=expires,
+        created_by=user,
+    )
+    db.add(token)
+    db.flush()
+    if bindings:
+        rbac_name = token_rbac_name(name)
+        db.add(
+            RbacDefinition(
+                name=rbac_name,
+                subjects=[f"McpToken:{sha}"],
+                role_bindings=[str(b) for b in bindings],
+                token_id=token.id,
+                created_by=user,
+            )
         )
+        rules: list[Rule] = [b.to_rule(f"McpToken:{sha}") for b in bindings]
+        work.policy.replace(db, f"rbac/{rbac_name}", rules)
+    rt = work.rt
+    # the token is known before its bindings arrive
+    work.after_commit(lambda: rt.authorizer.register_token(token_grant(token)), before_policy=True)
     return token, raw
 
 
@@ -181,17 +208,24 @@ def revoke_token(*, db: Session, rt: Runtime, caller: Caller, name: str) -> McpT
     with unit_of_work(
         db=db, rt=rt, caller=caller, kind="mcptokens", action="update", name=name
     ) as work:
-        token.revoked_at = utcnow()
-        token.version += 1
-        _drop_bindings(work, token)
+        mark_revoked(work, token)
         work.audit(action="revoke", project=token.project.name)
-
-        def revoked() -> None:  # refused from the first moment, before its rows go
-            rt.authorizer.register_token(token_grant(token))
-            rt.session_cache.forget(token.token_sha)
-
-        work.after_commit(revoked, before_policy=True)
     return token
+
+
+def mark_revoked(work: Work, token: McpToken) -> None:
+    """Revoke ``token`` in ``work`` (the caller audits): its bindings go, and it is refused
+    from the first moment after the commit, before its policy rows go."""
+    token.revoked_at = utcnow()
+    token.version += 1
+    _drop_bindings(work, token)
+    rt = work.rt
+
+    def revoked() -> None:
+        rt.authorizer.register_token(token_grant(token))
+        rt.session_cache.forget(token.token_sha)
+
+    work.after_commit(revoked, before_policy=True)
 
 
 def delete_token(*, db: Session, rt: Runtime, caller: Caller, name: str) -> None:
@@ -216,7 +250,10 @@ __all__ = [
     "create_token",
     "delete_token",
     "get_token",
+    "issue_token",
     "list_tokens",
+    "mark_revoked",
+    "name_free",
     "parse_ttl",
     "revoke_token",
 ]

@@ -111,8 +111,8 @@ class Mcpd:
 
 
 @contextmanager
-def serve_mcpd(settings: Settings) -> Iterator[Mcpd]:
-    port = free_port()
+def serve_mcpd(settings: Settings, port: int | None = None) -> Iterator[Mcpd]:
+    port = port or free_port()
     app = create_app(settings.model_copy(update={"port": port}))  # mcpd knows where it listens
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -153,18 +153,20 @@ def test_unauthenticated_gets_the_rfc9728_challenge(stack: Stack) -> None:
     r = httpx.post(f"{stack.mcplocal}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
     assert r.status_code == 401
     challenge = r.headers["www-authenticate"]
-    assert challenge.startswith("Bearer ") and 'error="invalid_token"' in challenge
-    assert "resource_metadata=" in challenge
-    assert "static McpToken bearer (mcpctl_pat_" in challenge  # not an OAuth flow
+    # no credential at all: no error code (RFC 6750 3.1), the metadata to start OAuth from
+    assert challenge.startswith("Bearer ") and "error=" not in challenge.replace("error_", "")
+    assert f'resource_metadata="{stack.mcplocal}/.well-known/oauth-protected-resource"' in challenge
+    assert "static McpToken (mcpctl_pat_" in challenge
     meta = httpx.get(f"{stack.mcplocal}/.well-known/oauth-protected-resource").json()
     assert meta["resource"] == f"{stack.mcplocal}/mcp"
-    assert "authorization_servers" not in meta and "mcpctl_pat_" in meta["mcpctl_bearer"]
+    assert meta["authorization_servers"] == [stack.mcpd.base]  # mcpd, by default
+    assert meta["scopes_supported"] == ["mcp"] and "mcpctl_pat_" in meta["mcpctl_bearer"]
     bad = httpx.post(
         f"{stack.mcplocal}/mcp",
         headers={"Authorization": "Bearer mcpctl_pat_" + "A" * 43},
         json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
     )
-    assert bad.status_code == 401
+    assert bad.status_code == 401 and 'error="invalid_token"' in bad.headers["www-authenticate"]
     assert httpx.get(f"{stack.mcplocal}/readyz").json()["status"] == "ok"
     assert "mcplocal_mcp_requests_total" in httpx.get(f"{stack.mcplocal}/metrics").text
     # DNS rebinding: an unknown Host is refused before anything else
