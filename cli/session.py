@@ -111,6 +111,9 @@ def whoami(ctx: typer.Context) -> None:
     state: State = ctx.obj
     with state.client() as c:
         me = c.me()
+    if me.get("serviceAccount"):
+        typer.echo(f"serviceaccount {me['serviceAccount']}")
+        return
     typer.echo(me["user"] or f"token {me['tokenName']} (project {me['project']})")
 
 

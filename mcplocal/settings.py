@@ -192,20 +192,27 @@ class McpdCredential:
                 f"mcplocal cannot log in to mcpd as {self._user}: {exc.text}"
             ) from None
 
-    async def keep_fresh(self, retry: float = 5.0) -> None:
+    async def keep_fresh(self, retry: float = 5.0, max_refusals: int = 3) -> None:
         """Renew a login before its session expires, for as long as mcplocal runs (what
-        holds the header itself - the fast lane's upstream sessions - sees the new one)."""
+        holds the header itself - the fast lane's upstream sessions - sees the new one).
+        A login mcpd refuses ``max_refusals`` times in a row is not tried again here."""
         if not self.auth.can_login:
             return
+        refusals = 0
         while True:
             if self.auth.stale():
                 try:
                     await self.headers()
+                    refusals = 0
                     log.info(
                         "renewed mcplocal's login to mcpd (next in %.1f s)",
                         self.auth.renews_in() or 0,
                     )
                 except Exception as exc:  # mcpd away, or the login refused: try again
+                    refusals = refusals + 1 if self.auth.refused else 0  # (a 401 to it)
+                    if refusals >= max_refusals:
+                        log.error("%s; not renewing it again", exc)
+                        return
                     log.warning("cannot renew mcplocal's login to mcpd: %s", exc)
                     await anyio.sleep(retry)
                     continue

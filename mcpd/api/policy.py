@@ -96,7 +96,7 @@ def _holds(rt: Runtime, request: Request, operation: str | None) -> Callable[[],
             p = await caller_of(rt, raw)
         except ApiError:
             return False
-        return operation is None or rt.authorizer.decide(p.subject, "", "*", "*", operation).allowed
+        return operation is None or rt.authorizer.decide(p.subject, "", "*", "", operation).allowed
 
     return holds
 

@@ -155,3 +155,30 @@ def test_who_may_follow(mcpd: Mcpd) -> None:
     r = httpx.post(f"{m.base}/api/v1/auditevents", headers=m.h(dev),
                    json={"events": [{**call, "user": "dev@example.com"}]})  # fmt: skip
     assert r.status_code == 403
+
+
+def test_a_stream_ends_when_its_credential_is_revoked_or_loses_proxy(mcpd: Mcpd) -> None:
+    """A follower whose token is revoked, or whose identity loses `proxy`, learns nothing
+    more: mcpd ends its stream (within CREDENTIAL_CHECK_SECONDS), and it is refused after."""
+    m = mcpd
+    for lose in ("revoke", "unbind"):
+        created = m.ok("POST", "/serviceaccounts", json={"name": f"bot-{lose}"})
+        body = {"subjects": [f"ServiceAccount:bot-{lose}"], "roleBindings": ["action:proxy"]}
+        m.ok("POST", "/rbac", json={"name": f"bot-{lose}", **body})
+        raw = created["token"]
+        url = f"{m.base}/api/v1/policy/watch"
+        with httpx.stream("GET", url, headers=m.h(raw), timeout=30) as r:
+            assert r.status_code == 200
+            lines = r.iter_lines()
+            assert "snapshot" in next(lines)
+            if lose == "revoke":
+                m.ok("POST", f"/serviceaccounts/bot-{lose}/tokens/{created['tokenPrefix']}/revoke")
+            else:
+                m.ok("DELETE", f"/rbac/bot-{lose}")
+            began = time.monotonic()
+            rest = [line for line in lines if '"heartbeat"' not in line]
+            ended = time.monotonic() - began
+        assert ended < 5, ended  # not the 15 s of a heartbeat, nor never
+        assert all("snapshot" not in line for line in rest)
+        again = m.call("GET", "/policy/watch", raw)
+        assert again.status_code == (401 if lose == "revoke" else 403)

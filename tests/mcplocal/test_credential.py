@@ -48,3 +48,15 @@ def test_a_refused_login_says_who_and_what_mcpd_answered(mcpd_url: str) -> None:
     message = str(err.value)
     assert message.startswith(f"mcplocal cannot log in to mcpd as {ADMIN}: {{")
     assert "wrong user name or password" in message
+
+
+def test_a_login_refused_again_and_again_is_not_renewed_forever(mcpd_url: str) -> None:
+    credential = McpdCredential(mcpd_url, user="nobody@example.com", password="wrong")
+
+    async def main() -> None:
+        with anyio.fail_after(20):
+            await credential.keep_fresh(retry=0.01)  # returns: bounded, not a loop
+
+    anyio.run(main)
+    assert credential.auth.refused is not None
+    assert "nobody@example.com was refused" in credential.auth.refused
