@@ -14,7 +14,8 @@ process, as mcplocal does for its calls: ``R`` records a second (2,000) for ``S`
 * ``delay_p50_ms`` / ``delay_p99_ms``: from the record's ``report`` (the call's decision)
   to mcpd's commit of it;
 * ``report_p50_ms`` / ``report_p99_ms``: what the spool adds to a call (the wait for the
-  group's write + fsync), ``fsync_per_record`` how many fsyncs a record costs;
+  group's write + fsync), ``fsync_per_record`` how many group writes (each with its
+  ``fsync``, in the ``fsync: true`` row) a record costs;
 * ``spool_bytes_per_record``: bytes the spool wrote per record;
 * ``cpu_ms_per_record``: CPU of this process (spool + delivery) and of mcpd, per record.
 

@@ -32,6 +32,7 @@ log = logging.getLogger("mcplocal.audit")
 __all__ = ["AuditReporter", "CallRecord", "SpoolFull", "spool_dir_for"]
 
 MAX_BACKOFF = 5.0  # seconds between delivery attempts while mcpd is away, at most
+ADOPT_EVERY = 5.0  # seconds: how often an idle reporter looks for a dead process's segments
 
 
 def spool_dir_for(base: Path, mcpd_url: str, path: str, who: str = "") -> Path:
@@ -115,6 +116,11 @@ class AuditReporter:
     def full(self) -> bool:
         return self.spool.full
 
+    def refuse(self) -> str:
+        """A call refused because the spool is full: counted; why, for its answer."""
+        self.spool.refused += 1
+        return self.spool_full_reason
+
     @property
     def spool_full_reason(self) -> str:
         return (
@@ -130,6 +136,7 @@ class AuditReporter:
 
     async def run(self) -> None:
         delay = self.interval
+        adopted = time.monotonic()
         async with AsyncMcpdClient(self.mcpd_url, self._auth, timeout=10.0) as mcpd:
             while True:
                 with anyio.move_on_after(delay):
@@ -143,7 +150,8 @@ class AuditReporter:
                     self.last_error = f"{transport_error(exc)}"[:500]
                     log.warning("cannot send audit records to mcpd: %s", self.last_error)
                     delay = min(max(delay, 0.1) * 2, MAX_BACKOFF)
-                if self.spool.pending == 0:
+                if self.spool.pending == 0 and time.monotonic() - adopted > ADOPT_EVERY:
+                    adopted = time.monotonic()
                     await anyio.to_thread.run_sync(self.spool.adopt)  # a dead stdio's leftovers
 
     async def flush(self, mcpd: AsyncMcpdClient | httpx2.AsyncClient) -> None:

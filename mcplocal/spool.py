@@ -70,7 +70,7 @@ class Spool:
         self.bytes = 0  # on disk in segments this process holds
         self.records = 0  # records appended by this process
         self.written = 0  # bytes appended by this process
-        self.refused = 0  # records refused because the spool was full
+        self.refused = 0  # records (and calls, mcplocal.audit) refused: the spool was full
         self._commit: GroupCommit[bytes] = GroupCommit(self._write)
         self.adopt()
 

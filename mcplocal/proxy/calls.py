@@ -92,29 +92,47 @@ class Calls(Catalog):
         progress: ProgressFnT | None = None,
         request_id: str = "",
     ) -> types.CallToolResult:
-        info = await self.project(caller.project)
+        if self.audit.full:  # refused before anything: a call is never answered unaudited
+            raise MCPError(types.INTERNAL_ERROR, UNAUDITED.format(self.audit.refuse()))
+        began = time.perf_counter()
+        revision = self.policy.revision
+        try:
+            info = await self.project(caller.project)
+        except UpstreamError as exc:  # not even the project's servers: failed, audited so
+            server, _, tool = exposed.partition("__")
+            await self._unrun(caller, server, tool or exposed, "error", began, request_id,
+                              None, revision, error=str(exc))  # fmt: skip
+            raise
         if exposed == PAGE_TOOL and info.model.name != "passthrough":
             cursor = (arguments or {}).get("cursor")
             if not isinstance(cursor, str):
                 raise MCPError(types.INVALID_PARAMS, "`cursor` (a string) is required")
             # a page is shown only to whom may still run the tool that made it
-            return await self.pipeline.next_page(
-                cursor, allow=lambda server, tool: self.allowed(caller, server, tool)
-            )
-        if self.audit.full:
-            raise MCPError(types.INTERNAL_ERROR, UNAUDITED.format(self.audit.spool_full_reason))
-        began = time.perf_counter()
-        revision = self.policy.revision
+            try:
+                page = await self.pipeline.next_page(
+                    cursor, allow=lambda server, tool: self.allowed(caller, server, tool)
+                )
+            except MCPError as exc:
+                await self._unrun(caller, "mcplocal", "next_page", "error", began, request_id,
+                                  "a page of an earlier call's result", revision,
+                                  error=exc.message)  # fmt: skip
+                raise
+            await self._audit(caller, "mcplocal", "next_page", "allow", began, request_id,
+                              None, reason="a page of an earlier call's result",
+                              revision=revision)  # fmt: skip
+            return page
         target = await self.resolve(caller, exposed)
         if target is None:
             server, _, tool = exposed.partition("__")
-            await self._refused(caller, server, tool or exposed, began, request_id,
-                                "no such tool", revision)  # fmt: skip
+            await self._unrun(caller, server, tool or exposed, "deny", began, request_id,
+                              "no such tool", revision)  # fmt: skip
             raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {exposed}")
         decision = self.decide(caller, *target)
         server, tool = target
         if not decision.allowed:
-            await self._refused(caller, server, tool, began, request_id, decision.reason, revision)
+            await self._unrun(
+                caller, server, tool, "deny", began, request_id, decision.reason, revision
+            )
             # an unknown tool and a forbidden one get the same answer: nothing leaks
             raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {exposed}")
         outcome, error = "allow", None
@@ -151,22 +169,25 @@ class Calls(Catalog):
         assert result is not None
         return result
 
-    async def _refused(
+    async def _unrun(
         self,
         caller: Caller,
         server: str,
         tool: str,
+        outcome: str,
         began: float,
         request_id: str,
-        reason: str,
+        reason: str | None,
         revision: str | None,
+        error: str | None = None,
     ) -> None:
-        """Audit a refusal (the refusal is answered whether or not its record is written)."""
+        """Audit a call that did not run: refused (``deny``), or failed before it could
+        be decided (``error``); answered so whether or not its record is written."""
         try:
-            await self._audit(caller, server or "-", tool or "-", "deny", began, request_id,
-                              None, reason=reason, revision=revision)  # fmt: skip
+            await self._audit(caller, server or "-", tool or "-", outcome, began, request_id,
+                              error, reason=reason, revision=revision)  # fmt: skip
         except (SpoolFull, OSError) as exc:
-            log.error("a refused call's audit record is lost: %s", exc)
+            log.error("the audit record of a call that did not run is lost: %s", exc)
 
     async def _audit(
         self,

@@ -235,6 +235,11 @@ def test_get_auditevents_with_filters(cli_env: dict[str, str]) -> None:
     assert [(e["action"], e["kind"], e["outcome"]) for e in events] == [
         ("create", "projects", "allow")
     ]
+    # -o wide: the policy revision the decision was made under, among the wide columns
+    code, out, err = mcpctl("get", "auditevents", "--filter", f"name={name}", "-o", "wide")
+    assert code == 0, err
+    header, row = out.splitlines()[:2]
+    assert "POLICY REVISION" in header.upper() and events[0]["policyRevision"] in row
     code, _, err = mcpctl("get", "auditevents", "--filter", "nonsense")
     assert code == 3
     code, _, err = mcpctl("get", "auditevents", "--filter", "outcome=maybe")

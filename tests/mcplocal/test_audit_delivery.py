@@ -165,7 +165,9 @@ class Proc:
 
 
 @contextmanager
-def chaos_stack(tmp_path: Path) -> Iterator[tuple[Proc, Proc, Mcpd, str]]:
+def chaos_stack(
+    tmp_path: Path, spool_max: int | None = None
+) -> Iterator[tuple[Proc, Proc, Mcpd, str]]:
     """mcpd (SQLite) and a stateless mcplocal as real processes, an http upstream, and an
     McpToken that may run its tools: (mcpd, mcplocal, mcpd's API, the token)."""
     with ExitStack() as stack:
@@ -208,6 +210,8 @@ def chaos_stack(tmp_path: Path) -> Iterator[tuple[Proc, Proc, Mcpd, str]]:
             "MCPLOCAL_STATELESS": "true",
             "MCPLOCAL_TOOLS_CACHE_NEGATIVE_TTL": "0.2",
         }
+        if spool_max is not None:
+            local_env["MCPLOCAL_AUDIT_SPOOL_MAX_BYTES"] = str(spool_max)
         local_argv = [str(MCPLOCAL), "serve", "--host", "127.0.0.1", "--port", str(local_port)]
         local_base = f"http://127.0.0.1:{local_port}"
         local = Proc(local_argv, local_env, f"{local_base}/readyz", tmp_path / "mcplocal.log")
@@ -306,3 +310,45 @@ def test_no_record_is_lost_or_doubled_across_a_kill_and_an_outage(tmp_path: Path
         assert outcomes["allow"] > 60 and outcomes["error"] > 0  # the outage's calls failed
         metrics = httpx.get(local.ready.replace("/readyz", "/metrics")).text
         assert "mcplocal_audit_spool_full 0.0" in metrics
+
+
+@pytest.mark.timeout(120)
+def test_a_full_spool_refuses_calls_and_says_so_until_mcpd_takes_its_records(
+    tmp_path: Path,
+) -> None:
+    with chaos_stack(tmp_path, spool_max=64 * 1024) as (mcpd, local, m, raw):
+        base = local.ready.removesuffix("/readyz")
+        headers = {
+            "Authorization": f"Bearer {raw}",
+            "Accept": "application/json, text/event-stream",
+            "MCP-Protocol-Version": RELAY_VERSION,
+        }
+        answered: set[str] = set()
+        mcpd.kill(signal.SIGKILL)  # calls are answered (as errors) and their records wait
+        refusal = ""
+        with httpx.Client(timeout=10) as http:
+            for i in range(2000):
+                rid = f"full-{i}"
+                params = {"name": "alpha__add", "arguments": {"a": 1, "b": i}}
+                body = {"jsonrpc": "2.0", "id": rid, "method": "tools/call", "params": params}
+                r = http.post(f"{base}/mcp", headers=headers, json=body)
+                assert r.status_code == 200, r.text
+                if "cannot audit this call" in r.text:
+                    refusal = r.text
+                    break
+                answered.add(rid)
+            assert refusal, "the spool never filled"
+            assert "MCPLOCAL_AUDIT_SPOOL_MAX_BYTES" in refusal
+            ready = http.get(f"{base}/readyz")
+            assert ready.status_code == 503 and "is full" in ready.json()["auditSpool"]
+            assert "mcplocal_audit_spool_full 1.0" in http.get(f"{base}/metrics").text
+            assert "mcplocal_audit_refused_calls 1.0" in http.get(f"{base}/metrics").text
+            mcpd.start()  # the records go, the spool empties, calls are taken again
+            deadline = time.monotonic() + 30
+            while http.get(f"{base}/readyz").status_code != 200:
+                assert time.monotonic() < deadline, http.get(f"{base}/readyz").text
+                time.sleep(0.2)
+        records = wait_for(m, answered)
+        per_call = Counter(e["requestId"] for e in records)
+        assert set(per_call) == answered and set(per_call.values()) == {1}
+        assert len(answered) > 50  # 64 KiB of records, each under a kilobyte
