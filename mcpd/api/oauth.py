@@ -225,7 +225,7 @@ def _check(
         return service.check_request(db, rt.settings, values)
     except service.PageError as exc:
         return error_page(str(exc))
-    except service._Bound as exc:
+    except service.BoundRedirectError as exc:
         return _error_redirect(exc, exc.request, rt.settings.issuer, status)
 
 
