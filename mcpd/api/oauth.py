@@ -225,7 +225,7 @@ def _check(
         return service.check_request(db, rt.settings, values)
     except service.PageError as exc:
         return error_page(str(exc))
-    except service._Bound as exc:
+    except service.BoundRedirectError as exc:
         return _error_redirect(exc, exc.request, rt.settings.issuer, status)
 
 
@@ -434,10 +434,32 @@ async def _form(request: Request) -> dict[str, str]:
 async def token(request: Request, db: DbDep, rt: RuntimeDep) -> JSONResponse:
     form = await _form(request)
     rid = _rid(request)
-    body = await run_in_threadpool(
-        lambda: service.token_endpoint(db=db, rt=rt, form=form, request_id=rid)
-    )
-    return JSONResponse(body, headers=_NO_STORE)
+
+    def run() -> dict[str, Any]:
+        try:
+            return service.token_endpoint(db=db, rt=rt, form=form, request_id=rid)
+        except OAuthError as exc:  # a refused exchange or refresh is a deny like any other
+            db.rollback()
+            client = form.get("client_id", "")[:64]
+            audit.record(
+                db,
+                Principal(f"OAuthClient:{client}"),
+                action="token",
+                kind="oauthclients",
+                name=client,
+                outcome="deny",
+                request_id=rid,
+                detail={
+                    "grantType": form.get("grant_type", "")[:64],
+                    "error": exc.error,
+                    "reason": exc.description,
+                    "address": _address(request),
+                },
+            )
+            db.commit()
+            raise
+
+    return JSONResponse(await run_in_threadpool(run), headers=_NO_STORE)
 
 
 @router.post("/oauth/revoke")

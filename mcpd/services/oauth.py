@@ -131,30 +131,36 @@ def check_request(db: Session, settings: Settings, q: Mapping[str, str]) -> Auth
         raise PageError("state is longer than 1000 characters")
     req = AuthRequest(client, redirect_uri, state, "", "", "")
     if q.get("response_type") != "code":
-        raise _Bound(req, "unsupported_response_type", "response_type must be `code`")
+        raise BoundRedirectError(req, "unsupported_response_type", "response_type must be `code`")
     method = q.get("code_challenge_method", "")
     challenge = q.get("code_challenge", "")
     if not challenge:
-        raise _Bound(req, "invalid_request", "PKCE is required: send code_challenge (S256)")
+        raise BoundRedirectError(
+            req, "invalid_request", "PKCE is required: send code_challenge (S256)"
+        )
     if method != "S256":
-        raise _Bound(
+        raise BoundRedirectError(
             req, "invalid_request", "code_challenge_method must be S256 (plain is refused)"
         )
     if not CODE_CHALLENGE_PATTERN.match(challenge):
-        raise _Bound(req, "invalid_request", "code_challenge is malformed")
+        raise BoundRedirectError(req, "invalid_request", "code_challenge is malformed")
     resource = q.get("resource", "")
     if not resource:
-        raise _Bound(req, "invalid_target", "resource (RFC 8707) is required: the MCP server URL")
+        raise BoundRedirectError(
+            req, "invalid_target", "resource (RFC 8707) is required: the MCP server URL"
+        )
     if not resource_allowed(settings, resource):
-        raise _Bound(req, "invalid_target", f"mcpd issues no tokens for `{resource[:200]}`")
+        raise BoundRedirectError(
+            req, "invalid_target", f"mcpd issues no tokens for `{resource[:200]}`"
+        )
     try:
         scope = _scope(q.get("scope", ""))
     except RedirectError as exc:
-        raise _Bound(req, exc.error, exc.description) from None
+        raise BoundRedirectError(req, exc.error, exc.description) from None
     return AuthRequest(client, redirect_uri, state, challenge, resource, scope)
 
 
-class _Bound(RedirectError):
+class BoundRedirectError(RedirectError):
     """A RedirectError that knows its (checked) request."""
 
     def __init__(self, req: AuthRequest, error: str, description: str) -> None:
@@ -632,6 +638,7 @@ __all__ = [
     "REGISTER",
     "SCOPES",
     "AuthRequest",
+    "BoundRedirectError",
     "PageError",
     "RedirectError",
     "access_principal",

@@ -24,7 +24,6 @@ import yaml
 
 from tests.mcpd.test_instances import ROOT
 from tests.oauth.conftest import DEV, OAuthStack
-from tests.oauth.flow import REDIRECT  # noqa: F401 - the same loopback rules apply
 
 NODE22 = ROOT / ".tools/node22/node_modules/node/bin/node"
 NPM = ROOT / ".tools/npm/node_modules"

@@ -93,10 +93,13 @@ def deny_count(m: Mcpd, action: str) -> int:
     return len(page["items"])
 
 
-def check_answer(r: httpx.Response, expect: dict[str, Any]) -> None:
+def check_answer(r: httpx.Response, expect: dict[str, Any], m: Mcpd | None = None) -> None:
     assert r.status_code == expect["status"], r.text
     if "error" in expect:
         assert r.json()["error"] == expect["error"], r.text
+    if m is not None and r.status_code >= 400:  # a refused token request is audited
+        page = m.ok("GET", "/auditevents", params={"action": "token", "outcome": "deny"})
+        assert any(e["detail"].get("error") == expect["error"] for e in page["items"][:5])
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
@@ -156,7 +159,7 @@ def run_case(m: Mcpd, f: Flow, case: dict[str, Any]) -> None:
         assert first.status_code == 200, first.text
         assert use(m, "/api/v1/servers/demo/mcp", first.json()["access_token"]) == 200
         r = f.exchange(code)
-        check_answer(r, expect)
+        check_answer(r, expect, m)
         assert use(m, "/api/v1/servers/demo/mcp", first.json()["access_token"]) == 401
         return
     r = f.exchange(code, **exchange)
@@ -184,7 +187,7 @@ def run_case(m: Mcpd, f: Flow, case: dict[str, Any]) -> None:
     new = rotated.json()
     assert new["refresh_token"] != tokens["refresh_token"]
     assert use(m, "/api/v1/servers/demo/mcp", new["access_token"]) == 200
-    check_answer(f.refresh(tokens["refresh_token"]), expect)  # the rotated one, again
+    check_answer(f.refresh(tokens["refresh_token"]), expect, m)  # the rotated one, again
     # the whole family is gone: the old and new access tokens, and the new refresh token
     assert use(m, "/api/v1/servers/demo/mcp", access) == 401
     assert use(m, "/api/v1/servers/demo/mcp", new["access_token"]) == 401
