@@ -194,7 +194,7 @@ async def _caller(rt: Runtime, raw: str) -> Principal:
     miss together when its entry expires, and thirty-two lookups at once stalled the event
     loop's other requests for ~80 ms every second (bench/mcpd.py's p99).
     """
-    if token_kind(raw) not in ("mcptoken", "session", "oauth"):
+    if token_kind(raw) not in ("mcptoken", "session", "serviceaccount", "oauth"):
         raise Unauthorized("invalid or expired credentials")
     sha = token_sha256(raw)
     cached = rt.session_cache.get(sha)
