@@ -251,22 +251,25 @@ class PolicyIndex:
     def _entries(
         self, subjects: tuple[str, ...], acts: tuple[str, ...], proj: str, kind: str, name: str
     ) -> list[_Entry]:
-        """The entries under every (subject, act, project, kind, name) key the request can match."""
+        """The entries under every (subject, act, project, kind, name) key the request can match.
+
+        A bucket holds few keys and a request can match about ten: the two sets are
+        intersected in C (``dict.keys() & set``) rather than probed one key at a time."""
         keys = self.request_keys(proj, kind, name)
         p = self._p
-        return [
-            entry
-            for s in subjects
-            for a in acts
-            if (bucket := p.get((s, a)))
-            for key in keys
-            for entry in bucket.get(key, ())
-        ]
+        out: list[_Entry] = []
+        for s in subjects:
+            for a in acts:
+                bucket = p.get((s, a))
+                if bucket:
+                    for key in bucket.keys() & keys:
+                        out.extend(bucket.get(key, ()))
+        return out
 
-    def request_keys(self, proj: str, kind: str, name: str) -> list[_Key]:
+    def request_keys(self, proj: str, kind: str, name: str) -> set[_Key]:
         """The (project, kind, name) keys of lines that can match a request's scope."""
         projs = (proj,) if proj == ANY else (proj, ANY)
-        return [(pj, k, n) for pj in projs for k, n in self.object_keys(kind, name)]
+        return {(pj, k, n) for pj in projs for k, n in self.object_keys(kind, name)}
 
     def lines_for(self, act: str, proj: str, kind: str, name: str) -> list[tuple[int, Rule]]:
         """(position, line) of every ``p`` line of any subject matching the request's verb and
@@ -305,6 +308,10 @@ class PolicyIndex:
         ]
         entries.sort(key=lambda e: e[0])
         return [rule for _, rule in entries]
+
+    def names(self) -> set[str]:
+        """Every name a ``p`` line gives (``*`` included)."""
+        return {key[2] for bucket in self._p.copy().values() for key in bucket.copy()}
 
     def members_of(self, parent: str, ptype: str = "g2") -> set[str]:
         """Everything below ``parent`` in the ``g`` or ``g2`` graph (transitively)."""
