@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import re
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -40,7 +41,7 @@ def plain_parse(text: str) -> Rule | None:
     return plain_check(parts[0], tuple(parts[1:]))
 
 
-def outcome(fn, *args):  # type: ignore[no-untyped-def]
+def outcome(fn: Callable[..., Rule | None], *args: object) -> object:
     try:
         rule = fn(*args)
     except PolicyError:
