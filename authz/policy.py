@@ -99,7 +99,7 @@ def parse_policy_line(text: str, source: str) -> Rule | None:
     line = text.strip()
     if not line or line[0] == "#":
         return None
-    ptype = line[: line.find(",")].rstrip()
+    ptype = "g2" if line.startswith("g2") else line[0]  # a guess the full match confirms
     well_formed = _WELL_FORMED.get(ptype)
     m = well_formed.fullmatch(line) if well_formed else None
     if m:
