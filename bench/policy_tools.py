@@ -185,17 +185,18 @@ def main() -> None:
         cpu["who_can_s"] = round(statistics.median(cpus), 3)
         report["who_can_cli_s"] = round(load_s + statistics.median(samples), 3)
         samples, cpus = [], []
-        for subject, proj in (  # User:u0..: in Group:t*; Group:t0's members reach Group:big
+        lists: list[tuple[str, str | None]] = [  # Group:t0's members reach Group:big
             (_member_of_big(lines), None),
             ("User:u1", None),
             ("User:u2", "p2"),
             ("Group:t3", None),
             ("Group:big", "p4"),
-        ):
-            s, listed = timed(lambda: access_list(authorizer, subject, proj))  # noqa: B023
+        ]
+        for subject, list_proj in lists:
+            s, listed = timed(lambda: access_list(authorizer, subject, list_proj))  # noqa: B023
             samples.append(s)
             cpus.append(CPU["last"])
-            log(f"can-i --list {subject} ({proj or 'every project'}): {len(listed.allowed)} "
+            log(f"can-i --list {subject} ({list_proj or 'every project'}): {len(listed.allowed)} "
                 f"allowed, {len(listed.denied)} denied lines, {s:.3f}s")  # fmt: skip
         report["can_i_list_s"] = round(statistics.median(samples), 3)
         cpu["can_i_list_s"] = round(statistics.median(cpus), 3)
