@@ -20,11 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from operator import itemgetter
+from typing import Literal, NamedTuple
 
 from authz.decision import Decision
 from authz.engine import Authorizer
-from authz.policy import Rule
+from authz.policy import Rule, gc_paused
 from authz.vocabulary import (
     ANY,
     CRUD_VERBS,
@@ -44,12 +45,12 @@ Request = tuple[str, str, str, str]  # (project, kind, name, verb)
 Verdict = Literal["equivalent", "more permissive", "less permissive", "incomparable"]
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(NamedTuple):
     """One decision that differs: ``gained`` (allowed only in NEW) or ``lost``.
 
     ``old`` and ``new`` are the decisions with their deciding lines; subjects (and names)
-    that decide alike share one pair, whose reason text names the one actually asked."""
+    that decide alike share one pair, whose reason text names the one actually asked.
+    (A named tuple: a diff can hold hundreds of thousands, built in a tight loop.)"""
 
     subject: str
     project: str
@@ -89,25 +90,20 @@ class Universe:
 
     def __init__(self, old: Authorizer, new: Authorizer) -> None:
         rules = [*old.rules(), *new.rules()]
-        self.subjects = sorted(
-            {r.sub for r in rules if r.ptype == "p"}
-            | {v for r in rules if r.ptype == "g" for v in r.values}
-        )
-        plines = _p(rules)
-        self.projects = sorted({NO_PROJECT, OTHER} | {r.values[1] for r in plines} - {ANY})
+        # Distinct values first: two policies share most lines, a few values recur a lot.
+        plines = {r.values for r in rules if r.ptype == "p"}
+        g_values = {v for r in rules if r.ptype == "g" for v in r.values}
+        self.subjects = sorted({v[0] for v in plines} | g_values)
+        self.projects = sorted({NO_PROJECT, OTHER} | {v[1] for v in plines} - {ANY})
         self.names = {k: sorted(v) for k, v in names_named(plines).items()}
         verbs = set(CRUD_VERBS)
-        for r in rules:
-            if r.ptype == "g2":
-                verbs.update(
-                    v for v in r.values if not v.startswith((ROLE_PREFIX, OPERATION_PREFIX))
-                )
-            elif r.ptype == "p" and not r.values[4].startswith((ROLE_PREFIX, OPERATION_PREFIX)):
-                verbs.add(r.values[4])
+        acts = {v[4] for v in plines} | {v for r in rules if r.ptype == "g2" for v in r.values}
+        verbs.update(a for a in acts if not a.startswith((ROLE_PREFIX, OPERATION_PREFIX)))
         self.verbs = sorted(verbs)
-        self._tools_of: dict[str, list[str]] = {}
+        self.name_sets = {k: set(v) for k, v in self.names.items()}
+        self.tools_of: dict[str, list[str]] = {}  # server -> the universe's tools of it
         for n in self.names["tools"]:
-            self._tools_of.setdefault(tool_server(n), []).append(n)
+            self.tools_of.setdefault(tool_server(n), []).append(n)
 
     def requests(self) -> Iterator[Request]:
         for proj in self.projects:
@@ -123,19 +119,19 @@ class Universe:
         for k in KINDS if kind == ANY else ((kind,) if kind in self.names else ()):
             out.extend((k, n) for n in (self.names[k] if name == ANY else (name,)))
         if kind == "servers":
-            tools = self.names["tools"] if name == ANY else self._tools_of.get(name, [])
+            tools = self.names["tools"] if name == ANY else self.tools_of.get(name, [])
             out.extend(("tools", t) for t in tools)
         return out
 
 
-def names_named(plines: Iterable[Rule]) -> dict[str, set[str]]:
-    """Per kind: the names ``plines`` give it, the collection, and the stand-ins."""
+def names_named(plines: Iterable[Rule | tuple[str, ...]]) -> dict[str, set[str]]:
+    """Per kind: the names ``plines`` (rules or their values) give it, the collection, and
+    the stand-ins."""
     named: dict[str, set[str]] = {k: {NO_PROJECT, OTHER} for k in KINDS}
     servers: set[str] = set()
-    for r in plines:
-        kind, name = r.values[2], r.values[3]
-        if name == ANY:
-            continue
+    values = (r.values if isinstance(r, Rule) else r for r in plines)
+    objects = {(v[2], v[3]) for v in values if v[3] != ANY}
+    for kind, name in objects:
         if kind in ("servers", ANY):
             servers.add(name)
         for k in KINDS if kind == ANY else ((kind,) if kind in named else ()):
@@ -149,21 +145,22 @@ def _standing_for(
     universe: Universe, local: dict[str, set[str]], kind: str, stand: str
 ) -> list[str]:
     """The universe's names of ``kind`` a class's lines do not name and that decide exactly
-    like the stand-in ``stand`` for the class (no line of theirs tells them apart)."""
+    like the stand-in ``stand`` for the class (no line of theirs tells them apart).
+
+    Every such name of a kind other than tools stands with ``(other)``; a tool with
+    ``SERVER__(other)`` when the class names that stand-in, else with ``(other)__(other)``.
+    """
     if stand != OTHER and not stand.endswith(f"__{OTHER}"):
         return []
-    out = []
-    for n in universe.names[kind]:
-        if n in local[kind]:
-            continue
-        if kind != "tools":
-            like = OTHER
-        else:
-            server = f"{tool_server(n)}__{OTHER}"
-            like = server if server in local["tools"] else f"{OTHER}__{OTHER}"
-        if like == stand:
-            out.append(n)
-    return out
+    unnamed = universe.name_sets[kind] - local[kind]
+    if kind != "tools":
+        return sorted(unnamed) if stand == OTHER else []
+    if stand != f"{OTHER}__{OTHER}":
+        return sorted(unnamed.intersection(universe.tools_of.get(stand[: -len(OTHER) - 2], ())))
+    for server, tools in universe.tools_of.items():
+        if server != OTHER and f"{server}__{OTHER}" in local["tools"]:
+            unnamed.difference_update(tools)
+    return sorted(unnamed)
 
 
 def _verdict(gained: bool, lost: bool) -> Verdict:
@@ -177,7 +174,7 @@ def _verdict(gained: bool, lost: bool) -> Verdict:
 
 
 def _result(changes: list[Change], universe: Universe) -> PolicyDiff:
-    changes.sort(key=lambda c: c.key)
+    changes.sort(key=itemgetter(0, 1, 2, 3, 4))  # subject, project, kind, name, verb
     seen = {(c.project, c.gained) for c in changes}
     verdicts = {p: _verdict((p, True) in seen, (p, False) in seen) for p in universe.projects}
     return PolicyDiff(tuple(changes), tuple(universe.projects), verdicts)
@@ -213,18 +210,26 @@ def brute_force(old: Authorizer, new: Authorizer) -> PolicyDiff:
 
 def diff(old: Authorizer, new: Authorizer) -> PolicyDiff:
     """The decisions ``old`` and ``new`` disagree on, over their universe (see the module)."""
+    with gc_paused():  # hundreds of thousands of acyclic objects (see gc_paused)
+        return _diff(old, new)
+
+
+def _diff(old: Authorizer, new: Authorizer) -> PolicyDiff:
     universe = Universe(old, new)
-    old_p, new_p = _p(old.rules()), _p(new.rules())
-    old_set, new_set = set(old_p), set(new_p)
-    changed = (old_set - new_set) | (new_set - old_set)
-    by_sub: dict[str, set[Rule]] = {}
-    for r in (*old_set, *new_set):
-        by_sub.setdefault(r.sub, set()).add(r)
-    changed_by_sub: dict[str, set[Rule]] = {}
-    for r in changed:
-        changed_by_sub.setdefault(r.sub, set()).add(r)
-    psubs_old = {r.sub for r in old_p}
-    psubs_new = {r.sub for r in new_p}
+    # Lines keyed by their values (hashed in C): a line is in a policy or not, whatever
+    # its file and line number.
+    old_p = {r.values: r for r in _p(old.rules())}
+    new_p = {r.values: r for r in _p(new.rules())}
+    both = {**old_p, **new_p}
+    changed = old_p.keys() ^ new_p.keys()
+    by_sub: dict[str, list[Rule]] = {}
+    for values, r in both.items():
+        by_sub.setdefault(values[0], []).append(r)
+    changed_by_sub: dict[str, list[Rule]] = {}
+    for values in changed:
+        changed_by_sub.setdefault(values[0], []).append(both[values])
+    psubs_old = {v[0] for v in old_p}
+    psubs_new = {v[0] for v in new_p}
     acts = {v: (set(old.index.acts_of(v)), set(new.index.acts_of(v))) for v in universe.verbs}
     changed_verbs = [v for v, (a, b) in acts.items() if a != b]
     verbs_of_act: dict[str, list[str]] = {}
@@ -234,8 +239,8 @@ def diff(old: Authorizer, new: Authorizer) -> PolicyDiff:
 
     classes: dict[tuple[frozenset[str], frozenset[str]], list[str]] = {}
     for subject in universe.subjects:
-        sa = frozenset(s for s in old.index.subjects_of(subject) if s in psubs_old)
-        sb = frozenset(s for s in new.index.subjects_of(subject) if s in psubs_new)
+        sa = frozenset(psubs_old.intersection(old.index.subjects_of(subject)))
+        sb = frozenset(psubs_new.intersection(new.index.subjects_of(subject)))
         classes.setdefault((sa, sb), []).append(subject)
 
     named_cache: dict[str, dict[str, set[str]]] = {}
@@ -280,6 +285,7 @@ def diff(old: Authorizer, new: Authorizer) -> PolicyDiff:
                     for verb in verbs:
                         requests.add((proj, kind, name, verb))
         rep = members[0]
+        standing: dict[tuple[str, str], list[str]] = {}  # (kind, stand-in) -> names it stands for
         for req in sorted(requests):
             c = _compare(old, new, rep, req)
             if c is None:
@@ -287,7 +293,10 @@ def diff(old: Authorizer, new: Authorizer) -> PolicyDiff:
             proj, kind, name, verb = req
             # Every member and every name this stand-in stands for decides alike, by the
             # same lines: the representative's decisions are theirs (reasons name `rep`).
-            for n in (name, *_standing_for(universe, local, kind, name)):
+            stands = standing.get((kind, name))
+            if stands is None:
+                stands = standing[(kind, name)] = _standing_for(universe, local, kind, name)
+            for n in (name, *stands):
                 for subject in members:
                     if subject == rep and n == name:
                         changes.append(c)

@@ -29,7 +29,7 @@ from authz.explain import Explanation
 from authz.explain import explain as _explain
 from authz.fallback import Fallback
 from authz.index import PolicyIndex
-from authz.policy import Rule, default_model_path, default_policy_dir, load_policy_dir
+from authz.policy import Rule, default_model_path, default_policy_dir, gc_paused, load_policy_dir
 from authz.reference import load_model, model_differences
 from authz.revision import Revision
 from authz.vocabulary import NO_PROJECT, OPERATION_PREFIX, ROLE_PREFIX, TOKENS_GROUP
@@ -81,18 +81,28 @@ Listener = Callable[[PolicyEvent], None]
 
 
 class _RuleLog:
-    """Every rule in policy order, as a multiset that removes first occurrences."""
+    """Every rule in policy order, as a multiset that removes first occurrences.
+
+    The rule -> positions map is built on the first lookup: loading only appends."""
 
     def __init__(self, rules: Iterable[Rule] = ()) -> None:
-        self._rules: dict[int, Rule] = {}
-        self._where: dict[Rule, list[int]] = {}
-        self._next = 0
-        for rule in rules:
-            self.add(rule)
+        self._rules: dict[int, Rule] = dict(enumerate(rules))
+        self._next = len(self._rules)
+        self._where_map: dict[Rule, list[int]] | None = None
+
+    @property
+    def _where(self) -> dict[Rule, list[int]]:
+        if self._where_map is None:
+            where: dict[Rule, list[int]] = {}
+            for seq, rule in self._rules.items():
+                where.setdefault(rule, []).append(seq)
+            self._where_map = where
+        return self._where_map
 
     def add(self, rule: Rule) -> None:
         self._rules[self._next] = rule
-        self._where.setdefault(rule, []).append(self._next)
+        if self._where_map is not None:
+            self._where_map.setdefault(rule, []).append(self._next)
         self._next += 1
 
     def has_exact(self, rule: Rule) -> bool:
@@ -101,13 +111,14 @@ class _RuleLog:
 
     def remove(self, rule: Rule) -> bool:
         """Remove one occurrence: the one from the same source if there is one, else the first."""
-        seqs = self._where.get(rule)
+        where = self._where
+        seqs = where.get(rule)
         if not seqs:
             return False
         same = [i for i, seq in enumerate(seqs) if self._rules[seq].source == rule.source]
         del self._rules[seqs.pop(same[0] if same else 0)]
         if not seqs:
-            del self._where[rule]
+            del where[rule]
         return True
 
     def __iter__(self) -> Any:
@@ -157,12 +168,11 @@ class Authorizer:
 
     def _build(self, stored: Iterable[Rule], tokens: Iterable[TokenGrant]) -> None:
         grants = {t.sha: t for t in tokens}
-        rules = _RuleLog(self._file_rules)
-        for rule in stored:
-            rules.add(rule)
-        for grant in grants.values():
-            rules.add(self._token_link(grant))
-        index = PolicyIndex(rules)
+        with gc_paused():
+            rules = _RuleLog(
+                [*self._file_rules, *stored, *(self._token_link(g) for g in grants.values())]
+            )
+            index = PolicyIndex(rules)
         reference = None if self.indexed else Fallback(self.model_path, rules)
         # One assignment each; a reader sees either the old or the new state.
         self._state = (rules, index, reference)

@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from authz.decision import request_problem
 from authz.engine import Authorizer
 from authz.errors import InvalidName
 from authz.policy import DENY, Rule
 from authz.vocabulary import NO_PROJECT
+from authz.wire import rule_json
 
-__all__ = ["Access", "WhoCan", "who_can"]
+__all__ = ["Access", "WhoCan", "who_can", "who_can_json"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,3 +153,27 @@ def _brute(authorizer: Authorizer, verb: str, kind: str, name: str, project: str
         elif d.rule is not None:
             denied.append(Access(subject, False, d.rule, (subject,)))
     return WhoCan(verb, kind, name, project, tuple(allowed), tuple(denied))
+
+
+def who_can_json(result: WhoCan) -> dict[str, Any]:
+    """The ``WhoCan`` document's body (``-o json``, schema version 1)."""
+
+    def access(a: Access) -> dict[str, Any]:
+        return {
+            "subject": a.subject,
+            "allowed": a.allowed,
+            "path": list(a.path),
+            "line": rule_json(a.rule),
+            "note": a.note or None,
+        }
+
+    return {
+        "request": {
+            "verb": result.verb,
+            "kind": result.kind,
+            "name": result.name,
+            "project": result.project,
+        },
+        "allowed": [access(a) for a in result.allowed],
+        "denied": [access(a) for a in result.denied],
+    }

@@ -14,6 +14,13 @@ from authz.engine import Authorizer, PolicyEvent, TokenGrant
 from authz.policy import Rule
 
 
+def rule_json(rule: Rule | None) -> dict[str, str] | None:
+    """A policy line in the tools' JSON documents: ``{"rule": "p, ...", "source": "file:line"}``."""
+    if rule is None:
+        return None
+    return {"rule": str(rule), "source": rule.source}
+
+
 def rule_to_json(rule: Rule) -> list[str]:
     return [rule.ptype, *rule.values, rule.source]
 

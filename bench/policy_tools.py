@@ -9,10 +9,15 @@ roles and operations over servers, tools and secrets in 50 projects, with some d
 * ``load_s``: build an Authorizer from the directory (what each command does first)
 * ``who_can_s``: ``who_can`` on a loaded Authorizer (median of 5 requests);
   ``who_can_cli_s`` the same plus the load, as ``mcpctl policy who-can`` runs
+* ``can_i_list_s``: ``access_list`` (``can-i --list``) on a loaded Authorizer, median of 5
+  subjects - one of them in the group holding 20k lines (what mcpd answers)
 * ``diff_s``: ``diff`` of two such directories differing in 20 lines (loads included)
 * ``lint_s``: ``lint`` of the directory
 * ``test_s``: load and run a 10,000-case decision table against the directory
   (``test_shipped_s``: the same table against the shipped policy)
+
+Each ``*_s`` is wall time; ``cpu`` holds the same keys in CPU seconds of this process
+(``time.process_time``), the figure that stays put on a busy machine.
 
 Progress goes to stderr; the last line of stdout is one JSON object with those keys plus
 ``policy_lines``, ``users`` and ``targets`` (the issue's limits, in seconds).
@@ -37,6 +42,7 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 from authz import Authorizer  # noqa: E402
+from authz.access import access_list  # noqa: E402
 from authz.decision_table import load_table  # noqa: E402
 from authz.decision_table.run import build_world, run_cases  # noqa: E402
 from authz.diff import diff  # noqa: E402
@@ -45,7 +51,7 @@ from authz.policy import default_model_path, default_policy_dir  # noqa: E402
 from authz.whocan import who_can  # noqa: E402
 
 SEED = 20261201
-TARGETS = {"who_can_s": 1.0, "diff_s": 10.0, "lint_s": 5.0, "test_s": 1.5}
+TARGETS = {"who_can_s": 1.0, "can_i_list_s": 1.0, "diff_s": 10.0, "lint_s": 5.0, "test_s": 1.5}
 ROLES = ("role:view", "role:edit", "role:run")
 
 
@@ -115,9 +121,13 @@ def write_table(path: Path, rng: random.Random, n_cases: int, n_users: int) -> N
     path.write_text("\n".join(out) + "\n")
 
 
+CPU: dict[str, float] = {}  # the last timed() call's CPU seconds, read by the caller
+
+
 def timed(fn):  # type: ignore[no-untyped-def]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     value = fn()
+    CPU["last"] = time.process_time() - cpu
     return time.perf_counter() - start, value
 
 
@@ -126,6 +136,11 @@ def run_test(table: Path, policy_dir: Path | None) -> tuple[int, int]:
     t = load_table(table, authorizer=authorizer)
     result = run_cases(t, build_world(t, authorizer=authorizer))
     return len(result.results), len(result.failures)
+
+
+def _member_of_big(lines: list[str]) -> str:
+    """A user in Group:t0, which is in Group:big (the group with 20k lines)."""
+    return next(ln.split(", ")[1] for ln in lines if ln.endswith(", Group:t0"))
 
 
 def main() -> None:
@@ -137,6 +152,7 @@ def main() -> None:
     )
     rng = random.Random(SEED)
     report: dict[str, object] = {"policy_lines": n_lines, "users": n_users}
+    cpu: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         lines = generate(rng, n_lines, n_users, big)
@@ -151,8 +167,9 @@ def main() -> None:
 
         load_s, authorizer = timed(lambda: Authorizer(policy_dir=old))
         report["load_s"] = round(load_s, 3)
-        log(f"load: {load_s:.2f}s")
-        samples = []
+        cpu["load_s"] = round(CPU["last"], 3)
+        log(f"load: {load_s:.2f}s (CPU {CPU['last']:.2f}s)")
+        samples, cpus = [], []
         for verb, kind, name, proj in (
             ("get", "servers", "s1", "p1"),
             ("update", "servers", "s7", "p7"),
@@ -162,26 +179,51 @@ def main() -> None:
         ):
             s, result = timed(lambda: who_can(authorizer, verb, kind, name, proj))  # noqa: B023
             samples.append(s)
+            cpus.append(CPU["last"])
             log(f"who-can {verb} {kind}/{name} in {proj}: {len(result.allowed)} allowed, {s:.3f}s")
         report["who_can_s"] = round(statistics.median(samples), 3)
+        cpu["who_can_s"] = round(statistics.median(cpus), 3)
         report["who_can_cli_s"] = round(load_s + statistics.median(samples), 3)
+        samples, cpus = [], []
+        lists: list[tuple[str, str | None]] = [  # Group:t0's members reach Group:big
+            (_member_of_big(lines), None),
+            ("User:u1", None),
+            ("User:u2", "p2"),
+            ("Group:t3", None),
+            ("Group:big", "p4"),
+        ]
+        for subject, list_proj in lists:
+            s, listed = timed(lambda: access_list(authorizer, subject, list_proj))  # noqa: B023
+            samples.append(s)
+            cpus.append(CPU["last"])
+            log(f"can-i --list {subject} ({list_proj or 'every project'}): {len(listed.allowed)} "
+                f"allowed, {len(listed.denied)} denied lines, {s:.3f}s")  # fmt: skip
+        report["can_i_list_s"] = round(statistics.median(samples), 3)
+        cpu["can_i_list_s"] = round(statistics.median(cpus), 3)
 
         diff_s, result = timed(lambda: diff(Authorizer(policy_dir=old), Authorizer(policy_dir=new)))
         report["diff_s"] = round(diff_s, 3)
-        log(f"diff: {len(result.gained)} gained, {len(result.lost)} lost, {diff_s:.2f}s")
+        cpu["diff_s"] = round(CPU["last"], 3)
+        log(f"diff: {len(result.gained)} gained, {len(result.lost)} lost, {diff_s:.2f}s "
+            f"(CPU {CPU['last']:.2f}s)")  # fmt: skip
 
         lint_s, issues = timed(lambda: lint(old, default_model_path()))
         report["lint_s"] = round(lint_s, 3)
-        log(f"lint: {len(issues)} findings, {lint_s:.2f}s")
+        cpu["lint_s"] = round(CPU["last"], 3)
+        log(f"lint: {len(issues)} findings, {lint_s:.2f}s (CPU {CPU['last']:.2f}s)")
 
         table = root / "table.yaml"
         write_table(table, rng, n_cases, n_users)
         test_s, (n, failed) = timed(lambda: run_test(table, old))
         report["test_s"] = round(test_s, 3)
-        log(f"test ({n} cases, {failed} failed) over the generated policy: {test_s:.2f}s")
+        cpu["test_s"] = round(CPU["last"], 3)
+        log(f"test ({n} cases, {failed} failed) over the generated policy: {test_s:.2f}s "
+            f"(CPU {CPU['last']:.2f}s)")  # fmt: skip
         shipped_s, _ = timed(lambda: run_test(table, None))
         report["test_shipped_s"] = round(shipped_s, 3)
+        cpu["test_shipped_s"] = round(CPU["last"], 3)
         log(f"test over the shipped policy: {shipped_s:.2f}s")
+    report["cpu"] = cpu
     report["targets"] = TARGETS
     print(json.dumps(report))
 

@@ -1,7 +1,8 @@
-"""``config``, ``login``, ``logout`` and ``auth whoami|can-i``."""
+"""``config``, ``login``, ``logout`` and ``auth whoami|can-i|who-can``."""
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Annotated
 
@@ -10,6 +11,8 @@ import yaml
 
 from cli.config import Config, Context, config_path, public
 from cli.errors import DENIED, INVALID, fail
+from cli.policy.output import Output
+from cli.policy.render import render_access_list, render_who_can
 from cli.state import State, api_errors
 from client import McpdClient
 
@@ -121,14 +124,57 @@ def whoami(ctx: typer.Context) -> None:
 def can_i(
     ctx: typer.Context,
     action: Annotated[
-        str, typer.Argument(help="get, list, create, update, delete, run, logs, ...")
-    ],
-    resource: Annotated[str, typer.Argument(help="KIND or KIND/NAME")],
-    project: Annotated[str, typer.Option("--project", "-p")] = "",
+        str | None, typer.Argument(help="get, list, create, update, delete, run, logs, ...")
+    ] = None,
+    resource: Annotated[str | None, typer.Argument(help="KIND or KIND/NAME")] = None,
+    project: Annotated[str | None, typer.Option("--project", "-p")] = None,
     as_: Annotated[str | None, typer.Option("--as", help="another subject (impersonate)")] = None,
+    list_: Annotated[
+        bool, typer.Option("--list", help="everything the subject may do, with the lines")
+    ] = False,
+    output: Annotated[Output, typer.Option("-o", "--output", help="with --list")] = Output.text,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="exit code only")] = False,
 ) -> None:
-    """Prints `yes` or `no - reason`; exit 0 when allowed, 2 when not."""
+    """Prints `yes` or `no - reason`; exit 0 when allowed, 2 when not. With `--list`, the
+    access list (kind/name x verbs, with the deciding lines), like `kubectl auth can-i --list`."""
+    from client import collection
+
+    state: State = ctx.obj
+    if list_:
+        if action is not None or resource is not None:
+            fail("--list takes no VERB or KIND: it lists everything", INVALID)
+        with state.client() as c:
+            doc = c.access_list(as_, project)
+        if output is Output.json:
+            typer.echo(json.dumps(doc, indent=2))
+        else:
+            render_access_list(doc)
+        return
+    if action is None or resource is None:
+        fail("give VERB and KIND[/NAME], or --list", INVALID)
+    kind, _, name = resource.partition("/")
+    try:
+        plural = collection(kind) if kind not in ("tools", "instances", "*") else kind
+    except ValueError as exc:
+        fail(str(exc), INVALID)
+    with state.client() as c:
+        result = c.can_i(action, plural, name, project or "", as_)
+    if not quiet:
+        typer.echo("yes" if result["allowed"] else f"no - {result['reason']}")
+    if not result["allowed"]:
+        raise typer.Exit(DENIED)
+
+
+@auth.command("who-can")
+def who_can(
+    ctx: typer.Context,
+    verb: Annotated[str, typer.Argument(help="get, list, create, update, run, logs, ...")],
+    resource: Annotated[str, typer.Argument(help="KIND or KIND/NAME, e.g. servers/github")],
+    project: Annotated[str, typer.Option("--project", "-p", help="project of the request")] = "",
+    output: Annotated[Output, typer.Option("-o", "--output")] = Output.text,
+) -> None:
+    """Every user, group and token mcpd allows a request, with the path and the deciding
+    line (and those a deny overrides). Needs the who-can operation on the object."""
     from client import collection
 
     state: State = ctx.obj
@@ -138,8 +184,8 @@ def can_i(
     except ValueError as exc:
         fail(str(exc), INVALID)
     with state.client() as c:
-        result = c.can_i(action, plural, name, project, as_)
-    if not quiet:
-        typer.echo("yes" if result["allowed"] else f"no - {result['reason']}")
-    if not result["allowed"]:
-        raise typer.Exit(DENIED)
+        doc = c.who_can(verb, plural, name, project)
+    if output is Output.json:
+        typer.echo(json.dumps(doc, indent=2))
+    else:
+        render_who_can(doc)

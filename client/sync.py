@@ -133,6 +133,18 @@ class McpdClient:
         result: dict[str, Any] = self.request("POST", "/auth/can-i", json=body)
         return result
 
+    def access_list(self, subject: str | None = None, project: str | None = None) -> dict[str, Any]:
+        """The caller's (or ``subject``'s) access list: an ``AccessList`` document."""
+        params = {k: v for k, v in (("subject", subject), ("project", project)) if v is not None}
+        result: dict[str, Any] = self.request("GET", "/auth/can-i/list", params=params)
+        return result
+
+    def who_can(self, verb: str, kind: str, name: str = "", project: str = "") -> dict[str, Any]:
+        """Every subject allowed a request: a ``WhoCan`` document."""
+        params = {"verb": verb, "kind": kind, "name": name, "project": project}
+        result: dict[str, Any] = self.request("GET", "/auth/who-can", params=params)
+        return result
+
     def revoke_token(self, name: str) -> dict[str, Any]:
         result: dict[str, Any] = self.request("POST", f"/mcptokens/{name}/revoke")
         return result

@@ -71,6 +71,10 @@ def _audit_handler_deny(request: Request, principal: Principal, exc: Forbidden) 
     route = request.scope.get("route")
     entry = guard_for(request.method, getattr(route, "path_format", request.url.path))
     kind, action = (entry.kind, entry.action) if isinstance(entry, Guard) else ("*", "*")
+    name = str(request.path_params.get("name", ""))
+    missing = exc.extra.get("missing")
+    if not isinstance(entry, Guard) and missing:  # a handler's own check names what it asked
+        kind, action, name = missing[0]["kind"], missing[0]["verb"], missing[0]["name"]
     rt = request.app.state.runtime
     with rt.sessions() as session:
         audit.record(
@@ -78,7 +82,7 @@ def _audit_handler_deny(request: Request, principal: Principal, exc: Forbidden) 
             principal,
             action=action,
             kind=kind,
-            name=str(request.path_params.get("name", "")),
+            name=name,
             outcome="deny",
             request_id=request_id(request),
             detail={"reason": exc.detail[:2000]},

@@ -26,7 +26,14 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from authz.engine import Authorizer, TokenGrant
 from authz.errors import PolicyError
-from authz.policy import RULE_ARITY, Rule, check_rule, default_policy_dir, load_policy_dir
+from authz.policy import (
+    RULE_ARITY,
+    Rule,
+    check_rule,
+    default_policy_dir,
+    gc_paused,
+    load_policy_dir,
+)
 
 
 class PolicyBase(DeclarativeBase):
@@ -69,27 +76,30 @@ def create_policy_table(bind: Engine | Connection) -> None:
 
 
 def _row_rule(row: Any) -> Rule:
-    source = f"db:{row.origin or 'casbin_rule'}#{row.id}"
-    arity = RULE_ARITY.get(row.ptype)
+    rid, ptype, *columns, origin = row
+    source = f"db:{origin or 'casbin_rule'}#{rid}"
+    arity = RULE_ARITY.get(ptype)
     if arity is None:
-        raise PolicyError(f"unknown rule type `{row.ptype}`", source=source)
-    values = [getattr(row, c) for c in _COLUMNS[:arity]]
-    if any(v is None for v in values) or any(getattr(row, c) for c in _COLUMNS[arity:]):
-        raise PolicyError(f"a `{row.ptype}` row needs exactly {arity} values", source=source)
-    return check_rule(row.ptype, values, source)
+        raise PolicyError(f"unknown rule type `{ptype}`", source=source)
+    values = columns[:arity]
+    if None in values or any(columns[arity:]):
+        raise PolicyError(f"a `{ptype}` row needs exactly {arity} values", source=source)
+    return check_rule(ptype, values, source)
 
 
 def load_stored_rules(bind: Engine | Connection | Session) -> list[Rule]:
     """Every stored rule in id order. A malformed row is an error, never skipped:
-    dropping a deny row would grant what it forbids."""
+    dropping a deny row would grant what it forbids. Rows are read as plain tuples
+    (no ORM objects)."""
     t = PolicyRuleRow.__table__
     stmt = select(t.c.id, t.c.ptype, *(t.c[c] for c in _COLUMNS), t.c.origin).order_by(t.c.id)
-    if isinstance(bind, Engine):
-        with bind.connect() as conn:
-            rows = conn.execute(stmt).all()
-    else:
-        rows = bind.execute(stmt).all()
-    return [_row_rule(row) for row in rows]
+    with gc_paused():
+        if isinstance(bind, Engine):
+            with bind.connect() as conn:
+                rows = conn.execute(stmt).all()
+        else:
+            rows = bind.execute(stmt).all()
+        return [_row_rule(row) for row in rows]
 
 
 def write_rules(session: Session, rules: Iterable[Rule], *, origin: str) -> list[Rule]:

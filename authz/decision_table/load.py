@@ -30,6 +30,7 @@ from authz.decision_table.model import (
 )
 from authz.engine import Authorizer
 from authz.errors import BindingError, DecisionTableError, InvalidName
+from authz.policy import gc_paused
 from authz.vocabulary import (
     ANY,
     KINDS,
@@ -125,6 +126,19 @@ def load_table(
 
     Raises :class:`DecisionTableError` (``path:line: where: what is wrong``).
     """
+    with gc_paused():  # tens of thousands of acyclic objects (see gc_paused)
+        return _load_table(
+            path, policy_dir=policy_dir, model_path=model_path, authorizer=authorizer
+        )
+
+
+def _load_table(
+    path: Path,
+    *,
+    policy_dir: Path | None,
+    model_path: Path | None,
+    authorizer: Authorizer | None,
+) -> DecisionTable:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -141,7 +155,7 @@ def load_table(
     table = _TableReader(path).read(doc)
     if authorizer is None:
         authorizer = Authorizer(policy_dir=policy_dir, model_path=model_path)
-    objects = {r.values[3] for r in authorizer.index.p_rules()}
+    objects = authorizer.index.names()
     for _, binding in table_bindings(table, authorizer):
         objects.add(binding.name)
     for _, binding in token_bindings(table, authorizer):

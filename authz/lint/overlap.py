@@ -116,63 +116,86 @@ class OverlapCheck:
         """Whether ``outer`` matches every request ``inner`` matches."""
         return _scope_covers(outer, inner) and self._includes(outer.values[4], inner.values[4])
 
-    def _candidates(self, table: _Table, subs: list[str], inner: Rule) -> list[tuple[int, Rule]]:
-        """Lines of ``subs`` that cover ``inner``, in policy order: a subject's few lines
-        are checked one by one, a subject with many through the keys that can cover."""
+    def _keys(self, inner: Rule) -> set[_Key]:
+        """The (project, kind, name, act) keys of the lines that cover ``inner``: exactly
+        those lines match every request ``inner`` matches (see :func:`_scope_covers`)."""
         _, proj, kind, name, act, _ = inner.values
-        keys: list[_Key] | None = None
-        found: list[tuple[int, Rule]] = []
+        objects = {(k, n) for k in (kind, ANY) for n in (name, ANY)}
+        if kind == "tools":
+            objects.add(("servers", ANY))
+            if name != ANY:
+                objects.add(("servers", tool_server(name)))
+        acts = self._acts_above(act)
+        return {(pj, k, n, a) for pj in {proj, ANY} for k, n in objects for a in acts}
+
+    @staticmethod
+    def _first(table: _Table, subs: list[str], keys: set[_Key]) -> tuple[int, Rule] | None:
+        """The first line (in policy order) of ``subs`` under any of ``keys``.
+
+        Each key's lines are in policy order, so only its first can be the first: however
+        many lines repeat one key, this costs one look-up per key a subject has (the
+        subject's keys and ``keys`` are intersected in C)."""
+        best: tuple[int, Rule] | None = None
         for sub in subs:
             by_key = table.get(sub)
             if not by_key:
                 continue
-            if len(by_key) <= 64:
-                found.extend(e for es in by_key.values() for e in es if self._covers(e[1], inner))
-                continue
-            if keys is None:
-                objects = {(k, n) for k in (kind, ANY) for n in (name, ANY)}
-                if kind == "tools":
-                    objects.add(("servers", ANY))
-                    if name != ANY:
-                        objects.add(("servers", tool_server(name)))
-                acts = self._acts_above(act)
-                keys = [(pj, k, n, a) for pj in {proj, ANY} for k, n in objects for a in acts]
-            found.extend(
-                e for key in keys for e in by_key.get(key, ()) if self._covers(e[1], inner)
-            )
-        found.sort(key=lambda e: e[0])
-        return found
+            for key in by_key.keys() & keys:
+                first = by_key[key][0]
+                if best is None or first[0] < best[0]:
+                    best = first
+        return best
 
     def _shadows(self) -> Iterator[LintIssue]:
         for by_key in self._allows.values():
-            for pos, rule in (e for es in by_key.values() for e in es):
+            for own_key, entries in by_key.items():
+                # Lines under one key of one subject are equal: they share every verdict.
+                rule = entries[0][1]
+                keys = self._keys(rule)
                 subs = [rule.sub, *self._groups_of(rule.sub)]
-                denies = self._candidates(self._denies, subs, rule)
-                if denies:
-                    deny = denies[0][1]
+                deny_entry = self._first(self._denies, subs, keys)
+                if deny_entry is not None:
+                    deny = deny_entry[1]
                     whose = "" if deny.sub == rule.sub else f" of {deny.sub} ({rule.sub} is in it)"
-                    yield warning(
-                        rule.source,
-                        "overridden",
-                        f"this allow never takes effect: the deny{whose} {deny.source} "
-                        f"(`{deny}`) covers its whole scope and `{rule.values[4]}`",
-                    )
+                    for _, line in entries:
+                        yield warning(
+                            line.source,
+                            "overridden",
+                            f"this allow never takes effect: the deny{whose} {deny.source} "
+                            f"(`{deny}`) covers its whole scope and `{rule.values[4]}`",
+                        )
                     continue
-                wider = next(
-                    (
-                        other
-                        for opos, other in self._candidates(self._allows, [rule.sub], rule)
-                        if other != rule and (opos < pos or not self._covers(rule, other))
-                    ),
-                    None,
-                )
-                if wider is not None:
-                    yield warning(
-                        rule.source,
-                        "shadowed",
-                        f"this allow is redundant: {wider.source} (`{wider}`) already allows "
-                        "the same subject all of it",
-                    )
+                for pos, line in entries:
+                    wider = self._wider(by_key, own_key, keys, pos, line)
+                    if wider is not None:
+                        yield warning(
+                            line.source,
+                            "shadowed",
+                            f"this allow is redundant: {wider.source} (`{wider}`) already "
+                            "allows the same subject all of it",
+                        )
+
+    def _wider(
+        self,
+        by_key: dict[_Key, list[tuple[int, Rule]]],
+        own: _Key,
+        keys: set[_Key],
+        pos: int,
+        rule: Rule,
+    ) -> Rule | None:
+        """The first other allow of the subject that covers ``rule`` and that makes it the
+        redundant one: an earlier line, or a later one that ``rule`` does not cover back.
+        (Equal lines under ``own`` are duplicates, reported as such.)"""
+        best: tuple[int, Rule] | None = None
+        for key in by_key.keys() & keys:
+            if key == own:
+                continue
+            first = by_key[key][0]  # the key's lines are equal: the first qualifies or none does
+            if (first[0] < pos or not self._covers(rule, first[1])) and (
+                best is None or first[0] < best[0]
+            ):
+                best = first
+        return best[1] if best else None
 
     def _unused_groups(self) -> Iterator[LintIssue]:
         named = set(self._allows) | set(self._denies)

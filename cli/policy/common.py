@@ -11,7 +11,7 @@ from typing import Annotated, Any, Final
 import typer
 
 from authz import AuthzError
-from authz.policy import Rule
+from authz.wire import rule_json as rule_json  # every command's JSON names lines so
 from cli.errors import INVALID, fail
 
 app = typer.Typer(help="Lint, test, explain, diff and query the authorization policy (offline).")
@@ -43,13 +43,6 @@ def invalid_input() -> Iterator[None]:
 def emit_json(kind: str, body: dict[str, Any]) -> None:
     """One JSON document: ``{"schemaVersion": 1, "kind": KIND, ...body}``."""
     typer.echo(json.dumps({"schemaVersion": SCHEMA_VERSION, "kind": kind, **body}, indent=2))
-
-
-def rule_json(rule: Rule | None) -> dict[str, str] | None:
-    """A policy line in JSON: ``{"rule": "p, ...", "source": "file:line"}``."""
-    if rule is None:
-        return None
-    return {"rule": str(rule), "source": rule.source}
 
 
 def split_resource(resource: str) -> tuple[str, str]:

@@ -8,33 +8,10 @@ import typer
 
 from authz import Authorizer
 from authz.vocabulary import NO_PROJECT
-from authz.whocan import Access, who_can
-from cli.policy.common import (
-    ModelPath,
-    PolicyDir,
-    app,
-    emit_json,
-    invalid_input,
-    rule_json,
-    split_resource,
-)
+from authz.whocan import who_can, who_can_json
+from cli.policy.common import ModelPath, PolicyDir, app, emit_json, invalid_input, split_resource
 from cli.policy.output import Output
-
-
-def access_json(a: Access) -> dict[str, object]:
-    return {
-        "subject": a.subject,
-        "allowed": a.allowed,
-        "path": list(a.path),
-        "line": rule_json(a.rule),
-        "note": a.note or None,
-    }
-
-
-def _line(a: Access) -> str:
-    where = f"`{a.rule}` ({a.rule.source or 'runtime'})" if a.rule else ""
-    via = " -> ".join(a.path)
-    return "  ".join(x for x in (a.subject.ljust(28), via, where, a.note) if x)
+from cli.policy.render import render_who_can
 
 
 @app.command("who-can")
@@ -53,19 +30,8 @@ def who_can_cmd(
     with invalid_input():
         authorizer = Authorizer(policy_dir=policy_dir, model_path=model)
         result = who_can(authorizer, verb, kind, name, project)
+    doc = who_can_json(result)
     if output is Output.json:
-        emit_json(
-            "WhoCan",
-            {
-                "request": {"verb": verb, "kind": kind, "name": name, "project": project},
-                "allowed": [access_json(a) for a in result.allowed],
-                "denied": [access_json(a) for a in result.denied],
-            },
-        )
+        emit_json("WhoCan", doc)
         return
-    typer.echo(f"allowed ({len(result.allowed)}):")
-    for a in result.allowed:
-        typer.echo(f"  {_line(a)}")
-    typer.echo(f"denied despite an allow ({len(result.denied)}):")
-    for a in result.denied:
-        typer.echo(f"  {_line(a)}")
+    render_who_can(doc)

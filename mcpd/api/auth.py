@@ -1,10 +1,11 @@
-"""/api/v1/auth: login, logout, me, can-i; and token introspection."""
+"""/api/v1/auth: login, logout, me, can-i, the access list and who-can; token introspection."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
@@ -17,6 +18,7 @@ from mcpd.principal import Principal
 from mcpd.runtime import Runtime, aware
 from mcpd.schemas.auth import CanIIn, CanIOut, IntrospectOut, LoginIn, LoginOut, MeOut
 from mcpd.security import verify_password
+from mcpd.services import access
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 
@@ -112,6 +114,35 @@ def can_i(body: CanIIn, principal: PrincipalDep, rt: RuntimeDep) -> CanIOut:
         subject = body.subject
     d = rt.authorizer.decide(subject, body.project, body.kind, body.name, body.action)
     return CanIOut(allowed=d.allowed, reason=principal.redact(d.reason))
+
+
+_Name = Annotated[str, Query(max_length=255)]
+_Short = Annotated[str, Query(max_length=63)]
+
+
+@router.get("/auth/can-i/list")
+def can_i_list(
+    principal: PrincipalDep,
+    rt: RuntimeDep,
+    subject: Annotated[str | None, Query(max_length=80, description="another subject")] = None,
+    project: Annotated[str | None, Query(max_length=63, description="only this project")] = None,
+) -> dict[str, Any]:
+    """My access list (or, with `impersonate`, SUBJECT's): an `AccessList` document."""
+    return access.access_list(rt.authorizer, principal, subject, project)
+
+
+@router.get("/auth/who-can")
+def who_can(
+    principal: PrincipalDep,
+    rt: RuntimeDep,
+    verb: _Short,
+    kind: _Short,
+    name: _Name = "",
+    project: _Short = "",
+) -> dict[str, Any]:
+    """Every subject allowed VERB on KIND[/NAME] in PROJECT (needs `who-can` on it):
+    a `WhoCan` document."""
+    return access.who_can(rt.authorizer, principal, verb, kind, name, project)
 
 
 @router.get("/mcptokens/introspect", response_model=IntrospectOut, response_model_by_alias=True)

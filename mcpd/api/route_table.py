@@ -39,6 +39,8 @@ ROUTES: Final[dict[tuple[str, str], Guard | str]] = {
     ("POST", f"{V1}/auth/logout"): SELF,
     ("GET", f"{V1}/auth/me"): SELF,
     ("POST", f"{V1}/auth/can-i"): SELF,  # asking for another subject needs `impersonate`
+    ("GET", f"{V1}/auth/can-i/list"): SELF,  # another subject's list needs `impersonate`
+    ("GET", f"{V1}/auth/who-can"): SELF,  # needs `who-can` on the object asked about
     ("GET", f"{V1}/mcptokens/introspect"): PUBLIC,  # the bearer is the token asked about
     # users
     ("GET", f"{V1}/users"): Guard("users", "list"),

@@ -9,12 +9,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from authz import Authorizer, TokenGrant
+from authz.access import Grant, access_list
 from authz.coverage import coverage
 from authz.decision import Decision
 from authz.decision_table import DecisionTable, load_table
 from authz.decision_table.run import build_world
 from authz.diff import Universe, brute_force, diff
 from authz.policy import Rule, default_policy_dir
+from authz.vocabulary import tool_server
 from authz.whocan import who_can
 
 USERS = ["User:a", "User:b", "User:c"]
@@ -84,6 +86,47 @@ def test_who_can_agrees_with_enforcing_every_subject(
     for x in result.denied:
         d = a.decide(x.subject, proj, kind, name, verb)
         assert not d.allowed and d.rule == x.rule and x.rule.eft == "deny"
+
+
+def _covers(g: Grant, proj: str, kind: str, name: str, verb: str) -> bool:
+    """Does an access-list entry cover a request? (the model's matcher, read as a user would)"""
+    if verb not in g.verbs or g.project not in ("*", proj):
+        return False
+    if g.kind in ("*", kind) and g.name in ("*", name):
+        return True
+    return kind == "tools" and g.kind == "servers" and g.name in ("*", tool_server(name))
+
+
+@SETTINGS
+@given(rules=policies(), project=st.sampled_from([None, "p1", "p2", ""]))
+def test_access_list_agrees_with_enforcing_every_request(
+    roles_only: Path, rules: list[Rule], project: str | None
+) -> None:
+    a = Authorizer(policy_dir=roles_only, stored=rules)
+    for subject in sorted(_subjects(a) | {"User:nobody"}):
+        result = access_list(a, subject, project)
+        listed = {g.rule for g in (*result.allowed, *result.denied)}
+        for verb, kind, name, proj in REQUESTS:
+            if project is not None and proj != project:
+                continue
+            d = a.decide(subject, proj, kind, name, verb)
+            allow = any(_covers(g, proj, kind, name, verb) for g in result.allowed)
+            deny = any(_covers(g, proj, kind, name, verb) for g in result.denied)
+            assert d.allowed == (allow and not deny), (subject, verb, kind, name, proj)
+            assert d.rule is None or d.rule in listed  # the deciding line is in the list
+        assert all(g.allowed for g in result.allowed) and not any(g.allowed for g in result.denied)
+
+
+def test_access_list_refuses_a_model_it_does_not_read(roles_only: Path, tmp_path: Path) -> None:
+    from authz.errors import PolicyError
+    from authz.policy import default_model_path
+
+    model = tmp_path / "model.conf"
+    model.write_text(default_model_path().read_text().replace('p.proj == "*"', 'p.proj == " * "'))
+    a = Authorizer(policy_dir=roles_only, model_path=model)
+    assert not a.indexed
+    with pytest.raises(PolicyError, match="indexed model"):
+        access_list(a, "User:a")
 
 
 def test_who_can_applies_the_token_rules(roles_only: Path) -> None:

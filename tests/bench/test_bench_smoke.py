@@ -10,14 +10,19 @@ from tests.bench import quick_report
 @pytest.mark.timeout(120)
 def test_bench_quick_prints_its_report() -> None:
     report = quick_report("authz.py", timeout=110)
-    assert set(report) == {"results", "load_100k_s", "update_ms"}
+    assert set(report) == {"results", "load_100k_s", "load_100k_cpu_s", "update_ms"}
     assert isinstance(report["load_100k_s"], float)
+    assert isinstance(report["load_100k_cpu_s"], float)
     assert isinstance(report["update_ms"], float)
     assert report["results"]
     engines = set()
     for row in report["results"]:
-        assert set(row) == {"engine", "policy_lines", "users", "p50_us", "p99_us"}
+        fast = row["engine"] == "fast"
+        assert set(row) == {"engine", "policy_lines", "users", "p50_us", "p99_us"} | (
+            {"cpu_us"} if fast else set()
+        )
         assert row["engine"] in ("fast", "reference")
+        assert not fast or isinstance(row["cpu_us"], float)
         assert isinstance(row["policy_lines"], int)
         assert isinstance(row["users"], int)
         assert isinstance(row["p50_us"], float)
