@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make sure the services the test suite talks to are up: PostgreSQL on 127.0.0.1:5432
-# (trust auth) and Redis on 127.0.0.1:6379, and bubblewrap (`bwrap`, the sandbox of stdio
-# MCP servers). Installs them from Debian's packages when they are missing, starts the
+# (trust auth) and Redis on 127.0.0.1:6379, bubblewrap (`bwrap`, the sandbox of stdio
+# MCP servers) and nginx (bench/proxy.py's floor: a plain reverse proxy; only installed,
+# never started as a service). Installs them from Debian's packages when they are missing, starts the
 # services when they are stopped. Idempotent.
 set -euo pipefail
 
@@ -10,6 +11,7 @@ command -v pg_ctlcluster >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v pg_isready >/dev/null 2>&1 || need_apt+=(postgresql-client)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v bwrap >/dev/null 2>&1 || need_apt+=(bubblewrap)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "ensure-services: installing ${need_apt[*]}" >&2
   if [ "$(id -u)" -ne 0 ]; then
