@@ -16,9 +16,10 @@ from starlette.types import Message, Receive, Send
 
 from upstream import sdk_compat
 from upstream.errors import ConnectionLost, RelayError
-from upstream.relay.call import Call, spawn
+from upstream.relay.call import Call, Relayed, spawn
 from upstream.relay.http import SESSION_HEADER, VERSION_HEADER, UpstreamHttp
 from upstream.relay.jsonrpc import error_result
+from upstream.relay.pipe import StdioPipe
 from upstream.relay.sse import SSE_HEADERS, sse_event
 
 MAX_SESSIONS = 100_000  # sessions whose capabilities are kept (the SDK's cap is 10,000)
@@ -49,10 +50,11 @@ def replay(body: bytes, receive: Receive) -> Receive:
 
 @dataclass(frozen=True)
 class Target:
-    """Where an instance's calls may be relayed: its upstream session, at its version;
-    the instance's name and call timeout, and what to do when the connection is lost."""
+    """Where an instance's calls may be relayed: its upstream session (over HTTP, or a
+    stdio child's pipes), at its version; the instance's name and call timeout, and what to
+    do when the connection is lost."""
 
-    upstream: UpstreamHttp
+    upstream: UpstreamHttp | StdioPipe
     version: str
     server: str
     timeout: float
@@ -72,8 +74,8 @@ class Relay:
         # stateless (no MCP sessions): a caller's answer may reach another replica, so the
         # upstream's requests to callers (sampling, elicitation, roots) are refused
         self.stateless = stateless
-        self._calls: dict[tuple[str, str], Call] = {}
-        self._by_upstream_id: dict[str, tuple[str, Call]] = {}
+        self._calls: dict[tuple[str, str], Relayed[Any]] = {}
+        self._by_upstream_id: dict[str, tuple[str, Relayed[Any]]] = {}
         # each session's client capabilities, from its initialize (which the SDK path answers)
         self._capabilities: OrderedDict[str, Mapping[str, Any]] = OrderedDict()
 
@@ -156,7 +158,12 @@ class Relay:
     ) -> StreamingResponse:
         """The caller's answer to the ``tools/call`` ``message``, relayed to ``target``: an
         SSE stream (:meth:`stream`) on the caller's session."""
-        call = Call(target.upstream, message, self._capabilities.get(owner, {}), self.stateless)
+        capabilities = self._capabilities.get(owner, {})
+        call: Relayed[Any]
+        if isinstance(target.upstream, StdioPipe):
+            call = target.upstream.call(message, capabilities, self.stateless)
+        else:
+            call = Call(target.upstream, message, capabilities, self.stateless)
         stream = self.stream(owner, target, call, on_done)
         headers = {**SSE_HEADERS, **({SESSION_HEADER: session_id} if session_id else {})}
         return StreamingResponse(stream, headers=headers, media_type="text/event-stream")
@@ -165,7 +172,7 @@ class Relay:
         self,
         owner: str,
         target: Target,
-        call: Call,
+        call: Relayed[Any],
         on_done: Callable[[dict[str, Any] | None, str | None], None],
     ) -> AsyncIterator[bytes]:
         """The SSE events answering ``call``. A failed upstream gives an ``isError`` result
