@@ -551,11 +551,13 @@ def added_p50(results: list[dict[str, Any]]) -> dict[str, float]:
             continue
         raw = path.endswith("_raw")
         base = "stdio_direct" if path.startswith("stdio") else "direct"
-        base_row = rows[base + ("_raw" if raw else "")]
+        base_row = rows.get(base + ("_raw" if raw else ""))
+        if base_row is None:
+            continue
         if row["seq_p50_ms"] is not None and base_row["seq_p50_ms"] is not None:
             out[path] = round(row["seq_p50_ms"] - base_row["seq_p50_ms"], 3)
     # the target of issue 18: the stdio hop through mcpd over the SDK client on the stdio pipe
-    if "stdio_mcpd_raw" in rows and rows["stdio_direct"]["seq_p50_ms"] is not None:
+    if "stdio_mcpd_raw" in rows and "stdio_direct" in rows:
         out["stdio_mcpd_raw_over_stdio_direct"] = round(
             rows["stdio_mcpd_raw"]["seq_p50_ms"] - rows["stdio_direct"]["seq_p50_ms"], 3
         )
@@ -568,6 +570,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=2000, help="calls per path")
     parser.add_argument("--sequential", type=int, default=500, help="calls from one client")
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent clients")
+    parser.add_argument(
+        "--paths", default="", help="only these paths (comma-separated), no lists or sessions"
+    )
     parser.add_argument("--sessions", type=int, default=1000, help="sessions for the RSS")
     args = parser.parse_args()
     calls = 32 if args.quick else args.calls
@@ -679,6 +684,8 @@ def main() -> None:
                      ("mcpd",)),
                 ]  # fmt: skip
                 for path, client, tool, pids, serving in paths:
+                    if args.paths and path not in args.paths.split(","):
+                        continue
                     say(
                         f"proxy bench: {path}: {sequential} sequential calls,"
                         f" {calls} from {concurrency} clients"
@@ -689,16 +696,25 @@ def main() -> None:
                     say(f"  {row}")
                     results.append({"path": path, **row})
                 added = added_p50(results)
-                n = 20 if args.quick else 300
-                listed_mcpd = anyio.run(list_cached, via_mcpd, admin, n)
-                say(f"proxy bench: tools/list through mcpd (cached): p50 {listed_mcpd} ms")
-                listed = anyio.run(list_cached_raw, f"{local}/mcp", tokens["wide"], n)
-                say(f"proxy bench: tools/list 20 x 50 through mcplocal (cached): p50 {listed} ms")
-                listed_sdk = anyio.run(list_cached, f"{local}/mcp", tokens["wide"], n)
-                say(f"  the same in the MCP SDK's client (which validates it): p50 {listed_sdk} ms")
-                opened = anyio.run(open_sessions, f"{local}/mcp", tokens["bench"], sessions)
-                rss = rss_mb(proc.pid)
-                say(f"proxy bench: mcplocal RSS with {opened} open sessions: {rss} MB")
+                listed_mcpd = listed = listed_sdk = rss = None
+                opened = 0
+                if not args.paths:  # (--paths: only those calls)
+                    n = 20 if args.quick else 300
+                    listed_mcpd = anyio.run(list_cached, via_mcpd, admin, n)
+                    say(f"proxy bench: tools/list through mcpd (cached): p50 {listed_mcpd} ms")
+                    listed = anyio.run(list_cached_raw, f"{local}/mcp", tokens["wide"], n)
+                    say(
+                        "proxy bench: tools/list 20 x 50 through mcplocal (cached):"
+                        f" p50 {listed} ms"
+                    )
+                    listed_sdk = anyio.run(list_cached, f"{local}/mcp", tokens["wide"], n)
+                    say(
+                        "  the same in the MCP SDK's client (which validates it):"
+                        f" p50 {listed_sdk} ms"
+                    )
+                    opened = anyio.run(open_sessions, f"{local}/mcp", tokens["bench"], sessions)
+                    rss = rss_mb(proc.pid)
+                    say(f"proxy bench: mcplocal RSS with {opened} open sessions: {rss} MB")
     print(
         json.dumps(
             {

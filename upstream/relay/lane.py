@@ -3,6 +3,7 @@ side of a relayed call (:class:`Relay`: the SSE answer, cancellations, the sessi
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -11,8 +12,8 @@ from typing import Any
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, authorization_context
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
-from starlette.responses import StreamingResponse
-from starlette.types import Message, Receive, Send
+from starlette.responses import Response
+from starlette.types import Message, Receive, Scope, Send
 
 from upstream import sdk_compat
 from upstream.errors import ConnectionLost, RelayError
@@ -155,7 +156,7 @@ class Relay:
         message: dict[str, Any],
         session_id: str | None,
         on_done: Callable[[dict[str, Any] | None, str | None], None] = lambda r, e: None,
-    ) -> StreamingResponse:
+    ) -> Response:
         """The caller's answer to the ``tools/call`` ``message``, relayed to ``target``: an
         SSE stream (:meth:`stream`) on the caller's session."""
         capabilities = self._capabilities.get(owner, {})
@@ -166,7 +167,7 @@ class Relay:
             call = Call(target.upstream, message, capabilities, self.stateless)
         stream = self.stream(owner, target, call, on_done)
         headers = {**SSE_HEADERS, **({SESSION_HEADER: session_id} if session_id else {})}
-        return StreamingResponse(stream, headers=headers, media_type="text/event-stream")
+        return RelayedAnswer(stream, headers)
 
     async def stream(
         self,
@@ -210,3 +211,55 @@ class Relay:
             self._calls.pop(key, None)
             self._by_upstream_id.pop(call.upstream_id, None)
             on_done(response, error)
+
+
+class RelayedAnswer(Response):
+    """The SSE answer of a relayed call, written as its events come: like Starlette's
+    StreamingResponse, without its task group (a third of a relayed call's CPU). The
+    caller's going away (``http.disconnect``, watched by one plain task) cancels the
+    writing, and with it the call (:meth:`Relay.stream`)."""
+
+    def __init__(self, events: AsyncIterator[bytes], headers: Mapping[str, str]) -> None:
+        self.events = events
+        self.status_code = 200
+        self.background = None
+        raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        self.raw_headers = [*raw, (b"content-type", b"text/event-stream")]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        state = {"finished": False, "gone": False}
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            if not state["finished"]:
+                state["gone"] = True
+                task.cancel()
+
+        watcher = asyncio.get_running_loop().create_task(watch())
+        try:
+            await send(
+                {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
+            )
+            async for chunk in self.events:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            state["finished"] = True
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if not state["gone"] or task.uncancel() > 0:
+                raise  # (cancelled by someone else too: shutting down)
+            # the caller went away: nothing more to write
+        except OSError:
+            state["finished"] = True  # the caller went away mid-write
+        finally:
+            state["finished"] = True
+            watcher.cancel()
+            await _close(self.events)
+
+
+async def _close(events: AsyncIterator[bytes]) -> None:
+    aclose = getattr(events, "aclose", None)
+    if aclose is not None:
+        await aclose()
