@@ -270,3 +270,32 @@ def test_relayed_inside_bubblewrap(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         before = relayed(m)
         assert run(flow) == "boxed"
         assert relayed(m) - before == 1
+
+
+def test_a_right_taken_away_mid_session_is_refused_and_audited(mcpd: Mcpd) -> None:
+    """The relayed calls answered ahead of FastAPI's router (McpFastPath) are asked what the
+    route asks: once bob may no longer run the server, his next call on the session he
+    opened is refused (HTTP 403) and the deny audited, though his credential is cached."""
+    m = mcpd
+    local(m)
+    bob = m.login("bob@example.com", "role:run,resource:servers")
+
+    async def flow() -> tuple[str, str]:
+        async with mcp_session(mcp_url(m, "local"), bob) as s:
+            first = text(await s.call_tool("echo", {"text": "still mine"}))
+            m.ok("DELETE", "/rbac/rb-bob")
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    await s.call_tool("echo", {"text": "again"})
+                except Exception as exc:  # the SDK client's error for the 403
+                    return first, str(exc)
+                assert time.monotonic() < deadline, "still allowed"
+                await anyio.sleep(0.05)
+
+    before = relayed(m)
+    first, refused = run(flow)
+    assert first == "still mine" and refused
+    assert relayed(m) - before >= 1
+    denies = m.ok("GET", "/auditevents", params={"kind": "servers", "outcome": "deny"})["items"]
+    assert any(e["name"] == "local" and "bob" in str(e) for e in denies)
