@@ -201,12 +201,18 @@ def test_the_childs_requests_reach_the_caller_whose_call_made_them(mcpd: Mcpd) -
             await s.initialize()
             return text(await s.call_tool(tool, args))
 
+    async def cancelled_sleep() -> None:
+        async with mcp_session(url, m.admin) as s:
+            with anyio.move_on_after(0.3):  # cancelled: no longer in flight on the child
+                await s.call_tool("sleep", {"seconds": 30})
+
     before = relayed(m)
+    run(cancelled_sleep)
     assert anyio.run(call, "alice", "sample", {"prompt": "hi"}) == "sampled: alice"
     assert asked == ["alice"]
     refused = anyio.run(call, None, "sample", {"prompt": "hi"})
     assert "does not support sampling" in refused
-    assert relayed(m) - before == 2
+    assert relayed(m) - before == 3
 
     async def two_at_once() -> tuple[str, str]:
         """bob's call is in flight when alice's asks: whose it is cannot be told on stdio,

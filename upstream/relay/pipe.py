@@ -180,6 +180,14 @@ class PipeCall(Relayed[StdioPipe]):
         finally:
             self.upstream._forget(self)
 
+    async def cancel(self, reason: str) -> None:
+        """Tell the child, and end the caller's stream: a cancelled request may never be
+        answered (and until it ends, the child's own requests could not be told apart)."""
+        if self.answered:
+            return
+        await super().cancel(reason)
+        self.lost(f"cancelled: {reason}")
+
     async def _post_quietly(self, message: dict[str, Any]) -> None:
         with _quiet():
             await asyncio.wait_for(self.upstream.send(message), 5.0)
