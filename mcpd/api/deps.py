@@ -215,6 +215,33 @@ async def caller_of(rt: Runtime, raw: str) -> Principal:
     return await _caller(rt, raw)
 
 
+def at_its_resource(rt: Runtime, principal: Principal, path: str) -> bool:
+    """RFC 8707: an OAuth access token is good only at the resource it was issued for
+    (every other credential names none)."""
+    return principal.resource is None or principal.resource == resource_of_request(
+        rt.settings, path
+    )
+
+
+def cached_caller(rt: Runtime, authorization: str, path: str) -> Principal | None:
+    """Who sent the ``Authorization`` header value to ``path``, if that is known without
+    the database (a credential seen valid within the last second, SessionCache, still live,
+    at its resource); None when it takes the database, or the answer is a 401: ask
+    :func:`guard`."""
+    scheme, _, value = authorization.partition(" ")
+    raw = value.strip()
+    if scheme.lower() != "bearer" or token_kind(raw) is None:
+        return None
+    cached = rt.session_cache.get(token_sha256(raw))
+    if not isinstance(cached, Principal):
+        return None
+    try:
+        principal = _live(rt, cached)
+    except Unauthorized:
+        return None
+    return principal if at_its_resource(rt, principal, path) else None
+
+
 def _live(rt: Runtime, principal: Principal) -> Principal:
     """A token whose creator is disabled now is refused like a revoked one (the continuous
     ceiling denies it every permission too; this also covers the routes nobody guards).
@@ -246,9 +273,7 @@ async def guard(request: Request, rt: RuntimeDep) -> Principal:
     if entry == PUBLIC:
         return Principal("")
     principal = await _caller(rt, bearer(request))
-    if principal.resource is not None and principal.resource != resource_of_request(
-        rt.settings, request.url.path
-    ):  # RFC 8707: an OAuth token is good only at the resource it was issued for
+    if not at_its_resource(rt, principal, request.url.path):
         raise Unauthorized(f"this OAuth token is for `{principal.resource}`, not this endpoint")
     request.state.principal = principal
     if entry == SELF:

@@ -19,14 +19,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import delete, select
 
-from authz.tokens import generate_session_token, token_sha256
+from authz.tokens import generate_oauth_token, generate_session_token, token_sha256
 from mcpd.api import deps
-from mcpd.api.deps import _caller
+from mcpd.api.deps import _caller, cached_caller
 from mcpd.bootstrap import bootstrap_admin
 from mcpd.changes import Generations, ReadCache
 from mcpd.db import make_engine, migrate
 from mcpd.models import LoginSession, Project, Server, User
+from mcpd.principal import Principal
 from mcpd.runtime import Runtime, SessionCache, build_runtime
+from mcpd.services.oauth import resource_of_request
 from mcpd.settings import Settings
 from tests.mcpd.conftest import Api
 
@@ -245,3 +247,20 @@ def test_concurrent_requests_with_one_bearer_share_one_lookup(
     assert asyncio.run(many()) == ["User:ann"] * 20
     assert len(lookups) == 1
     assert runtime.lookups == {}
+
+
+def test_the_fast_path_holds_an_oauth_token_to_its_resource(api: Api) -> None:
+    """McpFastPath answers from the credential cache, ahead of the guard: a cached OAuth
+    principal must still be at the resource its token was issued for (RFC 8707), or the
+    request goes on to the guard, which refuses it."""
+    rt = api.client.app.state.runtime  # type: ignore[attr-defined]
+    path = "/api/v1/servers/alpha/mcp"
+    raw = generate_oauth_token("oauth")
+    for resource, seen in [
+        ("http://127.0.0.1:8430/mcp", False),  # issued for mcplocal
+        (resource_of_request(rt.settings, "/api/v1/servers/beta/mcp"), False),
+        (resource_of_request(rt.settings, path), True),
+    ]:
+        principal = Principal("McpToken:" + "0" * 64, token_sha="0" * 64, resource=resource)
+        rt.session_cache.put(token_sha256(raw), principal, 30.0, rt.session_cache.generation())
+        assert (cached_caller(rt, f"Bearer {raw}", path) is principal) is seen, resource
