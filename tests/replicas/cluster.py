@@ -116,9 +116,12 @@ class Cluster:
 
 
 @contextmanager
-def cluster(workdir: Path, pg_admin_url: str = PG_ADMIN_URL) -> Iterator[Cluster]:
+def cluster(
+    workdir: Path, pg_admin_url: str = PG_ADMIN_URL, mcplocals: int = 2
+) -> Iterator[Cluster]:
     """The replicas, on a new database of the PostgreSQL server ``pg_admin_url`` names (the
-    shared one by default; a test that restarts it passes a private one, private_pg.py)."""
+    shared one by default; a test that restarts it passes a private one, private_pg.py);
+    ``mcplocals``: how many of the two mcplocal replicas to start (A first)."""
     with ExitStack() as stack:
         db = stack.enter_context(database(pg_admin_url))
         base_env = {
@@ -144,7 +147,7 @@ def cluster(workdir: Path, pg_admin_url: str = PG_ADMIN_URL) -> Iterator[Cluster
         )
         admin = login.json()["token"]
         locals_ = []
-        for name, mcpd_url in zip(("a", "b"), mcpds, strict=True):
+        for name, mcpd_url in list(zip(("a", "b"), mcpds, strict=True))[:mcplocals]:
             port = free_port()
             url = f"http://127.0.0.1:{port}"
             env = {

@@ -124,7 +124,9 @@ def _more(count: Any, more: int, timeout: float = 30.0) -> None:
 
 @pytest.mark.timeout(120)
 def test_a_postgresql_restart_loses_and_doubles_no_record(tmp_path: Path) -> None:
-    with private_postgresql() as pg, cluster(tmp_path, pg.admin_url) as c:
+    t0 = time.monotonic()
+    with private_postgresql() as pg, cluster(tmp_path, pg.admin_url, mcplocals=1) as c:
+        up = time.monotonic() - t0
         token = setup_project(c)
         wait_until(lambda: call(c, 0, token).status_code == 200, 10, 0.1)
         m = Mcpd(c.mcpd[0], c.admin, None)
@@ -144,7 +146,8 @@ def test_a_postgresql_restart_loses_and_doubles_no_record(tmp_path: Path) -> Non
         records = [e for e in calls(m) if e["eventId"] not in before]
         per_call = Counter(e["requestId"] for e in records)
         print(  # the numbers of this run (pytest -s)
-            f"\nPostgreSQL away {restarted:.1f} s; mcplocal: {len(local.sent)} sent, "
+            f"\nup in {up:.1f} s, counted at {time.monotonic() - t0:.1f} s; "
+            f"PostgreSQL away {restarted:.1f} s; mcplocal: {len(local.sent)} sent, "
             f"{len(answered)} answered; mcpd B: {len(results)} results, {len(failed)} failed: "
             f"{dict(Counter(failed.values()))}; {len(records)} records"
         )
