@@ -10,6 +10,10 @@ ApiError              base: status, title, detail (a sentence a person can act o
 │                          database refuses - too long, out of range, a NUL character)
 └── TooManyRequests   429  login rate limit
 
+The database away (restarting, unreachable, shutting down) or busy is a 503 with
+``Retry-After``: nothing was written (the transaction did not commit), the request may be
+sent again.
+
 OAuthError            the OAuth endpoints' own wire form (RFC 6749 5.2): ``{"error",
                       "error_description"}``, not problem+json
 """
@@ -22,7 +26,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("mcpd")
@@ -129,6 +133,10 @@ def install_error_handlers(app: FastAPI) -> None:
             "a value is too long, out of range, or contains a NUL character",
         )
 
+    @app.exception_handler(OperationalError)
+    async def _database_away(request: Request, exc: OperationalError) -> JSONResponse:
+        return database_unavailable(request, exc)
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         resp = problem(exc.status_code, str(exc.detail), str(exc.detail))
@@ -140,3 +148,22 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem(500, "Internal Server Error", "internal error; see mcpd's log")
+
+
+def database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+    """The 503 of a database away or busy: one log line, the driver's message only
+    (SQLAlchemy's text would log the statement's parameters)."""
+    lines = str(exc.orig).strip().splitlines()
+    log.warning(
+        "database unavailable on %s %s: %s",
+        request.method,
+        request.url.path,
+        lines[0] if lines else type(exc.orig).__name__,
+    )
+    resp = problem(
+        503,
+        "Service Unavailable",
+        "mcpd's database is unavailable or busy (restarting?); nothing was written: retry shortly",
+    )
+    resp.headers["Retry-After"] = "1"
+    return resp

@@ -413,6 +413,32 @@ def test_a_failure_mid_transaction_writes_no_rule_and_changes_no_decision(
     assert not rt.authorizer.decide("User:x", "", "servers", "s", "get").allowed
 
 
+def test_the_database_away_is_a_503_to_retry_and_writes_nothing(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from mcpd import audit
+    from mcpd.api import deps
+
+    def away(*_: object, **__: object) -> None:
+        raise OperationalError("COMMIT", {}, Exception("the database system is shutting down"))
+
+    client = TestClient(api.client.app, raise_server_exceptions=False)
+    body = {"name": "half", "subjects": ["User:x"], "roleBindings": ["role:view,resource:servers"]}
+    fresh = api.login("root@example.com")  # not yet looked up (nor cached)
+    monkeypatch.setattr(audit, "record", away)  # in a route's transaction
+    r = client.post("/api/v1/rbac", headers=api.h(), json=body)
+    monkeypatch.setattr(deps, "authenticate", away)  # in the guard, before the MCP endpoint
+    r2 = client.post("/api/v1/servers/s/mcp", headers={"Authorization": f"Bearer {fresh}"})
+    monkeypatch.undo()
+    for resp in (r, r2):
+        assert resp.status_code == 503, resp.text
+        assert resp.headers["retry-after"] == "1"
+        assert "nothing was written: retry shortly" in resp.json()["detail"]
+    assert api.call("GET", "/rbac/half").status_code == 404
+
+
 def test_user_editor_cannot_take_over_a_stronger_account(api: Api) -> None:
     ed = api.user("ed", "role:edit,resource:users")
     r = api.call("PUT", "/users/root@example.com", ed, json={"password": "taken over!"})

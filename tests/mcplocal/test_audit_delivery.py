@@ -224,8 +224,8 @@ class Stream:
     """Steady ``tools/call``s to a stateless mcplocal from ``n`` threads, each with its own
     id; remembers which got an answer (a result or an error, as a client sees it)."""
 
-    def __init__(self, url: str, bearer: str, n: int = 3) -> None:
-        self.url, self.bearer = url, bearer
+    def __init__(self, url: str, bearer: str, n: int = 3, tool: str = "alpha__add") -> None:
+        self.url, self.bearer, self.tool = url, bearer, tool
         self.answered: set[str] = set()
         self.sent: set[str] = set()
         self._stop = threading.Event()
@@ -253,7 +253,7 @@ class Stream:
             while not self._stop.is_set():
                 n += 1
                 rid = f"w{worker}-{n}"
-                params = {"name": "alpha__add", "arguments": {"a": 1, "b": n}}
+                params = {"name": self.tool, "arguments": {"a": 1, "b": n}}
                 body = {"jsonrpc": "2.0", "id": rid, "method": "tools/call", "params": params}
                 with self._lock:
                     self.sent.add(rid)

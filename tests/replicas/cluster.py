@@ -33,13 +33,13 @@ PG_ADMIN_URL = os.environ.get(
 
 
 @contextmanager
-def database() -> Iterator[str]:
+def database(admin_url: str = PG_ADMIN_URL) -> Iterator[str]:
     name = f"mcpctl_replicas_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -116,9 +116,14 @@ class Cluster:
 
 
 @contextmanager
-def cluster(workdir: Path) -> Iterator[Cluster]:
+def cluster(
+    workdir: Path, pg_admin_url: str = PG_ADMIN_URL, mcplocals: int = 2
+) -> Iterator[Cluster]:
+    """The replicas, on a new database of the PostgreSQL server ``pg_admin_url`` names (the
+    shared one by default; a test that restarts it passes a private one, private_pg.py);
+    ``mcplocals``: how many of the two mcplocal replicas to start (A first)."""
     with ExitStack() as stack:
-        db = stack.enter_context(database())
+        db = stack.enter_context(database(pg_admin_url))
         base_env = {
             **os.environ,
             "MCPD_DATABASE_URL": db,
@@ -142,7 +147,7 @@ def cluster(workdir: Path) -> Iterator[Cluster]:
         )
         admin = login.json()["token"]
         locals_ = []
-        for name, mcpd_url in zip(("a", "b"), mcpds, strict=True):
+        for name, mcpd_url in list(zip(("a", "b"), mcpds, strict=True))[:mcplocals]:
             port = free_port()
             url = f"http://127.0.0.1:{port}"
             env = {

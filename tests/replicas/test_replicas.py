@@ -13,23 +13,13 @@ import pytest
 import sqlalchemy as sa
 
 from tests.replicas.cluster import Cluster, cluster, wait_until
+from tests.replicas.private_pg import private_postgresql
 
 pytestmark = pytest.mark.postgres
 DEMO = {
     "transport": "stdio",
     "stdio": {"command": sys.executable, "args": ["-m", "tests.servers.stdio_server"]},
 }
-
-
-def restart_postgresql() -> None:
-    version = subprocess.run(
-        ["ls", "/etc/postgresql"], capture_output=True, text=True, check=True
-    ).stdout.split()[-1]
-    subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
-        check=True,
-        timeout=120,
-    )
 
 
 def setup_project(c: Cluster) -> str:
@@ -95,10 +85,10 @@ def test_changes_reach_every_replica_within_a_second(tmp_path: Path) -> None:
 
 
 def test_postgresql_restart_is_survived(tmp_path: Path) -> None:
-    with cluster(tmp_path) as c:
+    with private_postgresql() as pg, cluster(tmp_path, pg.admin_url) as c:
         token = setup_project(c)
         c.api(0, "POST", "/users", json={"name": "kept@example.com", "password": "pw-123456789"})
-        restart_postgresql()
+        pg.restart()  # a private one: the shared PostgreSQL serves every other test
         for base in c.mcpd:  # both come back by themselves
             wait_until(lambda b=base: httpx.get(f"{b}/readyz").status_code == 200, 60, 0.2)
         names = {u["name"] for u in c.api(1, "GET", "/users")["items"]}
