@@ -1,31 +1,52 @@
 """Proxy benchmark: ``tools/call`` of a trivial tool, directly and through the proxies.
 
-    .venv/bin/python bench/proxy.py [--quick] [--calls N] [--concurrency C] [--sessions S]
+    .venv/bin/python bench/proxy.py [--quick] [--calls N] [--sequential Q] [--concurrency C]
+                                    [--sessions S]
 
 Starts, as subprocesses on loopback: upstream Streamable HTTP MCP servers
 (``tests/servers/mcp_http.py``: ``demo``, and ``many`` with 50 tools), ``mcpd serve`` on a
-SQLite file in a temporary directory with the upstreams registered as ``http`` servers,
-and ``mcplocal serve`` following that mcpd. Then, in one run and with the same client code
-(the MCP SDK's own ``ClientSession``, one per concurrent client, ``C`` = 16 by default),
-it calls the ``echo`` tool:
+SQLite file in a temporary directory with the upstreams registered as ``http`` servers and
+the stdio demo server (``tests/servers/stdio_server.py``) as the ``stdio`` server
+``bench-stdio``, ``mcplocal serve`` following that mcpd, and nginx (Debian's package) as a
+plain reverse proxy to the ``demo`` upstream, from a config generated in the temporary
+directory (without nginx that path is skipped, and ``floor`` says so). Then, in one run,
+it calls the ``echo`` tool on each path:
 
 * ``direct``:   on the upstream itself;
+* ``nginx``:    through nginx (the floor: bytes relayed, no MCP, no auth);
 * ``mcpd``:     through ``/api/v1/servers/bench/mcp`` (the admin's session bearer);
 * ``mcplocal``: through mcplocal's ``/mcp`` with an McpToken (client -> mcplocal -> mcpd
-  -> upstream), as ``bench__echo``.
+  -> upstream), as ``bench__echo``;
+* ``stdio_direct``: on the stdio server, a child of the bench (the SDK's ``stdio_client``);
+* ``stdio_mcpd``: on the same server as a child of mcpd, through
+  ``/api/v1/servers/bench-stdio/mcp``.
 
-Each path gets a warm-up, then ``N`` calls spread over the clients; p50/p99 are per-call
-latencies, ``rps_16`` is calls per second over the whole phase. ``list_cached_p50_ms`` is
-the p50 of ``tools/list`` through mcplocal for a project of 20 upstream servers x 50 tools
-(1,000 tools), answered from the caches, as plain JSON-RPC over HTTP
-(``list_sdk_client_p50_ms``: the same timed in the MCP SDK's client, which validates the
-~300 kB answer); ``list_mcpd_p50_ms`` the same for one server through mcpd (SDK client).
-``mcplocal_rss_mb`` is mcplocal's resident memory with ``S`` (1,000) MCP
-sessions open.
+Each path is measured twice, with the MCP SDK's own ``ClientSession`` and (``<path>_raw``)
+with plain JSON-RPC (lines on the pipes for stdio; over HTTP, asyncio streams and httptools:
+kept-alive HTTP/1.1, SSE parsed, nothing validated), so the client's own cost does not hide
+the proxy's. After a warm-up, ``Q`` (500) calls from one client (``seq_p50_ms``,
+``seq_p99_ms``), then ``N`` (2,000) calls spread over ``C`` (16) clients (``p50_ms``,
+``p99_ms``; ``rps_16`` is calls per second over that phase; over stdio the clients share
+the one child's session). ``cpu_by_process_ms_per_call`` is the CPU (user + system, from
+/proc) each process used per call over both phases: the ``upstream``, each proxy (nginx:
+master and worker; mcpd without its stdio children) and the bench's own ``client``;
+``cpu_ms_per_call`` is the sum over the processes serving the path (direct: the upstream;
+otherwise the proxies). ``added_seq_p50_ms`` is what each proxied path adds to the
+sequential p50 of the same client on its direct path (``stdio_mcpd_raw_over_stdio_direct``:
+the raw client through mcpd over the SDK client on the child's pipes).
+
+``list_cached_p50_ms`` is the p50 of ``tools/list`` through mcplocal for a project of 20
+upstream servers x 50 tools (1,000 tools), answered from the caches, as plain JSON-RPC over
+HTTP (``list_sdk_client_p50_ms``: the same timed in the MCP SDK's client, which validates
+the ~300 kB answer); ``list_mcpd_p50_ms`` the same for one server through mcpd (SDK
+client). ``mcplocal_rss_mb`` is mcplocal's resident memory with ``S`` (1,000) MCP sessions
+open.
 
 Progress goes to stderr; the last line of stdout is one JSON object::
 
-    {"results": [{"path", "p50_ms", "p99_ms", "rps_16", "cpu_ms_per_call"}, ...],
+    {"results": [{"path", "seq_p50_ms", "seq_p99_ms", "p50_ms", "p99_ms", "rps_16",
+                  "cpu_ms_per_call", "cpu_by_process_ms_per_call": {name: ms}}, ...],
+     "added_seq_p50_ms": {path: ms}, "floor": "nginx" | "skipped: ...",
      "list_cached_p50_ms": z, "list_mcpd_p50_ms": w, "list_sdk_client_p50_ms": v,
      "mcplocal_rss_mb": m, "sessions": S}
 
@@ -35,8 +56,10 @@ Progress goes to stderr; the last line of stdout is one JSON object::
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -52,18 +75,25 @@ from typing import Any
 _HERE = Path(__file__).resolve().parent
 ROOT = _HERE.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(ROOT))  # (upstream.relay's client, for the raw JSON-RPC client)
 
 import anyio  # noqa: E402
 import httpx  # noqa: E402
 import httpx2  # noqa: E402
 from mcp.client.session import ClientSession  # noqa: E402
+from mcp.client.stdio import StdioServerParameters, stdio_client  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
+from mcp_types.version import LATEST_HANDSHAKE_VERSION  # noqa: E402
+
+from upstream.relay.http import SESSION_HEADER, VERSION_HEADER, UpstreamHttp  # noqa: E402
+from upstream.relay.sse import parse  # noqa: E402
 
 ADMIN = "bench-admin"
 PASSWORD = "bench admin password"
 MCPD = Path(sys.executable).with_name("mcpd")
 MCPLOCAL = Path(sys.executable).with_name("mcplocal")
 PHASE_CAP_S = 120.0  # every phase stops here, whatever N is
+VERSION = LATEST_HANDSHAKE_VERSION  # the raw client's, as the SDK client's handshake
 
 
 def say(msg: str) -> None:
@@ -123,58 +153,299 @@ def cpu_seconds(*pids: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+class SdkHttp:
+    """The MCP SDK's own client over Streamable HTTP (one ``ClientSession`` each)."""
+
+    def __init__(self, url: str, bearer: str | None) -> None:
+        self.url, self.headers = url, {"Authorization": f"Bearer {bearer}"} if bearer else {}
+
+    async def open(self, stack: AsyncExitStack) -> Callable[[str, dict[str, Any]], Any]:
+        http = await stack.enter_async_context(httpx2.AsyncClient(headers=self.headers, timeout=30))
+        read, write = await stack.enter_async_context(
+            streamable_http_client(self.url, http_client=http)
+        )
+        return await _sdk_session(stack, read, write)
+
+
+class SdkStdio:
+    """The MCP SDK's own client on a stdio server it starts (one child, shared)."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.argv, self.env = argv, env
+        self.call: Callable[[str, dict[str, Any]], Any] | None = None
+        self.pids: list[int] = []
+
+    async def open(self, stack: AsyncExitStack) -> Callable[[str, dict[str, Any]], Any]:
+        if self.call is None:  # one pipe: concurrent clients share its session
+            params = StdioServerParameters(command=self.argv[0], args=self.argv[1:], env=self.env)
+            before = set(children(os.getpid()))
+            read, write = await stack.enter_async_context(stdio_client(params))
+            self.call = await _sdk_session(stack, read, write)
+            self.pids = [p for p in children(os.getpid()) if p not in before]
+        return self.call
+
+
+async def _sdk_session(
+    stack: AsyncExitStack, read: Any, write: Any
+) -> Callable[[str, dict[str, Any]], Any]:
+    session = await stack.enter_async_context(ClientSession(read, write))
+    await session.initialize()
+    await session.list_tools()
+
+    async def call(tool: str, args: dict[str, Any]) -> None:
+        result = await session.call_tool(tool, args)
+        if result.is_error:
+            raise SystemExit(f"call failed: {result.content}")
+
+    return call
+
+
+class RawHttp:
+    """Plain JSON-RPC over kept-alive HTTP/1.1 (asyncio streams and httptools, as mcpd's
+    relay speaks to upstreams): what a lean client costs, so the proxies' share shows."""
+
+    def __init__(self, url: str, bearer: str | None) -> None:
+        self.url, self.bearer = url, bearer
+
+    async def open(self, stack: AsyncExitStack) -> Callable[[str, dict[str, Any]], Any]:
+        headers = {"authorization": f"Bearer {self.bearer}"} if self.bearer else {}
+        http = UpstreamHttp(self.url, headers, None)
+        stack.callback(http.close)
+        init = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": VERSION, "capabilities": {},
+            "clientInfo": {"name": "bench-raw", "version": "0"}}}  # fmt: skip
+        ex = await http.post(json.dumps(init).encode())
+        await _read_answer(ex, 0)
+        sid = ex.headers.get(SESSION_HEADER)
+        session = {VERSION_HEADER: VERSION, **({SESSION_HEADER: sid} if sid else {})}
+        http = UpstreamHttp(self.url, {**headers, **session}, None)
+        stack.callback(http.close)
+        ex = await http.post(b'{"jsonrpc":"2.0","method":"notifications/initialized"}')
+        async for _ in ex.body():
+            pass
+        ex.release()
+        ids = iter(range(1, 1 << 62))
+
+        async def call(tool: str, args: dict[str, Any]) -> None:
+            i = next(ids)
+            body = {"jsonrpc": "2.0", "id": i, "method": "tools/call",
+                    "params": {"name": tool, "arguments": args}}  # fmt: skip
+            answer = await _read_answer(await http.post(json.dumps(body).encode()), i)
+            if "error" in answer or answer["result"].get("isError"):
+                raise SystemExit(f"call failed: {answer}")
+
+        return call
+
+
+async def _read_answer(ex: Any, request_id: int) -> dict[str, Any]:
+    """The response to ``request_id`` in an HTTP answer (JSON, or SSE events)."""
+    try:
+        if ex.status != 200:
+            raise SystemExit(f"HTTP {ex.status}")
+        buffer = bytearray()
+        async for chunk in ex.body():
+            buffer += chunk
+        sse = ex.headers.get("content-type", "").startswith("text/event-stream")
+        datas = [e.data for e in parse(buffer) if e.data.strip()] if sse else [bytes(buffer)]
+        for data in datas:
+            message = json.loads(data)
+            if isinstance(message, dict) and message.get("id") == request_id:
+                return message
+        raise SystemExit(f"no answer to {request_id}: {bytes(buffer)[:200]!r}")
+    finally:
+        ex.release()
+
+
+class RawStdio:
+    """Plain JSON-RPC lines on a stdio server's pipes (one child, shared)."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.argv, self.env = argv, env
+        self.call: Callable[[str, dict[str, Any]], Any] | None = None
+        self.pids: list[int] = []
+
+    async def open(self, stack: AsyncExitStack) -> Callable[[str, dict[str, Any]], Any]:
+        if self.call is not None:
+            return self.call
+        proc = await asyncio.create_subprocess_exec(
+            *self.argv, env=self.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, cwd=ROOT, limit=1 << 24,
+        )  # fmt: skip
+        self.pids = [proc.pid]
+        assert proc.stdin is not None and proc.stdout is not None
+        stdin, stdout = proc.stdin, proc.stdout
+
+        async def stop() -> None:
+            stdin.close()
+            with suppress(ProcessLookupError):
+                proc.terminate()
+            await proc.wait()
+
+        stack.push_async_callback(stop)
+        waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
+
+        async def reader() -> None:
+            async for line in stdout:
+                message = json.loads(line)
+                future = waiting.pop(message.get("id"), None) if "id" in message else None
+                if future is not None:
+                    future.set_result(message)
+
+        task = asyncio.ensure_future(reader())
+        stack.callback(task.cancel)
+        ids = iter(range(1, 1 << 62))
+
+        async def ask(method: str, params: dict[str, Any]) -> dict[str, Any]:
+            i = next(ids)
+            waiting[i] = asyncio.get_running_loop().create_future()
+            line = {"jsonrpc": "2.0", "id": i, "method": method, "params": params}
+            stdin.write(json.dumps(line).encode() + b"\n")
+            return await waiting[i]
+
+        await ask("initialize", {"protocolVersion": VERSION, "capabilities": {},
+                                 "clientInfo": {"name": "bench-raw", "version": "0"}})  # fmt: skip
+        stdin.write(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
+
+        async def call(tool: str, args: dict[str, Any]) -> None:
+            answer = await ask("tools/call", {"name": tool, "arguments": args})
+            if "error" in answer or answer["result"].get("isError"):
+                raise SystemExit(f"call failed: {answer}")
+
+        self.call = call
+        return call
+
+
+Client = SdkHttp | SdkStdio | RawHttp | RawStdio
+# a path: its name, its client, the tool, its processes by name, the ones serving it
+Path_ = tuple[str, Client, str, Callable[[], dict[str, list[int]]], tuple[str, ...]]
+
+
+def children(pid: int) -> list[int]:
+    """``pid``'s descendants (from /proc), nearest first."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with suppress(OSError, IndexError, ValueError):
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                parents.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(0), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
 async def measure(
-    url: str,
-    bearer: str | None,
+    client: Client,
     calls: int,
     concurrency: int,
-    tool: str = "echo",
-    cpu: Callable[[], float] | None = None,
-) -> dict[str, float]:
-    headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+    tool: str,
+    processes: Callable[[], dict[str, list[int]]],
+    serving: tuple[str, ...],
+    sequential: int,
+) -> dict[str, Any]:
+    """``sequential`` calls from one client, then ``calls`` spread over ``concurrency``
+    clients; CPU per call of each named group of ``processes`` over both phases."""
     latencies: list[float] = []
+    seq: list[float] = []
     async with AsyncExitStack() as stack:
-        sessions: list[ClientSession] = []
-        for _ in range(concurrency):
-            http = await stack.enter_async_context(httpx2.AsyncClient(headers=headers, timeout=30))
-            read, write = await stack.enter_async_context(
-                streamable_http_client(url, http_client=http)
-            )
-            session = await stack.enter_async_context(ClientSession(read, write))
-            await session.initialize()
-            await session.list_tools()
-            sessions.append(session)
-        for session in sessions:  # warm-up
+        sessions = [await client.open(stack) for _ in range(concurrency)]
+        for call in sessions:  # warm-up
             for _ in range(3):
-                await session.call_tool(tool, {"text": "warm"})
-        remaining = calls
+                await call(tool, {"text": "warm"})
+        groups = processes()
+        pids = [p for group in groups.values() for p in group]
+        cpu_before = {name: cpu_seconds(*group) for name, group in groups.items()}
+        client_before = cpu_seconds(os.getpid())
         deadline = time.monotonic() + PHASE_CAP_S
+        for _ in range(sequential):
+            if time.monotonic() > deadline:
+                break
+            began = time.perf_counter()
+            await sessions[0](tool, {"text": "hello"})
+            seq.append((time.perf_counter() - began) * 1000)
+        remaining = calls
 
-        async def client(session: ClientSession) -> None:
+        async def one(call: Callable[[str, dict[str, Any]], Any]) -> None:
             nonlocal remaining
             while remaining > 0 and time.monotonic() < deadline:
                 remaining -= 1
                 began = time.perf_counter()
-                result = await session.call_tool(tool, {"text": "hello"})
+                await call(tool, {"text": "hello"})
                 latencies.append((time.perf_counter() - began) * 1000)
-                if result.is_error:
-                    raise SystemExit(f"call failed: {result.content}")
 
-        cpu_before = cpu() if cpu else 0.0
         began = time.perf_counter()
         async with anyio.create_task_group() as tg:
-            for session in sessions:
-                tg.start_soon(client, session)
+            for call in sessions:
+                tg.start_soon(one, call)
         elapsed = time.perf_counter() - began
-        cpu_used = (cpu() - cpu_before) if cpu else 0.0
+        done = max(1, len(latencies) + len(seq))
+        by_process = {
+            name: round((cpu_seconds(*group) - cpu_before[name]) * 1000 / done, 3)
+            for name, group in groups.items()
+        }
+        by_process["client"] = round((cpu_seconds(os.getpid()) - client_before) * 1000 / done, 3)
+        del pids
     return {
+        # CPU of the process(es) serving the path, per timed call: steadier than wall time
+        # on a busy machine (direct: the upstream; a proxy path: the proxies)
+        "cpu_ms_per_call": round(sum(by_process[name] for name in serving), 3),
         "p50_ms": round(statistics.median(latencies), 3),
         "p99_ms": round(percentile(latencies, 0.99), 3),
         "rps_16": round(len(latencies) / elapsed, 1),
-        # CPU of the process(es) serving the path, per timed call: steadier than wall time
-        # on a busy machine (direct: the upstream; mcpd: mcpd; mcplocal: mcplocal + mcpd)
-        "cpu_ms_per_call": round(cpu_used * 1000 / max(1, len(latencies)), 3),
+        "seq_p50_ms": round(statistics.median(seq), 3) if seq else None,
+        "seq_p99_ms": round(percentile(seq, 0.99), 3) if seq else None,
+        "cpu_by_process_ms_per_call": by_process,
     }
+
+
+NGINX_CONF = """daemon off;
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/nginx-body;
+    proxy_temp_path {tmp}/nginx-proxy;
+    fastcgi_temp_path {tmp}/nginx-fastcgi;
+    uwsgi_temp_path {tmp}/nginx-uwsgi;
+    scgi_temp_path {tmp}/nginx-scgi;
+    upstream mcp {{ server 127.0.0.1:{upstream}; keepalive 32; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://mcp;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $http_host;
+            proxy_buffering off;
+            proxy_read_timeout 60s;
+        }}
+    }}
+}}
+"""
+
+
+def nginx_binary() -> str | None:
+    found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
+    return found
+
+
+@contextmanager
+def nginx(tmp: Path, upstream_port: int, port: int, env: dict[str, str]) -> Iterator[int | None]:
+    """nginx as a plain reverse proxy (bytes, no MCP, no auth) to the upstream on
+    ``port``: the floor a proxy hop can reach. Yields its master's pid, None without nginx."""
+    binary = nginx_binary()
+    if binary is None:
+        yield None
+        return
+    conf = tmp / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(tmp=tmp, upstream=upstream_port, port=port))
+    argv = [binary, "-c", str(conf), "-p", str(tmp), "-e", str(tmp / "nginx-error.log")]
+    with process(argv, env, f"http://127.0.0.1:{port}/mcp", tmp / "nginx.log") as proc:
+        yield proc.pid
 
 
 async def open_sessions(url: str, bearer: str, count: int) -> int:
@@ -270,20 +541,48 @@ async def list_cached_raw(url: str, bearer: str, n: int) -> float:
     return round(statistics.median(times), 3)
 
 
+def added_p50(results: list[dict[str, Any]]) -> dict[str, float]:
+    """What each proxy path adds to the sequential p50 of the same client on its base path
+    (http paths over ``direct``, stdio ones over ``stdio_direct``; raw over raw)."""
+    rows = {r["path"]: r for r in results}
+    out = {}
+    for path, row in rows.items():
+        if path.startswith(("direct", "stdio_direct")):
+            continue
+        raw = path.endswith("_raw")
+        base = "stdio_direct" if path.startswith("stdio") else "direct"
+        base_row = rows.get(base + ("_raw" if raw else ""))
+        if base_row is None:
+            continue
+        if row["seq_p50_ms"] is not None and base_row["seq_p50_ms"] is not None:
+            out[path] = round(row["seq_p50_ms"] - base_row["seq_p50_ms"], 3)
+    # the target of issue 18: the stdio hop through mcpd over the SDK client on the stdio pipe
+    if "stdio_mcpd_raw" in rows and "stdio_direct" in rows:
+        out["stdio_mcpd_raw_over_stdio_direct"] = round(
+            rows["stdio_mcpd_raw"]["seq_p50_ms"] - rows["stdio_direct"]["seq_p50_ms"], 3
+        )
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a few calls: a smoke test")
     parser.add_argument("--calls", type=int, default=2000, help="calls per path")
+    parser.add_argument("--sequential", type=int, default=500, help="calls from one client")
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent clients")
+    parser.add_argument(
+        "--paths", default="", help="only these paths (comma-separated), no lists or sessions"
+    )
     parser.add_argument("--sessions", type=int, default=1000, help="sessions for the RSS")
     args = parser.parse_args()
     calls = 32 if args.quick else args.calls
+    sequential = 8 if args.quick else args.sequential
     concurrency = 4 if args.quick else args.concurrency
 
     sessions = 20 if args.quick else args.sessions
     with tempfile.TemporaryDirectory(prefix="bench-proxy-") as tmp_s:
         tmp = Path(tmp_s)
-        up_port, many_port, mcpd_port, local_port = (free_port() for _ in range(4))
+        up_port, many_port, mcpd_port, local_port, nginx_port = (free_port() for _ in range(5))
         upstream = f"http://127.0.0.1:{up_port}/mcp"
         many = f"http://127.0.0.1:{many_port}/mcp"
         base = f"http://127.0.0.1:{mcpd_port}"
@@ -327,6 +626,13 @@ def main() -> None:
                     json={"name": project, "project": project,
                           "bindings": ["role:run,resource:servers"]},
                 ).json()["token"]  # fmt: skip
+            stdio_argv = [sys.executable, "-m", "tests.servers.stdio_server", "--kind", "demo"]
+            stdio_env = {"PYTHONPATH": str(ROOT)}
+            api.post(
+                "/servers",
+                json={"name": "bench-stdio", "transport": "stdio", "stdio": {
+                    "command": stdio_argv[0], "args": stdio_argv[1:], "env": stdio_env}},
+            ).raise_for_status()  # fmt: skip
             local_env = {
                 **env,
                 "MCPLOCAL_MCPD_URL": base,
@@ -336,34 +642,86 @@ def main() -> None:
             }
             local_argv = [str(MCPLOCAL), "serve", "--host", "127.0.0.1", "--port", str(local_port)]
             via_mcpd = f"{base}/api/v1/servers/bench/mcp"
+            via_stdio = f"{base}/api/v1/servers/bench-stdio/mcp"
             results: list[dict[str, Any]] = []
-            with process(local_argv, local_env, f"{local}/readyz", tmp / "mcplocal.log") as proc:
-                paths = (
-                    ("direct", upstream, None, "echo", (up_proc.pid,)),
-                    ("mcpd", via_mcpd, admin, "echo", (mcpd_proc.pid,)),
-                    ("mcplocal", f"{local}/mcp", tokens["bench"], "bench__echo",
-                     (proc.pid, mcpd_proc.pid)),
-                )  # fmt: skip
-                for path, url, bearer, tool, pids in paths:
-                    say(f"proxy bench: {path}: {calls} calls, {concurrency} clients")
-                    cpu = lambda pids=pids: cpu_seconds(*pids)  # noqa: E731
-                    row = anyio.run(measure, url, bearer, calls, concurrency, tool, cpu)
+            with (
+                process(local_argv, local_env, f"{local}/readyz", tmp / "mcplocal.log") as proc,
+                nginx(tmp, up_port, nginx_port, env) as nginx_pid,
+            ):
+                child_env = {**env, "PYTHONPATH": str(ROOT)}
+                sdk_stdio, raw_stdio = (
+                    SdkStdio(stdio_argv, child_env),
+                    RawStdio(stdio_argv, child_env),
+                )
+                up = {"upstream": [up_proc.pid]}
+                via_mcpd_ = {"mcpd": [mcpd_proc.pid], **up}
+                floor = f"http://127.0.0.1:{nginx_port}/mcp"
+                paths: list[Path_] = [
+                    ("direct", SdkHttp(upstream, None), "echo", lambda: up, ("upstream",)),
+                    ("direct_raw", RawHttp(upstream, None), "echo", lambda: up, ("upstream",)),
+                ]  # fmt: skip
+                if nginx_pid is not None:
+                    nginx_pids = lambda: {"nginx": [nginx_pid, *children(nginx_pid)], **up}  # noqa: E731
+                    paths += [
+                        ("nginx", SdkHttp(floor, None), "echo", nginx_pids, ("nginx",)),
+                        ("nginx_raw", RawHttp(floor, None), "echo", nginx_pids, ("nginx",)),
+                    ]
+                paths += [
+                    ("mcpd", SdkHttp(via_mcpd, admin), "echo", lambda: via_mcpd_, ("mcpd",)),
+                    ("mcpd_raw", RawHttp(via_mcpd, admin), "echo", lambda: via_mcpd_, ("mcpd",)),
+                    ("mcplocal", SdkHttp(f"{local}/mcp", tokens["bench"]), "bench__echo",
+                     lambda: {"mcplocal": [proc.pid], **via_mcpd_}, ("mcplocal", "mcpd")),
+                    ("mcplocal_raw", RawHttp(f"{local}/mcp", tokens["bench"]), "bench__echo",
+                     lambda: {"mcplocal": [proc.pid], **via_mcpd_}, ("mcplocal", "mcpd")),
+                    ("stdio_direct", sdk_stdio, "echo",
+                     lambda: {"upstream": sdk_stdio.pids}, ("upstream",)),
+                    ("stdio_direct_raw", raw_stdio, "echo",
+                     lambda: {"upstream": raw_stdio.pids}, ("upstream",)),
+                    ("stdio_mcpd", SdkHttp(via_stdio, admin), "echo",
+                     lambda: {"mcpd": [mcpd_proc.pid], "upstream": children(mcpd_proc.pid)},
+                     ("mcpd",)),
+                    ("stdio_mcpd_raw", RawHttp(via_stdio, admin), "echo",
+                     lambda: {"mcpd": [mcpd_proc.pid], "upstream": children(mcpd_proc.pid)},
+                     ("mcpd",)),
+                ]  # fmt: skip
+                for path, client, tool, pids, serving in paths:
+                    if args.paths and path not in args.paths.split(","):
+                        continue
+                    say(
+                        f"proxy bench: {path}: {sequential} sequential calls,"
+                        f" {calls} from {concurrency} clients"
+                    )
+                    row = anyio.run(
+                        measure, client, calls, concurrency, tool, pids, serving, sequential
+                    )
                     say(f"  {row}")
                     results.append({"path": path, **row})
-                n = 20 if args.quick else 300
-                listed_mcpd = anyio.run(list_cached, via_mcpd, admin, n)
-                say(f"proxy bench: tools/list through mcpd (cached): p50 {listed_mcpd} ms")
-                listed = anyio.run(list_cached_raw, f"{local}/mcp", tokens["wide"], n)
-                say(f"proxy bench: tools/list 20 x 50 through mcplocal (cached): p50 {listed} ms")
-                listed_sdk = anyio.run(list_cached, f"{local}/mcp", tokens["wide"], n)
-                say(f"  the same in the MCP SDK's client (which validates it): p50 {listed_sdk} ms")
-                opened = anyio.run(open_sessions, f"{local}/mcp", tokens["bench"], sessions)
-                rss = rss_mb(proc.pid)
-                say(f"proxy bench: mcplocal RSS with {opened} open sessions: {rss} MB")
+                added = added_p50(results)
+                listed_mcpd = listed = listed_sdk = rss = None
+                opened = 0
+                if not args.paths:  # (--paths: only those calls)
+                    n = 20 if args.quick else 300
+                    listed_mcpd = anyio.run(list_cached, via_mcpd, admin, n)
+                    say(f"proxy bench: tools/list through mcpd (cached): p50 {listed_mcpd} ms")
+                    listed = anyio.run(list_cached_raw, f"{local}/mcp", tokens["wide"], n)
+                    say(
+                        "proxy bench: tools/list 20 x 50 through mcplocal (cached):"
+                        f" p50 {listed} ms"
+                    )
+                    listed_sdk = anyio.run(list_cached, f"{local}/mcp", tokens["wide"], n)
+                    say(
+                        "  the same in the MCP SDK's client (which validates it):"
+                        f" p50 {listed_sdk} ms"
+                    )
+                    opened = anyio.run(open_sessions, f"{local}/mcp", tokens["bench"], sessions)
+                    rss = rss_mb(proc.pid)
+                    say(f"proxy bench: mcplocal RSS with {opened} open sessions: {rss} MB")
     print(
         json.dumps(
             {
                 "results": results,
+                "added_seq_p50_ms": added,
+                "floor": "nginx" if nginx_binary() else "skipped: nginx is not installed",
                 "list_cached_p50_ms": listed,
                 "list_mcpd_p50_ms": listed_mcpd,
                 "list_sdk_client_p50_ms": listed_sdk,

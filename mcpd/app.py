@@ -171,6 +171,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     metrics = Metrics()  # a registry per app: several apps in one process never collide
     app.state.metrics = metrics
+    # innermost: a server's relayed MCP calls answered before FastAPI routes them
+    app.add_middleware(instances.McpFastPath)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     # guard runs on every API route, whether or not the handler asks for the caller
     # (FastAPI then reuses its result for a handler's PrincipalDep): nothing fails open.

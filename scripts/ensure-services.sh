@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Make sure the services the test suite talks to are up: PostgreSQL on 127.0.0.1:5432
 # (trust auth) and Redis on 127.0.0.1:6379, bubblewrap (`bwrap`, the sandbox of stdio MCP
-# servers) and chromium (the OAuth browser test). Installs them from Debian's packages when
-# they are missing, starts the services when they are stopped. Idempotent.
+# servers), chromium (the OAuth browser test) and nginx (bench/proxy.py's floor: a plain
+# reverse proxy; only installed, never started as a service). Installs them from Debian's
+# packages when they are missing, starts the services when they are stopped. Idempotent.
 set -euo pipefail
 
 need_apt=()
@@ -12,6 +13,7 @@ command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v bwrap >/dev/null 2>&1 || need_apt+=(bubblewrap)
 # headless chromium for the OAuth browser test (tests/oauth, driven by playwright-core)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "ensure-services: installing ${need_apt[*]}" >&2
   if [ "$(id -u)" -ne 0 ]; then

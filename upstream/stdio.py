@@ -21,7 +21,9 @@ from anyio.abc import Process
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.shared.message import SessionMessage
 
+from upstream.errors import RelayError
 from upstream.logs import LogBuffer
+from upstream.relay.pipe import StdioPipe
 from upstream.sandbox import Sandbox, Spawn
 
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
@@ -111,6 +113,7 @@ async def stdio_transport(
     *,
     stop_grace: float = 5.0,
     sandbox: Sandbox | None = None,
+    pipe: StdioPipe | None = None,
 ) -> AsyncIterator[
     tuple[
         MemoryObjectReceiveStream[SessionMessage | Exception],
@@ -122,6 +125,8 @@ async def stdio_transport(
 
     ``child.exited`` is set when its stdout ends (it exited, or closed it). Leaving the
     context stops the whole process group. ``sandbox`` confines it (:mod:`upstream.sandbox`).
+    ``pipe`` (the fast lane, :mod:`upstream.relay.pipe`) writes its own lines to the child's
+    stdin and takes the lines of stdout that are its own before the streams see them.
     """
     spawn = await anyio.to_thread.run_sync(confined, argv, env, sandbox)  # reads files
     process = await anyio.open_process(
@@ -150,7 +155,7 @@ async def stdio_transport(
                         continue
                     *lines, buffer = buffer.split(b"\n")
                     for line in lines:
-                        if not line.strip():
+                        if not line.strip() or (pipe is not None and pipe.route(line)):
                             continue
                         try:
                             message = types.jsonrpc_message_adapter.validate_json(
@@ -165,6 +170,8 @@ async def stdio_transport(
         except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
             pass
         finally:
+            if pipe is not None:
+                pipe.close()
             child.exited.set()
 
     async def stdin_writer() -> None:
@@ -176,6 +183,17 @@ async def stdio_transport(
                     await process.stdin.send(data.encode() + b"\n")
         except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
             await read_writer.aclose()
+
+    async def write_line(data: bytes) -> None:
+        # (one write() call per line: lines from here and stdin_writer never interleave)
+        assert process.stdin is not None
+        try:
+            await process.stdin.send(data)
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError) as exc:
+            raise RelayError(f"cannot write to the server's stdin: {exc!r}") from None
+
+    if pipe is not None:
+        pipe.attach(write_line)
 
     async def stderr_reader() -> None:
         assert process.stderr is not None

@@ -215,6 +215,24 @@ async def caller_of(rt: Runtime, raw: str) -> Principal:
     return await _caller(rt, raw)
 
 
+def cached_caller(rt: Runtime, authorization: str) -> Principal | None:
+    """Who sent the ``Authorization`` header value, if that is known without the database
+    (a login session or McpToken seen valid within the last second, SessionCache, and
+    still live); None when it takes the database, or the answer is a 401: ask
+    :func:`guard`."""
+    scheme, _, value = authorization.partition(" ")
+    raw = value.strip()
+    if scheme.lower() != "bearer" or token_kind(raw) is None:
+        return None
+    cached = rt.session_cache.get(token_sha256(raw))
+    if not isinstance(cached, Principal):
+        return None
+    try:
+        return _live(rt, cached)
+    except Unauthorized:
+        return None
+
+
 def _live(rt: Runtime, principal: Principal) -> Principal:
     """A token whose creator is disabled now is refused like a revoked one (the continuous
     ceiling denies it every permission too; this also covers the routes nobody guards).

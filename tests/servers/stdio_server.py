@@ -1,7 +1,9 @@
 """Small stdio MCP servers that misbehave on purpose, one per ``--kind``.
 
-- ``demo``: tools ``add``, ``echo``, ``sleep``, ``progress`` (reports 3 steps), ``env``
-  (its environment's names), ``crash`` (exits at once, mid-call), ``shout`` (N lines to stderr);
+- ``demo``: tools ``add``, ``echo``, ``sleep`` (``cancelled`` says how many sleeps were
+  cancelled), ``progress`` (reports 3 steps), ``env`` (its environment's names), ``crash``
+  (exits at once, mid-call), ``shout`` (N lines to stderr), ``sample`` (asks its client
+  for a sampling/createMessage and says what it answered);
 - ``flood``: ``demo``, and a thread writing stderr as fast as it can;
 - ``hang``: reads stdin and never answers, not even ``initialize``;
 - ``exit``: prints a complaint to stderr and exits with status 3;
@@ -22,7 +24,10 @@ import threading
 import time
 
 import anyio
+import mcp_types as types
 from mcp.server.mcpserver import Context, MCPServer
+
+CANCELLED: list[float] = []
 
 
 def demo_server() -> MCPServer:
@@ -38,8 +43,28 @@ def demo_server() -> MCPServer:
 
     @server.tool(description="Sleep, then say so")
     async def sleep(seconds: float) -> str:
-        await anyio.sleep(seconds)
+        try:
+            await anyio.sleep(seconds)
+        except anyio.get_cancelled_exc_class():
+            CANCELLED.append(seconds)  # the caller's cancellation reached this server
+            raise
         return f"slept {seconds}s"
+
+    @server.tool(description="How many sleeps were cancelled so far")
+    def cancelled() -> int:
+        return len(CANCELLED)
+
+    @server.tool(description="Ask the client for a sampling/createMessage, say its answer")
+    async def sample(prompt: str, ctx: Context) -> str:
+        message = types.SamplingMessage(
+            role="user", content=types.TextContent(type="text", text=prompt)
+        )
+        try:
+            result = await ctx.session.create_message([message], max_tokens=10)
+        except Exception as exc:
+            return f"no sampling: {exc}"
+        content = result.content
+        return f"sampled: {content.text if isinstance(content, types.TextContent) else '?'}"
 
     @server.tool(description="Report progress three times")
     async def progress(ctx: Context) -> str:

@@ -1,5 +1,9 @@
 """One relayed ``tools/call``: sent upstream under the relay's own id, its answer read back
-(progress notifications, then the result) and given the caller's id again."""
+(progress notifications, then the result) and given the caller's id again.
+
+:class:`Relayed` is what every lane's call shares (the upstream's own requests asked of the
+caller, their answers, cancellation); :class:`Call` is one over Streamable HTTP, and
+:class:`upstream.relay.pipe.PipeCall` one over a stdio child's pipes."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from upstream.errors import RelayError, SessionGone
 from upstream.relay.http import UpstreamHttp
@@ -27,6 +31,8 @@ CAPABILITY = {
 }
 _NONE = object()
 _ids = itertools.count(1)
+PREFIX = "mcpd-relay-"  # of the relay's own request ids (and progress tokens) upstream
+U = TypeVar("U")
 _background: set[asyncio.Task[None]] = set()
 
 
@@ -38,17 +44,91 @@ def spawn(coro: Any) -> None:
 
 
 @dataclass
-class Call:
+class Relayed(Generic[U]):
     """A relayed ``tools/call``: the caller's request, under the relay's own id upstream."""
 
-    upstream: UpstreamHttp
+    upstream: U
     request: dict[str, Any]
     capabilities: Mapping[str, Any] = field(default_factory=dict)  # the caller's (initialize)
     stateless: bool = False  # no session to ask the caller on: the upstream's requests refused
-    upstream_id: str = field(default_factory=lambda: f"mcpd-relay-{next(_ids)}")
+    upstream_id: str = field(default_factory=lambda: f"{PREFIX}{next(_ids)}")
     answered: bool = False
     asked: int = 0
     pending: dict[str, Any] = field(default_factory=dict)  # caller's id -> upstream's request id
+
+    def messages(self, timeout: float) -> AsyncIterator[dict[str, Any]]:
+        """What the upstream sends back on this request, the response last, under the
+        caller's id; TimeoutError after ``timeout`` seconds, RelayError on a failure."""
+        raise NotImplementedError
+
+    async def _post_quietly(self, message: dict[str, Any]) -> None:
+        """Send ``message`` upstream, best effort (failures swallowed)."""
+        raise NotImplementedError
+
+    def _ask(self, m: dict[str, Any]) -> dict[str, Any] | None:
+        """The upstream's request ``m`` as the caller gets it (on this call's stream, under an
+        id of the relay's own, answered through :meth:`answer`), or None: refused, the
+        caller did not declare the capability it needs."""
+        method = str(m["method"])
+        capability = CAPABILITY.get(method)
+        if capability is None or capability not in self.capabilities:
+            spawn(self._refuse(m["id"], method))
+            return None
+        self.asked += 1
+        caller_id = f"{self.upstream_id}-ask-{self.asked}"
+        self.pending[caller_id] = m["id"]
+        return {**m, "id": caller_id}
+
+    def withdrawn(self, m: dict[str, Any]) -> dict[str, Any] | None:
+        """The upstream's ``notifications/cancelled`` ``m`` of a request it asked the caller
+        (:meth:`_ask`), under the caller's id for it; None if it is of no such request."""
+        params = m.get("params")
+        if not isinstance(params, dict):
+            return None
+        for caller_id, upstream_id in self.pending.items():
+            if upstream_id == params.get("requestId") and type(upstream_id) is type(
+                params.get("requestId")
+            ):
+                del self.pending[caller_id]
+                return {**m, "params": {**params, "requestId": caller_id}}
+        return None
+
+    async def answer(self, caller_id: str, message: dict[str, Any]) -> bool:
+        """Pass the caller's answer to one of the upstream's requests back, under its id."""
+        upstream_id = self.pending.pop(caller_id, _NONE)
+        if upstream_id is _NONE:
+            return False
+        reply = {k: v for k, v in message.items() if k in ("jsonrpc", "result", "error")}
+        await self._post_quietly({**reply, "id": upstream_id})
+        return True
+
+    async def _refuse(self, request_id: Any, method: str, text: str | None = None) -> None:
+        # -32601, as the SDK's own client answers a request it has no handler for
+        capability = CAPABILITY.get(method)
+        if text is not None:
+            pass
+        elif capability and self.stateless:
+            text = f"{method} needs an MCP session: the proxy is stateless"
+        elif capability:
+            text = f"the client does not support {capability}"
+        else:
+            text = f"{method} is not supported through the proxy"
+        error = {"code": -32601, "message": text}
+        await self._post_quietly({"jsonrpc": "2.0", "id": request_id, "error": error})
+
+    async def cancel(self, reason: str) -> None:
+        """Tell the upstream this request is abandoned (the caller went away or cancelled)."""
+        if self.answered:
+            return
+        params = {"requestId": self.upstream_id, "reason": reason}
+        await self._post_quietly(
+            {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": params}
+        )
+
+
+@dataclass
+class Call(Relayed[UpstreamHttp]):
+    """A relayed ``tools/call`` to a Streamable HTTP upstream, on mcpd's session there."""
 
     async def messages(self, timeout: float) -> AsyncIterator[dict[str, Any]]:
         """What the upstream sends back on this request's POST, the response last, under the
@@ -131,56 +211,14 @@ class Call:
                 asked = self._ask(m)
                 if asked is not None:
                     out.append(asked)
+            elif m.get("method") == "notifications/cancelled":
+                out.append(self.withdrawn(m) or m)  # (of a request it asked the caller?)
             elif "method" in m:
                 out.append(m)  # a notification: progress, log messages...
             elif m.get("id") == self.upstream_id:
                 self.answered = True
                 out.append({**m, "id": self.request["id"]})
         return out
-
-    def _ask(self, m: dict[str, Any]) -> dict[str, Any] | None:
-        """The upstream's request ``m`` as the caller gets it (on this call's stream, under an
-        id of the relay's own, answered through :meth:`answer`), or None: refused, the
-        caller did not declare the capability it needs."""
-        method = str(m["method"])
-        capability = CAPABILITY.get(method)
-        if capability is None or capability not in self.capabilities:
-            spawn(self._refuse(m["id"], method))
-            return None
-        self.asked += 1
-        caller_id = f"{self.upstream_id}-ask-{self.asked}"
-        self.pending[caller_id] = m["id"]
-        return {**m, "id": caller_id}
-
-    async def answer(self, caller_id: str, message: dict[str, Any]) -> bool:
-        """Pass the caller's answer to one of the upstream's requests back, under its id."""
-        upstream_id = self.pending.pop(caller_id, _NONE)
-        if upstream_id is _NONE:
-            return False
-        reply = {k: v for k, v in message.items() if k in ("jsonrpc", "result", "error")}
-        await self._post_quietly({**reply, "id": upstream_id})
-        return True
-
-    async def _refuse(self, request_id: Any, method: str) -> None:
-        # -32601, as the SDK's own client answers a request it has no handler for
-        capability = CAPABILITY.get(method)
-        if capability and self.stateless:
-            text = f"{method} needs an MCP session: the proxy is stateless"
-        elif capability:
-            text = f"the client does not support {capability}"
-        else:
-            text = f"{method} is not supported through the proxy"
-        error = {"code": -32601, "message": text}
-        await self._post_quietly({"jsonrpc": "2.0", "id": request_id, "error": error})
-
-    async def cancel(self, reason: str) -> None:
-        """Tell the upstream this request is abandoned (the caller went away or cancelled)."""
-        if self.answered:
-            return
-        params = {"requestId": self.upstream_id, "reason": reason}
-        await self._post_quietly(
-            {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": params}
-        )
 
     async def _post_quietly(self, message: dict[str, Any]) -> None:
         with _quiet():

@@ -13,7 +13,14 @@ from mcp.client.streamable_http import streamable_http_client
 
 from upstream.guard import transport
 from upstream.logs import LogBuffer
-from upstream.relay import SESSION_HEADER, VERSION_HEADER, Target, UpstreamHttp, proxy_for
+from upstream.relay import (
+    SESSION_HEADER,
+    VERSION_HEADER,
+    StdioPipe,
+    Target,
+    UpstreamHttp,
+    proxy_for,
+)
 from upstream.resolve import resolve_argv
 from upstream.spec import UpstreamSpec
 from upstream.stdio import ChildProcess, child_environment, stdio_transport
@@ -37,10 +44,11 @@ async def open_transport(
     settings: SupervisorSettings,
     log: LogBuffer,
     upstream_session: list[str],
+    pipe: StdioPipe | None = None,
 ) -> tuple[Any, Any, ChildProcess | None]:
     """The read and write streams of ``spec``'s transport, entered on ``stack``, and the
-    child process of a stdio one. An http one puts the session id the upstream gives
-    into ``upstream_session``."""
+    child process of a stdio one (whose pipes ``pipe``, the fast lane, shares). An http
+    one puts the session id the upstream gives into ``upstream_session``."""
     read: Any
     write: Any
     if spec.transport == "stdio":
@@ -51,6 +59,7 @@ async def open_transport(
                 log,
                 stop_grace=settings.stop_grace,
                 sandbox=settings.sandbox,
+                pipe=pipe,
             )
         )
         return read, write, child

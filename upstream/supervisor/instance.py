@@ -30,7 +30,7 @@ from pydantic import BaseModel
 
 from upstream.errors import UpstreamError, describe
 from upstream.logs import LogBuffer
-from upstream.relay import Target
+from upstream.relay import StdioPipe, Target
 from upstream.spec import UpstreamSpec
 from upstream.stdio import ChildProcess
 from upstream.supervisor.connect import open_relay, open_transport
@@ -79,7 +79,8 @@ class Instance:
         self.last_probe_at: str | None = None
         self.pid: int | None = None
         self.session: ClientSession | None = None
-        self.relay: Target | None = None  # while RUNNING over http: the fast lane (upstream/relay)
+        self.relay: Target | None = None  # while RUNNING: the fast lane (upstream/relay)
+        self._pipe: StdioPipe | None = None  # a stdio child's, while it runs
         self._last_failure = 0.0  # monotonic time of the last failed start or crash
         self._changed = anyio.Event()
         self._down = anyio.Event()  # set to make the owner drop the current session
@@ -165,8 +166,9 @@ class Instance:
         try:
             async with AsyncExitStack() as stack:
                 upstream_session: list[str] = []
+                pipe = StdioPipe() if self.spec.transport == "stdio" else None
                 read, write, child = await open_transport(
-                    stack, self.spec, self.settings, self.log, upstream_session
+                    stack, self.spec, self.settings, self.log, upstream_session, pipe
                 )
                 if child is not None:
                     self.pid = child.process.pid
@@ -205,6 +207,10 @@ class Instance:
                         init.protocol_version,
                         self.drop,
                     )
+                elif pipe is not None:
+                    self._pipe = pipe
+                    timeout = self.settings.call_timeout
+                    self.relay = Target(pipe, init.protocol_version, self.name, timeout, self.drop)
                 self.started_at = now()
                 self.last_error = None
                 self._set(RUNNING)
@@ -216,6 +222,7 @@ class Instance:
         if self.relay is not None:
             self.relay.upstream.close()
             self.relay = None
+        self._pipe = None
 
     async def _watch(self, child: ChildProcess | None) -> str:
         reason = "restart"
@@ -311,6 +318,9 @@ class Instance:
     async def request(self, what: str, send: Callable[[ClientSession], Awaitable[T]]) -> T:
         """Run ``send`` on the live session; connection failures become UpstreamError."""
         session = await self.ready_session()
+        pipe = self._pipe  # (told, so that it knows whose the child's own requests are)
+        if pipe is not None:
+            pipe.others += 1
         try:
             with anyio.fail_after(self.settings.call_timeout):
                 return await send(session)
@@ -328,6 +338,9 @@ class Instance:
             if self.spec.transport == "http":
                 self.drop(f"connection lost: {describe(e)}")
             raise UpstreamError(f"server `{self.name}`: {what} failed: {describe(e)}") from None
+        finally:
+            if pipe is not None:
+                pipe.others -= 1
 
     def invalidate_tools(self) -> None:
         self.tools.invalidate()
