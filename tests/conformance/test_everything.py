@@ -48,6 +48,7 @@ STDIO = {"command": str(BIN), "args": ["stdio"], "env": {"PATH": f"{NODE.parent}
 KINDS = ("http", "stdio")
 PATHS = ("mcpd", "mcplocal")
 TEMPLATE = "demo://resource/dynamic/text/{resourceId}"
+ACK = "Received Subscribe Resource request for URI: "  # the server's log message
 
 
 @dataclass
@@ -188,12 +189,11 @@ def test_logging_completion_templates_prompts_subscriptions(
     url, bearer, pre = world.target(kind, path)
     seen = Seen()
     uri = "demo://resource/dynamic/text/3"
+    quiet = "demo://resource/dynamic/text/4"
 
     async def flow() -> dict[str, Any]:
         out: dict[str, Any] = {}
         async with session(url, bearer, "ada", seen) as s:
-            level = types.SetLevelRequest(params=types.SetLevelRequestParams(level="debug"))
-            await s.send_request(level, types.EmptyResult)  # (set_logging_level: deprecated)
             templates = (await s.list_resource_templates()).resource_templates
             out["templates"] = {t.uri_template: t.name for t in templates}
             read = (await s.read_resource(uri)).contents
@@ -211,14 +211,21 @@ def test_logging_completion_templates_prompts_subscriptions(
             done = await s.complete(tref, {"name": "resourceId", "value": "42"})
             out["resource_id"] = done.completion.values
 
-            subscribe = types.SubscribeRequest(params=types.SubscribeRequestParams(uri=uri))
-            await s.send_request(subscribe, types.EmptyResult)  # (subscribe_resource: deprecated)
-            wanted = f"Received Subscribe Resource request for URI: {uri}"
-            await until(lambda: any(str(d).startswith(wanted) for d in seen.logged))
+            # each subscribe is acknowledged with an info-level log message, sent only at a
+            # level at or below info: at "error" the first one is not, at "debug" the second is
+            # (the log's messages come in order: once the second is here, the first is not)
+            levels: list[tuple[types.LoggingLevel, str]] = [("error", quiet), ("debug", uri)]
+            for level, subscribed in levels:
+                set_level = types.SetLevelRequestParams(level=level)
+                await s.send_request(types.SetLevelRequest(params=set_level), types.EmptyResult)
+                sub = types.SubscribeRequestParams(uri=subscribed)
+                await s.send_request(types.SubscribeRequest(params=sub), types.EmptyResult)
+            await until(lambda: any(str(d).startswith(ACK + uri) for d in seen.logged))
+            out["acks"] = [str(d) for d in seen.logged if str(d).startswith(ACK)]
             # the server's updates start with this tool (per upstream session): one at once
             toggled = text(await s.call_tool(f"{pre}toggle-subscriber-updates", {}))
             out["toggled"] = toggled
-            await until(lambda: uri in seen.updated)
+            await until(lambda: {uri, quiet} <= set(seen.updated))
             if toggled.startswith("Started"):  # back off again (an interval of 5 s)
                 await s.call_tool(f"{pre}toggle-subscriber-updates", {})
         return out
@@ -233,7 +240,8 @@ def test_logging_completion_templates_prompts_subscriptions(
     assert out["member"] == ["Bob"]
     assert out["resource_id"] == ["42"]
     assert out["toggled"].startswith("Started simulated resource updated notifications")
-    assert seen.updated and set(seen.updated) == {uri}
+    assert len(out["acks"]) == 1 and out["acks"][0].startswith(ACK + uri), out["acks"]
+    assert set(seen.updated) == {uri, quiet}
 
 
 @pytest.mark.parametrize(("kind", "path"), CASES)
