@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,9 +38,9 @@ def mcplocal_env(m: Mcpd, token: str, tmp_path: Path) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    monkeypatch.chdir(ROOT)
+@contextmanager
+def open_stack(tmp_path: Path) -> Iterator[Stack]:
+    """mcpd + ``mcplocal serve`` (the working directory must be the repository's root)."""
     settings = make_settings(
         f"sqlite:///{tmp_path / 'mcpd.db'}",
         tmp_path,
@@ -56,3 +57,10 @@ def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
         base = f"http://127.0.0.1:{port}"
         with process(argv, mcplocal_env(m, service, tmp_path), f"{base}/readyz", log):
             yield Stack(m, base, service, log)
+
+
+@pytest.fixture
+def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    monkeypatch.chdir(ROOT)
+    with open_stack(tmp_path) as s:
+        yield s
