@@ -5,6 +5,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEV_STAMP := $(VENV)/.installed-dev-stamp
+# pytest-xdist workers for `make test` (TEST_WORKERS=0: one process, as before)
+TEST_WORKERS ?= 2
 
 .PHONY: install install-dev run test lint typecheck policy-lint unit bench services clean
 
@@ -47,7 +49,7 @@ services:
 	./scripts/ensure-node-tools.sh
 
 unit: install-dev services
-	$(BIN)/pytest --cov --cov-report=term:skip-covered
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --cov --cov-report=term:skip-covered
 
 test: lint typecheck policy-lint unit
 

@@ -61,6 +61,9 @@ log = logging.getLogger("mcplocal")
 
 METADATA_PATH = "/.well-known/oauth-protected-resource"
 SCOPES = ["mcp"]
+#: how long a lost policy stream may take to come back before /readyz says so (a
+#: reconnect, e.g. when the login it was opened with lapses after a renewal)
+POLICY_GRACE_SECONDS = 5.0
 # what a client is told on a 401
 BEARERS = (
     "send an OAuth access token from mcpd (see resource_metadata) or a static McpToken "
@@ -315,7 +318,7 @@ def create_app(settings: Settings, credential: McpdCredential) -> Starlette:
     async def readyz(request: Request) -> Response:
         ok = (
             policy.authorizer is not None
-            and policy.synced
+            and policy.fresh(POLICY_GRACE_SECONDS)
             and policy.refused is None
             and not audit.full
         )

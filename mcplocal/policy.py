@@ -60,6 +60,7 @@ class PolicyFollower:
         self.on_change = on_change
         self.authorizer: Authorizer | None = None
         self.synced = False
+        self._lost_at = time.monotonic()  # when ``synced`` last went False
         self.last_error: str | None = None
         self.refused: str | None = None  # set when mcpd refused the credential for good
         self.changes = 0  # events applied, for tests and metrics
@@ -74,6 +75,14 @@ class PolicyFollower:
             return self._revision
         authorizer = self.authorizer
         return authorizer.revision if authorizer is not None else None
+
+    def fresh(self, grace: float) -> bool:
+        """Whether the policy followed is mcpd's now: synced, or a copy that lost its stream
+        less than ``grace`` seconds ago (a reconnect - e.g. when the login it was opened
+        with lapses after a renewal - is not an outage)."""
+        if self.synced:
+            return True
+        return self.authorizer is not None and time.monotonic() - self._lost_at < grace
 
     async def wait_ready(self, timeout: float) -> bool:
         with anyio.move_on_after(timeout):
@@ -108,7 +117,8 @@ class PolicyFollower:
                 shown = transport_error(exc)
                 self.last_error = f"{type(shown).__name__}: {shown}"[:500]
                 log.warning("policy stream from %s lost: %s", self.url, self.last_error)
-            self.synced = False
+            if self.synced:
+                self.synced, self._lost_at = False, time.monotonic()
             delay = 0.2 if time.monotonic() - began > 30 else min(delay * 2, 10.0)
             await anyio.sleep(delay)
 

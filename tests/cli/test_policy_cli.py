@@ -95,7 +95,9 @@ def test_explain_denied_exits_2_and_json_names_the_deny_line() -> None:
     assert result.exit_code == 2, result.output
     body = json.loads(result.output)
     assert body["allowed"] is False
-    assert body["source"].endswith("deny.csv:8")
+    lines = (default_policy_dir() / "deny.csv").read_text().splitlines()
+    deny = lines.index("p, Group:system:mcptokens, *, mcptokens, *, role:edit, deny") + 1
+    assert body["source"].endswith(f"deny.csv:{deny}")
 
 
 def test_explain_bad_binding_exits_3() -> None:

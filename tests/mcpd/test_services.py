@@ -54,9 +54,14 @@ def test_every_change_through_the_api_was_decided_by_its_route_guard(
     api.ok("POST", "/mcptokens", json={"name": "t1", "project": "web", "bindings": [binding]})
     api.ok("POST", "/mcptokens/t1/revoke")
     api.ok("DELETE", "/mcptokens/t1")
+    api.ok("POST", "/serviceaccounts", json={"name": "bot"})
+    api.ok("PUT", "/serviceaccounts/bot", json={"description": "d"})
+    second = api.ok("POST", "/serviceaccounts/bot/tokens", json={})["tokenPrefix"]
+    api.ok("POST", f"/serviceaccounts/bot/tokens/{second}/revoke")
     text = api.call("GET", "/backup").text
     api.ok("POST", "/restore", content=text)
-    for path in ("/rbac/r", "/projects/web", "/servers/time", "/secrets/gh", "/groups/devs"):
+    paths = ("/rbac/r", "/projects/web", "/servers/time", "/secrets/gh", "/groups/devs")
+    for path in (*paths, "/serviceaccounts/bot"):
         api.ok("DELETE", path)
     api.ok("DELETE", "/users/ann")
 
