@@ -5,7 +5,8 @@ The TypeScript SDK's OAuth client provider (npm, on Node 22) follows mcplocal's 
 RFC 9728 metadata, mcpd's RFC 8414 metadata, registers (RFC 7591), and sends headless
 Chromium (Debian's, driven by playwright-core) to mcpd's login and consent pages; then it
 lists and calls tools. The user revokes the grant with the real ``mcpctl`` and the next call
-gets 401. The browser's screenshots of the two pages go to docs/ (the README shows them).
+gets 401. The browser's screenshots of the two pages go to the test's directory, and to
+docs/ (the README shows them) with MCPCTL_UPDATE_SCREENSHOTS=1.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ NODE22 = ROOT / ".tools/node22/node_modules/node/bin/node"
 NPM = ROOT / ".tools/npm/node_modules"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 MCPCTL = Path(sys.executable).with_name("mcpctl")
-SHOTS = ROOT / "docs"
+DOCS = ROOT / "docs"
 PASSWORD = "correct horse battery"
 
 needs_tools = pytest.mark.skipif(
@@ -71,6 +72,7 @@ def test_browser_flow_then_revoke_with_mcpctl(oauth_stack: OAuthStack, tmp_path:
     work.mkdir()
     (work / "node_modules").symlink_to(NPM)  # ESM resolves packages beside the script
     shutil.copy(ROOT / "tests/oauth/browser_flow.mjs", work / "flow.mjs")
+    shots = DOCS if os.environ.get("MCPCTL_UPDATE_SCREENSHOTS") == "1" else tmp_path
     cfg = {
         "url": f"{s.mcplocal}/mcp",  # all the client is told
         "user": DEV,
@@ -78,7 +80,7 @@ def test_browser_flow_then_revoke_with_mcpctl(oauth_stack: OAuthStack, tmp_path:
         "project": "web",
         "tool": "demo__add",
         "args": {"a": 40, "b": 2},
-        "shots": str(SHOTS),
+        "shots": str(shots),
         "chromium": CHROMIUM,
     }
     errors = tmp_path / "client.err"
@@ -145,8 +147,8 @@ def test_browser_flow_then_revoke_with_mcpctl(oauth_stack: OAuthStack, tmp_path:
     assert after["statuses"][0] == 401  # the next call, at once
     assert after["ms"] < 1000, after
     assert after["rawStatus"] == 401 and "resource_metadata=" in after["rawChallenge"]
-    assert (SHOTS / "oauth-login.png").stat().st_size > 5000
-    assert (SHOTS / "oauth-consent.png").stat().st_size > 5000
+    assert (shots / "oauth-login.png").stat().st_size > 5000
+    assert (shots / "oauth-consent.png").stat().st_size > 5000
     # the whole story is in the audit log: consent, grant (as an McpToken), revocation
     events = s.mcpd.ok("GET", "/auditevents", params={"subject": DEV})["items"]
     actions = {(e["action"], e["kind"]) for e in events}
