@@ -294,7 +294,8 @@ def _secret(r: _Restore, doc: Document, body: SecretIn | SecretKeys) -> None:
         )
         r.db.add(secret)
         r.record(doc, secret, None, {"keys": keys})
-        return r.work.after_commit(r.rt.server_changed)  # as the API: instances using it
+        r.work.after_commit(r.rt.server_changed)  # as the API: instances using it restart
+        return
     try:
         same = r.rt.secret_box.open(secret.ciphertext) == body.data
     except ValueError:  # sealed with another key: the manifest's values replace it
