@@ -229,6 +229,16 @@ def _check(
         return _error_redirect(exc, exc.request, rt.settings.issuer, status)
 
 
+def _posted(db: Session, rt: Runtime, form: Any) -> service.AuthRequest | Response:
+    """The authorization request a page's form carries on (login, consent), or the page
+    or redirect that answers a bad one."""
+    try:
+        values = _fields(form)
+    except service.PageError as exc:
+        return error_page(str(exc))
+    return _check(db, rt, values, 303)
+
+
 def _consent_csrf(session_raw: str) -> str:
     return hashlib.sha256(f"mcpd-oauth-consent:{session_raw}".encode()).hexdigest()
 
@@ -332,11 +342,7 @@ async def login(request: Request, db: DbDep, rt: RuntimeDep) -> Response:
     rid = _rid(request)
 
     def run() -> Response:
-        try:
-            values = _fields(form)
-        except service.PageError as exc:
-            return error_page(str(exc))
-        req = _check(db, rt, values, 303)
+        req = _posted(db, rt, form)
         if isinstance(req, Response):
             return req
         username = str(form.get("username", ""))[:255]
@@ -374,11 +380,7 @@ async def consent(request: Request, db: DbDep, rt: RuntimeDep) -> Response:
     rid = _rid(request)
 
     def run() -> Response:
-        try:
-            values = _fields(form)
-        except service.PageError as exc:
-            return error_page(str(exc))
-        req = _check(db, rt, values, 303)
+        req = _posted(db, rt, form)
         if isinstance(req, Response):
             return req
         who = _browser_user(request, db, rt)
