@@ -114,7 +114,7 @@ def _raw_post(base: str, path: str, headers: str, chunks: Iterator[bytes]) -> by
         sock.setblocking(True)
         sock.settimeout(10)
         try:
-            while b"\r\n\r\n" not in answer:
+            while not _whole(answer):
                 got = sock.recv(65536)
                 if not got:
                     break
@@ -122,6 +122,19 @@ def _raw_post(base: str, path: str, headers: str, chunks: Iterator[bytes]) -> by
         except OSError:
             pass
         return answer
+
+
+def _whole(answer: bytes) -> bool:
+    """True once the head and as much body as its Content-Length says have arrived (the
+    body can come in a later segment than the head)."""
+    head, sep, body = answer.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(body) >= int(value)
+    return True
 
 
 def _zeros(total: int, size: int = MIB) -> Iterator[bytes]:
