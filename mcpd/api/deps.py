@@ -23,7 +23,8 @@ from mcpd.metrics import record_decision
 from mcpd.models import LoginSession, McpToken, ServiceAccountToken
 from mcpd.principal import Principal
 from mcpd.runtime import Runtime, SessionCache, aware
-from mcpd.services.oauth import access_principal, resource_of_request
+from mcpd.services.oauth import resource_of_request
+from mcpd.services.oauth_grants import access_principal
 from mcpd.services.work import Caller
 
 # Dependencies are `async def` where they do not block: FastAPI runs a plain `def` one in a

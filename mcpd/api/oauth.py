@@ -1,4 +1,4 @@
-"""mcpd's OAuth 2.1 authorization server endpoints (services/oauth.py has the rules).
+"""mcpd's OAuth 2.1 authorization server endpoints (services/oauth*.py have the rules).
 
 ``/.well-known/oauth-authorization-server`` (RFC 8414), ``/oauth/register`` (RFC 7591),
 ``/oauth/authorize`` with its login and consent forms, ``/oauth/token``, ``/oauth/revoke``
@@ -43,6 +43,7 @@ from mcpd.principal import Principal
 from mcpd.runtime import Runtime
 from mcpd.schemas.oauth import ClientIn, GrantOut
 from mcpd.services import oauth as service
+from mcpd.services import oauth_grants, oauth_tokens
 from mcpd.services.oauth_clients import client_out, register_client
 from mcpd.services.work import Caller
 
@@ -439,7 +440,7 @@ async def token(request: Request, db: DbDep, rt: RuntimeDep) -> JSONResponse:
 
     def run() -> dict[str, Any]:
         try:
-            return service.token_endpoint(db=db, rt=rt, form=form, request_id=rid)
+            return oauth_tokens.token_endpoint(db=db, rt=rt, form=form, request_id=rid)
         except OAuthError as exc:  # a refused exchange or refresh is a deny like any other
             db.rollback()
             client = form.get("client_id", "")[:64]
@@ -468,7 +469,7 @@ async def token(request: Request, db: DbDep, rt: RuntimeDep) -> JSONResponse:
 async def revoke(request: Request, db: DbDep, rt: RuntimeDep) -> Response:
     form = await _form(request)
     rid = _rid(request)
-    await run_in_threadpool(lambda: service.revoke(db=db, rt=rt, form=form, request_id=rid))
+    await run_in_threadpool(lambda: oauth_tokens.revoke(db=db, rt=rt, form=form, request_id=rid))
     return Response(status_code=200, headers=_NO_STORE)
 
 
@@ -482,7 +483,7 @@ async def introspect(request: Request, db: DbDep, rt: RuntimeDep) -> JSONRespons
         raise OAuthError("insufficient_scope", "introspection needs the proxy operation", 403)
     form = await _form(request)
     body = await run_in_threadpool(
-        lambda: service.introspect(db=db, rt=rt, raw=form.get("token", ""))
+        lambda: oauth_grants.introspect(db=db, rt=rt, raw=form.get("token", ""))
     )
     return JSONResponse(body, headers=_NO_STORE)
 
@@ -495,14 +496,14 @@ def list_grants(principal: PrincipalDep, db: DbDep) -> dict[str, Any]:
     """The OAuth grants of the calling user (each acts as the McpToken it names)."""
     if principal.user is None:
         raise Forbidden("only a user has OAuth grants")
-    items = service.grants_of(db, principal.user)
+    items = oauth_grants.grants_of(db, principal.user)
     return {"items": [GrantOut(**i).model_dump(by_alias=True, mode="json") for i in items]}
 
 
 @grants.delete("/oauthgrants/{name}", status_code=204)
 def delete_grant(name: str, caller: CallerDep, db: DbDep, rt: RuntimeDep) -> Response:
     """Revoke one of the caller's grants at once (its McpToken, so every token of it)."""
-    service.revoke_own_grant(db=db, rt=rt, caller=caller, name=name)
+    oauth_grants.revoke_own_grant(db=db, rt=rt, caller=caller, name=name)
     return Response(status_code=204)
 
 
