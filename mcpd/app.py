@@ -24,6 +24,7 @@ from mcpd.api import (
     instances,
     mcptokens,
     oauth,
+    oauth_browser,
     policy,
     projects,
     rbac,
@@ -187,6 +188,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(oauth.grants, dependencies=[Depends(guard)])
     # the OAuth endpoints (outside /api/v1) authenticate and decide themselves
     app.include_router(oauth.router)
+    app.include_router(oauth_browser.router)
     check_route_table(app)
 
     app.add_middleware(RequestIdMiddleware)
