@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cli import apply, describe, logs, policy, resources, session, testmcp
+from cli import apply, create, describe, logs, policy, resources, session, testmcp, tokens
 from cli.errors import Commands
 from cli.state import State
 
@@ -40,9 +40,9 @@ app.command("delete")(resources.delete)
 app.command("apply")(apply.apply)
 app.command("describe")(describe.describe)
 app.command("logs")(logs.logs)
-app.add_typer(resources.create, name="create")
-app.add_typer(resources.mcptoken, name="mcptoken")
-app.add_typer(resources.serviceaccount, name="serviceaccount")
+app.add_typer(create.create, name="create")
+app.add_typer(tokens.mcptoken, name="mcptoken")
+app.add_typer(tokens.serviceaccount, name="serviceaccount")
 app.add_typer(testmcp.app, name="test")
 
 
