@@ -1,11 +1,11 @@
 """/api/v1/backup, /api/v1/restore and /api/v1/apply: the configuration as manifests.
 
-The format is :mod:`mcpd.manifests`; what is exported and how a restore imports it is
-:mod:`mcpd.services.backup`. ``GET /backup[?secrets=true]`` needs the ``backup``
-operation, ``POST /restore[?dryRun=true]`` the ``restore`` operation (route table).
-``POST /apply[?dryRun=true]`` (``mcpctl apply``) is the same import, all or nothing, for
-any authenticated caller: it needs no operation of its own, and every document needs what
-the API would ask for that object.
+The format is :mod:`mcpd.manifests`; what is exported is :mod:`mcpd.services.backup`,
+how a restore imports it :mod:`mcpd.services.restore`. ``GET /backup[?secrets=true]``
+needs the ``backup`` operation, ``POST /restore[?dryRun=true]`` the ``restore`` operation
+(route table). ``POST /apply[?dryRun=true]`` (``mcpctl apply``) is the same import, all
+or nothing, for any authenticated caller: it needs no operation of its own, and every
+document needs what the API would ask for that object.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from mcpd.api.deps import CallerDep, DbDep, RuntimeDep
 from mcpd.errors import Invalid
 from mcpd.schemas.backup import RestoreItem, RestoreOut
 from mcpd.services import backup as service
+from mcpd.services import restore as restore_service
 
 router = APIRouter(prefix="/api/v1", tags=["backup"])
 
@@ -91,7 +92,7 @@ async def _import(
     if not docs:
         raise Invalid("the manifest holds no documents")
     done = await run_in_threadpool(
-        service.restore,
+        restore_service.restore,
         db=db,
         rt=rt,
         caller=caller,

@@ -116,7 +116,7 @@ ROUTES: Final[dict[tuple[str, str], Guard | str]] = {
     # backup and restore: operations on the whole configuration
     ("GET", f"{V1}/backup"): Guard("*", "backup"),
     ("POST", f"{V1}/restore"): Guard("*", "restore"),
-    # apply (mcpctl apply): every document is authorized as the API would (services.backup)
+    # apply (mcpctl apply): every document is authorized as the API would (services.restore)
     ("POST", f"{V1}/apply"): SELF,
 }
 

@@ -4,7 +4,7 @@ One module per resource kind, of keyword-only functions (``create_server(*, db, 
 caller, spec)``, ``update_server(...)``, ``delete_server(...)``, and the reads). Each
 change runs as one unit of work (:mod:`mcpd.services.work`): authorize and check the
 creator ceiling -> write -> audit -> commit -> publish. The API's routers
-(:mod:`mcpd.api`) are thin adapters over these; restore (:mod:`mcpd.services.backup`)
+(:mod:`mcpd.api`) are thin adapters over these; restore (:mod:`mcpd.services.restore`)
 uses the same checks and the same unit of work.
 """
 
@@ -16,6 +16,7 @@ __all__ = [
     "policy",
     "projects",
     "rbac",
+    "restore",
     "secrets",
     "servers",
     "users",
