@@ -4,7 +4,8 @@
   cancelled), ``progress`` (reports 3 steps), ``env`` (its environment's names), ``crash``
   (exits at once, mid-call), ``shout`` (N lines to stderr), ``sample`` (asks its client
   for a sampling/createMessage and says what it answered), ``elicit`` (asks its client for
-  a name with elicitation/create, says what it answered);
+  a name with elicitation/create, says what it answered); prompts ``greet`` and ``plan``,
+  resources ``demo://notes`` and ``demo://secret`` and a template ``demo://items/{id}``;
 - ``flood``: ``demo``, and a thread writing stderr as fast as it can;
 - ``hang``: reads stdin and never answers, not even ``initialize``;
 - ``exit``: prints a complaint to stderr and exits with status 3;
@@ -79,6 +80,26 @@ def demo_server() -> MCPServer:
         except Exception as exc:
             return f"no elicitation: {exc}"
         return f"elicited: {result.action} {result.data.name if result.data else '-'}"
+
+    @server.prompt(description="Greet someone")
+    def greet(name: str) -> str:
+        return f"Say hello to {name}"
+
+    @server.prompt(description="A plan")
+    def plan() -> str:
+        return "the plan"
+
+    @server.resource("demo://notes", description="Notes")
+    def notes() -> str:
+        return "some notes"
+
+    @server.resource("demo://secret", description="A secret")
+    def secret() -> str:
+        return "the secret"
+
+    @server.resource("demo://items/{id}", description="An item")
+    def item(id: str) -> str:
+        return f"item {id}"
 
     @server.tool(description="Report progress three times")
     async def progress(ctx: Context) -> str:
