@@ -17,6 +17,7 @@ from authz.vocabulary import (
     ANY,
     KINDS,
     NO_PROJECT,
+    SERVER_PARTS,
     Subject,
     check_dns_label,
     check_object_name,
@@ -62,7 +63,7 @@ def request_problem(subject: str, project: str, kind: str, name: str, action: st
         if kind != ANY and kind not in KINDS:
             return f"unknown resource kind `{kind}`"
         if name not in (NO_PROJECT, ANY):
-            check_object_name(name, kind if kind == "tools" else None)
+            check_object_name(name, kind if kind in SERVER_PARTS else None, asked=True)
         check_verb(action)
     except AuthzError as exc:
         return str(exc)

@@ -3,10 +3,10 @@
 The universe is finite and built from what the two policies name (:class:`Universe`):
 every subject a ``p`` or ``g`` line names; the projects lines name, plus no project (``""``)
 and ``(other)`` standing for any project no line names; every resource kind with the names
-lines give it (or give kind ``*``), the collection (``""``) and ``(other)``, and for tools
-``SERVER__(other)`` for each server named and ``(other)__(other)``; the verbs Casbin's
-``g2`` lines and the product know. A name no line names decides like its stand-in, so the
-diff over the universe is the diff over every request.
+lines give it (or give kind ``*``), the collection (``""``) and ``(other)``, and for tools,
+prompts and resources ``SERVER__(other)`` for each server named and ``(other)__(other)``;
+the verbs Casbin's ``g2`` lines and the product know. A name no line names decides like
+its stand-in, so the diff over the universe is the diff over every request.
 
 :func:`diff` does not decide the whole universe. Subjects that reach the same ``p``
 subjects in both policies decide alike, so they are grouped; for each group only the
@@ -33,6 +33,7 @@ from authz.vocabulary import (
     NO_PROJECT,
     OPERATION_PREFIX,
     ROLE_PREFIX,
+    SERVER_PARTS,
     tool_server,
 )
 
@@ -101,9 +102,11 @@ class Universe:
         verbs.update(a for a in acts if not a.startswith((ROLE_PREFIX, OPERATION_PREFIX)))
         self.verbs = sorted(verbs)
         self.name_sets = {k: set(v) for k, v in self.names.items()}
-        self.tools_of: dict[str, list[str]] = {}  # server -> the universe's tools of it
-        for n in self.names["tools"]:
-            self.tools_of.setdefault(tool_server(n), []).append(n)
+        # kind -> server -> the universe's tools (prompts, resources) of it
+        self.parts_of: dict[str, dict[str, list[str]]] = {k: {} for k in SERVER_PARTS}
+        for k in SERVER_PARTS:
+            for n in self.names[k]:
+                self.parts_of[k].setdefault(tool_server(n), []).append(n)
 
     def requests(self) -> Iterator[Request]:
         for proj in self.projects:
@@ -119,8 +122,9 @@ class Universe:
         for k in KINDS if kind == ANY else ((kind,) if kind in self.names else ()):
             out.extend((k, n) for n in (self.names[k] if name == ANY else (name,)))
         if kind == "servers":
-            tools = self.names["tools"] if name == ANY else self.tools_of.get(name, [])
-            out.extend(("tools", t) for t in tools)
+            for k in SERVER_PARTS:
+                parts = self.names[k] if name == ANY else self.parts_of[k].get(name, [])
+                out.extend((k, n) for n in parts)
         return out
 
 
@@ -136,8 +140,9 @@ def names_named(plines: Iterable[Rule | tuple[str, ...]]) -> dict[str, set[str]]
             servers.add(name)
         for k in KINDS if kind == ANY else ((kind,) if kind in named else ()):
             named[k].add(name)
-    servers |= {tool_server(n) for n in named["tools"]} - {""}
-    named["tools"] |= {f"{s}__{OTHER}" for s in servers} | {f"{OTHER}__{OTHER}"}
+    servers |= {tool_server(n) for k in SERVER_PARTS for n in named[k]} - {""}
+    for k in SERVER_PARTS:
+        named[k] |= {f"{s}__{OTHER}" for s in servers} | {f"{OTHER}__{OTHER}"}
     return named
 
 
@@ -147,18 +152,20 @@ def _standing_for(
     """The universe's names of ``kind`` a class's lines do not name and that decide exactly
     like the stand-in ``stand`` for the class (no line of theirs tells them apart).
 
-    Every such name of a kind other than tools stands with ``(other)``; a tool with
+    Every such name of a kind other than tools (prompts, resources) stands with
+    ``(other)``; a tool (prompt, resource) with
     ``SERVER__(other)`` when the class names that stand-in, else with ``(other)__(other)``.
     """
     if stand != OTHER and not stand.endswith(f"__{OTHER}"):
         return []
     unnamed = universe.name_sets[kind] - local[kind]
-    if kind != "tools":
+    if kind not in SERVER_PARTS:
         return sorted(unnamed) if stand == OTHER else []
+    parts_of = universe.parts_of[kind]
     if stand != f"{OTHER}__{OTHER}":
-        return sorted(unnamed.intersection(universe.tools_of.get(stand[: -len(OTHER) - 2], ())))
-    for server, tools in universe.tools_of.items():
-        if server != OTHER and f"{server}__{OTHER}" in local["tools"]:
+        return sorted(unnamed.intersection(parts_of.get(stand[: -len(OTHER) - 2], ())))
+    for server, tools in parts_of.items():
+        if server != OTHER and f"{server}__{OTHER}" in local[kind]:
             unnamed.difference_update(tools)
     return sorted(unnamed)
 

@@ -6,7 +6,8 @@ For the model in ``model.conf`` a policy line matches a request when
   (Casbin's role manager follows at most ``max_depth`` levels),
 * its act is the request's verb or reachable from it through ``g2`` links,
 * its project is ``*`` or the request's project, and
-* its (kind, name) is one of (kind|*, name|*), or - for a tool - (servers, toolServer(name)|*).
+* its (kind, name) is one of (kind|*, name|*), or - for a tool, prompt or resource -
+  (servers, toolServer(name)|*).
 
 So instead of scanning every line, the index looks up the few keys a request can
 match: for each subject in the caller's ``g`` closure and each act in the verb's
@@ -28,7 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from authz.policy import ALLOW, DENY, Rule
-from authz.vocabulary import ANY, tool_server
+from authz.vocabulary import ANY, SERVER_PARTS, tool_server
 
 _Key = tuple[str, str, str]  # (proj, kind, name)
 _Entry = tuple[int, Rule]  # (position in policy order, rule)
@@ -239,7 +240,7 @@ class PolicyIndex:
             keys.append((ANY, name))
             if name != ANY:
                 keys.append((ANY, ANY))
-        if kind == "tools":
+        if kind in SERVER_PARTS:
             server = tool_server(name)
             keys.append(("servers", server))
             if server != ANY:

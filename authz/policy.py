@@ -19,7 +19,7 @@ RULE_ARITY: Final = {"p": 6, "g": 2, "g2": 2}
 
 #: Characters a rule value may contain. Commas split rows and brackets confuse Casbin's
 #: CSV reader; quotes and spaces have no meaning here. Anything else is refused.
-_VALUE = re.compile(r"[A-Za-z0-9._@+:*-]+")
+_VALUE = re.compile(r"[A-Za-z0-9._@+:*/?=&%#~-]+")
 
 ALLOW: Final = "allow"
 DENY: Final = "deny"
@@ -74,7 +74,8 @@ def check_rule(ptype: str, values: Iterable[str], source: str = "") -> Rule:
     for v in vals:
         if not _VALUE.fullmatch(v):
             raise PolicyError(
-                f"value `{v}` is not allowed: use letters, digits and . _ @ + : * -",
+                f"value `{v}` is not allowed: use letters, digits and . _ @ + : * - "
+                "(and / ? = & % # ~ in a resource's URI)",
                 source=source or None,
             )
     if ptype == "p" and vals[5] not in (ALLOW, DENY):
@@ -84,7 +85,7 @@ def check_rule(ptype: str, values: Iterable[str], source: str = "") -> Rule:
     return Rule(ptype, vals, source)
 
 
-_V = r"\s*,\s*([A-Za-z0-9._@+:*-]+)"
+_V = r"\s*,\s*([A-Za-z0-9._@+:*/?=&%#~-]+)"
 #: A well-formed line of each type in one match (the common case of a big file); any
 #: other line goes through :func:`check_rule`, which names what is wrong with it.
 _WELL_FORMED = {

@@ -35,7 +35,8 @@ _INDEXED_SECTIONS = {
     ("m", "m"): (
         'g(r_sub, p_sub) && g2(r_act, p_act) && (p_proj == "*" || p_proj == r_proj)'
         ' && (((p_kind == "*" || p_kind == r_kind) && (p_name == "*" || p_name == r_name))'
-        ' || (r_kind == "tools" && p_kind == "servers"'
+        ' || ((r_kind == "tools" || r_kind == "prompts" || r_kind == "resources")'
+        ' && p_kind == "servers"'
         ' && (p_name == "*" || p_name == toolServer(r_name))))'
     ),
 }

@@ -8,7 +8,8 @@ from typing import Final, Literal
 
 from authz.errors import InvalidName
 
-#: Resource kinds (SPEC §4). A tool's name is ``<server>__<tool>``.
+#: Resource kinds (SPEC §4). A tool's name is ``<server>__<tool>``, a prompt's
+#: ``<server>__<prompt>``, a resource's ``<server>__<uri>`` (the URI as the server lists it).
 KINDS: Final = (
     "users",
     "groups",
@@ -21,7 +22,13 @@ KINDS: Final = (
     "instances",
     "auditevents",
     "tools",
+    "prompts",
+    "resources",
 )
+
+#: The kinds whose objects are parts of an MCP server, named ``<server>__<part>``: a policy
+#: line on ``servers/NAME`` covers every one of them of that server (the model's matcher).
+SERVER_PARTS: Final = ("tools", "prompts", "resources")
 
 #: Verbs the product asks about besides operations (operations are declared in policy):
 #: CRUD and run, and the capability verbs - ``exec`` (what a stdio server runs), ``use``
@@ -54,11 +61,19 @@ _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 # (`<server>__<tool>`, tool part [A-Za-z0-9_.-]).
 _OBJECT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+:-]{0,254}$")
 _TOOL_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?__[A-Za-z0-9_.-]{1,128}$")
+_SERVER = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?__"
+# A prompt or a resource URI in a binding or policy line: what a policy value may hold
+# (authz.policy: no white space, comma, quote or bracket; URIs with others are granted by
+# their server, or by a prompt or resource line on `*`)...
+_PART_NAME = re.compile(rf"^{_SERVER}[A-Za-z0-9._@+:*/?=&%#~-]{{1,2048}}$")
+# ... and in a request, what a server may call it (no control character)
+_PART_ASKED = re.compile(rf"^{_SERVER}[^\x00-\x1f\x7f]{{1,8192}}$")
 _VERB = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 
 
 def tool_server(name: str) -> str:
-    """The server part of a tool name: ``tool_server("github__create_issue") == "github"``.
+    """The server part of a tool's (prompt's, resource's) name:
+    ``tool_server("github__create_issue") == "github"``.
 
     Server names are DNS labels, which cannot contain ``_``, so the first ``__`` is the
     boundary. Returns ``""`` for a name that is not a tool name. This is the model's
@@ -87,8 +102,18 @@ def check_verb(value: str) -> str:
     return value
 
 
-def check_object_name(value: str, kind: str | None = None) -> str:
-    """Validate an object name as used in a request or a binding."""
+def check_object_name(value: str, kind: str | None = None, *, asked: bool = False) -> str:
+    """Validate an object name as used in a binding or policy line (or, ``asked``, in a
+    request: a prompt or resource may then be called anything but control characters)."""
+    if kind in ("prompts", "resources"):
+        what = "prompt" if kind == "prompts" else "resource"
+        if not (_PART_ASKED if asked else _PART_NAME).match(value):
+            raise InvalidName(
+                f"{what} name `{value}` is not valid: expected `<server>__<{what}>`"
+                + ("" if asked else " of letters, digits and . _ @ + : * / ? = & % # ~ -")
+                + ("; a resource is named by its URI" if what == "resource" else "")
+            )
+        return value
     if kind == "tools":
         if not _TOOL_NAME.match(value):
             raise InvalidName(

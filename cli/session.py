@@ -154,7 +154,11 @@ def can_i(
         fail("give VERB and KIND[/NAME], or --list", INVALID)
     kind, _, name = resource.partition("/")
     try:
-        plural = collection(kind) if kind not in ("tools", "instances", "*") else kind
+        plural = (
+            collection(kind)
+            if kind not in ("tools", "prompts", "resources", "instances", "*")
+            else kind
+        )
     except ValueError as exc:
         fail(str(exc), INVALID)
     with state.client() as c:
@@ -180,7 +184,11 @@ def who_can(
     state: State = ctx.obj
     kind, _, name = resource.partition("/")
     try:
-        plural = collection(kind) if kind not in ("tools", "instances", "*") else kind
+        plural = (
+            collection(kind)
+            if kind not in ("tools", "prompts", "resources", "instances", "*")
+            else kind
+        )
     except ValueError as exc:
         fail(str(exc), INVALID)
     with state.client() as c:

@@ -60,6 +60,7 @@ class CallRecord:
     error: str | None = None
     reason: str | None = None  # the deciding policy line
     policy_revision: str | None = None
+    kind: str | None = None  # a prompt's or resource's refusal ("prompts", "resources")
     id: str = field(default_factory=lambda: str(uuid.uuid4()))  # made at the decision
     time: str = field(default_factory=_now)
 

@@ -35,6 +35,7 @@ from authz.vocabulary import (
     ANY,
     KINDS,
     NO_PROJECT,
+    SERVER_PARTS,
     Subject,
     check_dns_label,
     check_object_name,
@@ -369,7 +370,7 @@ class _TableReader:
         try:
             check_verb(action)
             if obj not in ("", ANY):
-                check_object_name(obj, "tools" if kind == "tools" else None)
+                check_object_name(obj, kind if kind in SERVER_PARTS else None, asked=True)
             if project not in (NO_PROJECT, ANY):
                 check_dns_label(project, "project")
         except InvalidName as exc:

@@ -19,6 +19,7 @@ from authz.vocabulary import (
     KINDS,
     OPERATION_PREFIX,
     ROLE_PREFIX,
+    SERVER_PARTS,
     Subject,
     check_dns_label,
     check_object_name,
@@ -120,7 +121,7 @@ class LineCheck:
             )
         if name != ANY:
             try:
-                check_object_name(name, "tools" if kind == "tools" else None)
+                check_object_name(name, kind if kind in SERVER_PARTS else None)
             except InvalidName as exc:
                 yield error(src, "bad-name", str(exc))
         yield from self._check_act(rule)

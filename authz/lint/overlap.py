@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from authz.lint.graph import MAX_HIERARCHY_LEVEL
 from authz.lint.issues import LintIssue, warning
 from authz.policy import DENY, Rule
-from authz.vocabulary import ANY, tool_server
+from authz.vocabulary import ANY, SERVER_PARTS, tool_server
 
 __all__ = ["OverlapCheck"]
 
@@ -121,7 +121,7 @@ class OverlapCheck:
         those lines match every request ``inner`` matches (see :func:`_scope_covers`)."""
         _, proj, kind, name, act, _ = inner.values
         objects = {(k, n) for k in (kind, ANY) for n in (name, ANY)}
-        if kind == "tools":
+        if kind in SERVER_PARTS:
             objects.add(("servers", ANY))
             if name != ANY:
                 objects.add(("servers", tool_server(name)))
@@ -225,9 +225,10 @@ def _scope_covers(outer: Rule, inner: Rule) -> bool:
         return False
     if okind in (ANY, ikind) and oname in (ANY, iname):
         return True
-    # A line on servers/NAME (or servers/*) also matches every tool of that server.
+    # A line on servers/NAME (or servers/*) also matches every tool (prompt, resource) of
+    # that server.
     return (
-        ikind == "tools"
+        ikind in SERVER_PARTS
         and okind == "servers"
         and (oname == ANY or (iname != ANY and oname == tool_server(iname)))
     )

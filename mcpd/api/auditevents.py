@@ -128,9 +128,9 @@ def _record_calls(db: DbDep, p: Principal, events: list[ReportedCall]) -> dict[s
         rows.append(
             audit.row(
                 caller,
-                action="call",
-                kind="tools",
-                name=f"{e.server}__{e.tool}",
+                action="call" if e.kind == "tools" else "run",
+                kind=e.kind,
+                name=f"{e.server}__{e.tool}"[:255],
                 project=e.project,
                 outcome=e.outcome,
                 request_id=e.request_id,

@@ -3,9 +3,11 @@
 ``/api/v1/servers/{name}/mcp`` is a Streamable HTTP MCP endpoint for one server, its tool
 names unchanged. The route table's guard has already authenticated the caller and checked
 ``run`` on the server (in the caller's project: ``?project=P``, or an McpToken's own);
-the MCP handlers below then check each tool (``run`` on ``tools/<server>__<tool>``, so a
-tool-level deny hides and blocks that tool) and forward to the supervised upstream
-session. The caller's bearer never goes further than here.
+the MCP handlers below then check each tool, prompt and resource (``run`` on
+``tools/<server>__<tool>``, ``prompts/<server>__<prompt>``, ``resources/<server>__<uri>``:
+a deny on one hides it from listings and answers it like one that does not exist, the deny
+audited) and forward to the supervised upstream session. The caller's bearer never goes
+further than here.
 """
 
 from __future__ import annotations
@@ -77,6 +79,47 @@ def _caller(ctx: ServerRequestContext[Any]) -> tuple[Runtime, str, Principal, st
 
 def _unavailable(exc: UpstreamError) -> MCPError:
     return MCPError(types.INTERNAL_ERROR, str(exc))
+
+
+def _may_run(ctx: ServerRequestContext[Any], kind: str, part: str) -> Decision:
+    """``run`` on the server's prompt or resource ``part`` (kind ``prompts``/``resources``)."""
+    rt, name, principal, project = _caller(ctx)
+    return rt.authorizer.decide(principal.subject, project, kind, f"{name}__{part}", "run")
+
+
+async def _hidden(ctx: ServerRequestContext[Any], kind: str, part: str, method: str) -> MCPError:
+    """Audit the caller's ``method`` on a prompt or resource it may not run, and the answer
+    it gets: the one for a prompt that does not exist (see ``known_prompt``), and for a
+    resource the one the MCP SDK's server gives (-32602, SEP-2164)."""
+    rt, name, principal, project = _caller(ctx)
+    assert isinstance(ctx.request, Request)
+    decision = _may_run(ctx, kind, part)
+    detail = {"server": name, "method": method, "reason": decision.reason}
+    row = audit.row(
+        principal,
+        action="run",
+        kind=kind,
+        name=f"{name}__{part}"[:255],
+        project=project,
+        outcome="deny",
+        request_id=request_id(ctx.request),
+        detail=detail,
+        revision=rt.authorizer.revision,
+    )
+    try:
+        await rt.call_log.submit(row)
+    except Exception as exc:  # (refused either way)
+        log.error("a denied %s's audit record could not be written: %s", method, exc)
+    if kind == "prompts":
+        return MCPError(types.INVALID_PARAMS, f"Unknown prompt: {part}")
+    return MCPError(types.INVALID_PARAMS, f"Unknown resource: {part}", data={"uri": part})
+
+
+def _prompts_page(
+    cursor: str | None,
+) -> Callable[[ClientSession], Awaitable[types.ListPromptsResult]]:
+    page = types.PaginatedRequestParams(cursor=cursor) if cursor else None
+    return lambda s: s.list_prompts(params=page)
 
 
 def build_mcp_server(watchers: Watchers) -> McpServer[Any]:
@@ -151,7 +194,9 @@ def build_mcp_server(watchers: Watchers) -> McpServer[Any]:
     async def list_resources(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListResourcesResult:
-        return await forward(ctx, "resources/list", lambda s: s.list_resources(params=params))
+        listed = await forward(ctx, "resources/list", lambda s: s.list_resources(params=params))
+        shown = [r for r in listed.resources if _may_run(ctx, "resources", str(r.uri)).allowed]
+        return listed.model_copy(update={"resources": shown})
 
     async def list_resource_templates(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
@@ -163,16 +208,38 @@ def build_mcp_server(watchers: Watchers) -> McpServer[Any]:
     async def read_resource(
         ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams
     ) -> types.ReadResourceResult:
-        return await forward(ctx, "resources/read", lambda s: s.read_resource(str(params.uri)))
+        uri = str(params.uri)
+        if not _may_run(ctx, "resources", uri).allowed:
+            raise await _hidden(ctx, "resources", uri, "resources/read")
+        return await forward(ctx, "resources/read", lambda s: s.read_resource(uri))
 
     async def list_prompts(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListPromptsResult:
-        return await forward(ctx, "prompts/list", lambda s: s.list_prompts(params=params))
+        listed = await forward(ctx, "prompts/list", lambda s: s.list_prompts(params=params))
+        shown = [p for p in listed.prompts if _may_run(ctx, "prompts", p.name).allowed]
+        return listed.model_copy(update={"prompts": shown})
+
+    async def known_prompt(ctx: ServerRequestContext[Any], prompt: str, method: str) -> None:
+        """A prompt the caller may run, or the error of an unknown one. Unknown ones are
+        answered here too (the upstream's listing says), so that a denied prompt and an
+        absent one get the same answer whatever the upstream's own for absent ones."""
+        if not _may_run(ctx, "prompts", prompt).allowed:
+            raise await _hidden(ctx, "prompts", prompt, method)
+        cursor: str | None = None
+        for _ in range(100):
+            listed = await forward(ctx, "prompts/list", _prompts_page(cursor))
+            if any(p.name == prompt for p in listed.prompts):
+                return
+            cursor = listed.next_cursor
+            if not cursor:
+                break
+        raise MCPError(types.INVALID_PARAMS, f"Unknown prompt: {prompt}")
 
     async def get_prompt(
         ctx: ServerRequestContext[Any], params: types.GetPromptRequestParams
     ) -> types.GetPromptResult:
+        await known_prompt(ctx, params.name, "prompts/get")
         return await forward(
             ctx, "prompts/get", lambda s: s.get_prompt(params.name, params.arguments)
         )
@@ -180,6 +247,9 @@ def build_mcp_server(watchers: Watchers) -> McpServer[Any]:
     async def complete(
         ctx: ServerRequestContext[Any], params: types.CompleteRequestParams
     ) -> types.CompleteResult:
+        ref = params.ref
+        if isinstance(ref, types.PromptReference):
+            await known_prompt(ctx, ref.name, "completion/complete")
         request = types.CompleteRequest(params=params)
         return await forward(
             ctx, "completion/complete", lambda s: s.send_request(request, types.CompleteResult)
@@ -199,6 +269,8 @@ def build_mcp_server(watchers: Watchers) -> McpServer[Any]:
         ctx: ServerRequestContext[Any], params: types.SubscribeRequestParams
     ) -> types.EmptyResult:
         _, name, _, _ = _caller(ctx)
+        if not _may_run(ctx, "resources", str(params.uri)).allowed:
+            raise await _hidden(ctx, "resources", str(params.uri), "resources/subscribe")
         watchers.subscribe(name, str(params.uri), ctx, True)
         request = types.SubscribeRequest(params=params)
         return await forward(

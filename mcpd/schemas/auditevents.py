@@ -34,7 +34,8 @@ class AuditPage(CamelModel):
 
 class ReportedCall(CamelModel):
     """One tool call a proxy (mcplocal) decided for a caller: run (allow, error) or refused
-    (deny). ``id`` is the record's own, made at the decision: sent again, it is recorded once."""
+    (deny); or a prompt or resource it refused (``kind``; ``tool`` is then its name or URI).
+    ``id`` is the record's own, made at the decision: sent again, it is recorded once."""
 
     id: str | None = Field(
         default=None, pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
@@ -44,6 +45,9 @@ class ReportedCall(CamelModel):
     token_sha: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     server: str = Field(min_length=1, max_length=255)
     tool: str = Field(min_length=1, max_length=255)
+    kind: Literal["tools", "prompts", "resources"] = Field(
+        default="tools", description="what `tool` is: a tool, or a prompt or resource refused"
+    )
     project: str = Field(default="", max_length=63)
     outcome: Literal["allow", "deny", "error"]
     duration_ms: float = Field(ge=0, le=86_400_000)

@@ -80,10 +80,19 @@ class Resources(Aggregate):
                 return server
         return None
 
-    async def read_resource(self, caller: Caller, uri: str) -> types.ReadResourceResult:
+    async def resource_owner(self, caller: Caller, uri: str, method: str) -> str:
+        """The server of a URI the caller may run; else the error of an unknown resource
+        (a refusal audited)."""
         server = await self.owner_of(caller, uri)
+        if server is not None and not self.may_use(caller, "resources", server, uri):
+            await self.refused(caller, "resources", server, uri, method)
+            server = None
         if server is None:
-            raise MCPError(types.INVALID_PARAMS, f"Unknown resource: {uri}")
+            raise MCPError(types.INVALID_PARAMS, f"Unknown resource: {uri}", data={"uri": uri})
+        return server
+
+    async def read_resource(self, caller: Caller, uri: str) -> types.ReadResourceResult:
+        server = await self.resource_owner(caller, uri, "resources/read")
         return await self._forward(caller, server, "resources/read", lambda s: s.read_resource(uri))
 
     async def complete(
@@ -91,10 +100,7 @@ class Resources(Aggregate):
     ) -> types.CompleteResult:
         ref = params.ref
         if isinstance(ref, types.PromptReference):
-            _, names = await self.list_prompts(caller)
-            target = names.resolve(ref.name)
-            if target is None:
-                raise MCPError(types.INVALID_PARAMS, f"Unknown prompt: {ref.name}")
+            target = await self.prompt_target(caller, ref.name, "completion/complete")
             server = target[0]
             upstream_ref: Any = ref.model_copy(update={"name": target[1]})
         else:
@@ -114,9 +120,9 @@ class Resources(Aggregate):
     async def subscribe(
         self, caller: Caller, uri: str, ctx: ServerRequestContext[Any], on: bool
     ) -> types.EmptyResult:
-        server = await self.owner_of(caller, uri)
-        if server is None:
-            raise MCPError(types.INVALID_PARAMS, f"Unknown resource: {uri}")
+        server = await self.resource_owner(
+            caller, uri, "resources/subscribe" if on else "resources/unsubscribe"
+        )
         key = f"{caller.project}/{server}"
         self.watchers.subscribe(key, uri, ctx, on)
         if not on and self.watchers.subscribed(key, uri):

@@ -26,6 +26,14 @@ def authz() -> Authorizer:
             "role:run,resource:tools,name:github__create_issue",
             RoleBinding("role:run", "tools", "github__create_issue"),
         ),
+        (
+            "role:run,resource:prompts,name:github__triage",
+            RoleBinding("role:run", "prompts", "github__triage"),
+        ),
+        (
+            "role:run,resource:resources,name:fs__file:///notes/a.txt?rev=2&x=%20#top",
+            RoleBinding("role:run", "resources", "fs__file:///notes/a.txt?rev=2&x=%20#top"),
+        ),
         ("action:logs", RoleBinding("action:logs", "*", "*", "*")),
         ("action:audit,project:ops", RoleBinding("action:audit", "*", "*", "ops")),
     ],
@@ -58,6 +66,9 @@ def test_parse_valid(authz: Authorizer, text: str, expected: RoleBinding) -> Non
         ("role:edit,resource:servers,name:a b", "name `a b` is not valid"),
         ("role:edit,resource:*,name:foo", "a name needs a kind"),
         ("role:run,resource:tools,name:nounderscore", "tool name `nounderscore` is not valid"),
+        ("role:run,resource:prompts,name:plan", "prompt name `plan` is not valid"),
+        ("role:run,resource:resources,name:fs__a b", "resource name `fs__a b` is not valid"),
+        ("role:run,resource:resources,name:fs__x(1)", "a resource is named by its URI"),
         ("role:edit;resource:servers", "unknown role `edit;resource:servers`"),
         ("role:edit,resource:servers,nokey", "`nokey` in binding"),
     ],
@@ -92,3 +103,19 @@ def test_a_role_added_in_policy_is_bindable_without_code(tmp_path: object) -> No
     assert a.decide("User:sec", "", "auditevents", "", "audit").allowed
     assert a.decide("User:sec", "", "auditevents", "x", "get").allowed
     assert not a.decide("User:sec", "", "auditevents", "x", "delete").allowed
+
+
+@pytest.mark.parametrize("use_index", [True, False])
+def test_a_resource_binding_is_a_policy_line_both_engines_decide_on(use_index: bool) -> None:
+    """A URI's characters survive the binding, the stored ``p`` line and each engine (the
+    index, and the plain Casbin enforcer)."""
+    uri = "fs__file:///notes/a.txt?rev=2&x=%20#top"
+    binding = Authorizer().parse_binding(f"role:run,resource:resources,name:{uri}")
+    b = binding
+    line = Rule("p", ("User:u", b.project, b.kind, b.name, b.grant, "allow"))
+    a = Authorizer(stored=[line], use_index=use_index)
+    assert a.indexed is use_index
+    assert a.decide("User:u", "p", "resources", uri, "run").allowed
+    assert not a.decide("User:u", "p", "resources", "fs__file:///notes/b.txt", "run").allowed
+    assert not a.decide("User:u", "p", "prompts", uri, "run").allowed
+    assert not a.decide("User:u", "p", "tools", "fs__read", "run").allowed

@@ -63,6 +63,9 @@ TOOLS = (
     "fs__read__deep",  # the first "__" is the boundary: server fs
     "web__get",  # a server no line names
 )
+PROMPTS = ("github__triage", "fs__summarize__deep", "web__ask")
+RESOURCES = ("fs__file:///notes.txt", "github__repo://a/b?x=1", "fs__file:///a__b", "web__x:y")
+PARTS = {"tools": TOOLS, "prompts": PROMPTS, "resources": RESOURCES}  # SERVER_PARTS' names
 NAMES = ("a", "b", "web", "github", "fs", "User:u0")
 VERBS = ("get", "list", "create", "update", "delete", "run")
 OP_VERBS = ("logs", "audit", "backup", "restore", "impersonate")
@@ -167,15 +170,15 @@ def random_object(rng: random.Random) -> tuple[str, str]:
     elif r < 0.45:
         kind = "servers"
     elif r < 0.55:
-        kind = "tools"
+        kind = rng.choice(("tools", "tools", "prompts", "resources"))
     else:
         kind = rng.choice(KINDS)
     if rng.random() < 0.4:
         return kind, "*"
     if kind == "servers":
         return kind, rng.choice((*SERVERS, "web"))
-    if kind == "tools":
-        return kind, rng.choice(TOOLS)
+    if kind in PARTS:
+        return kind, rng.choice(PARTS[kind])
     return kind, rng.choice(NAMES + SERVERS)
 
 
@@ -280,12 +283,12 @@ def random_request(rng: random.Random, v: Vocab, graphs: Graphs) -> Request:
         if proj == "*" or rng.random() < 0.1:
             proj = rng.choice((*PROJECTS, "", "*"))
         if kind == "servers" and rng.random() < 0.4:
-            kind = "tools"
-            name = rng.choice(TOOLS) if name == "*" else f"{name}__tool{rng.randrange(2)}"
+            kind = rng.choice(("tools", "tools", "prompts", "resources"))
+            name = rng.choice(PARTS[kind]) if name == "*" else f"{name}__part{rng.randrange(2)}"
         elif kind == "*" or rng.random() < 0.1:
             kind = rng.choice((*KINDS, "*"))
         if (name == "*" and rng.random() < 0.8) or rng.random() < 0.1:
-            name = rng.choice(TOOLS if kind == "tools" else NAMES + SERVERS + ("", "*"))
+            name = rng.choice(PARTS[kind] if kind in PARTS else NAMES + SERVERS + ("", "*"))
         return sub, proj, kind, name, act
     r = rng.random()
     if r < 0.8:
@@ -295,9 +298,9 @@ def random_request(rng: random.Random, v: Vocab, graphs: Graphs) -> Request:
     else:
         sub = rng.choice(("User:nobody", "Group:nobody", "User:ghost", TOKENS_GROUP))
     proj = rng.choice((*PROJECTS, "", "*", UNKNOWN_PROJECT))
-    kind = rng.choice((*KINDS, "*", "tools", "tools", "servers"))
-    if kind == "tools":
-        name = rng.choice((*TOOLS, "*", "", "nope", "__x", "*__x"))
+    kind = rng.choice((*KINDS, "*", "tools", "tools", "prompts", "resources", "servers"))
+    if kind in PARTS:
+        name = rng.choice((*PARTS[kind], "*", "", "nope", "__x", "*__x"))
     else:
         name = rng.choice(NAMES + SERVERS + ("", "*"))
     act = rng.choice([*v.acts, "frobnicate"])
@@ -474,16 +477,24 @@ def test_role_chain_at_the_hierarchy_limit(depth: int) -> None:
     _agree(rules, [("User:u", "p", "servers", "x", "get"), ("User:u", "p", "x", "y", roles[0])])
 
 
-def test_tools_against_server_bindings() -> None:
+@pytest.mark.parametrize("kind", ["tools", "prompts", "resources"])
+def test_server_parts_against_server_bindings(kind: str) -> None:
+    """A line on servers/NAME covers every tool, prompt and resource of that server."""
     rules = [
         g2("run", "role:run"),
         p("User:u", "*", "servers", "github", "role:run", "allow"),
         p("User:u", "p", "servers", "*", "role:run", "allow"),
-        p("User:u", "*", "tools", "fs__read", "role:run", "allow"),
+        p("User:u", "*", kind, "fs__read", "role:run", "allow"),
         p("User:u", "*", "servers", "fs", "run", "deny"),
+        p("User:u", "*", kind, "github__file:///secret", "run", "deny"),
     ]
     names = ["github__x", "github__a__b", "fs__read", "fs__write", "x__y", "*", "", "__x", "*__x"]
-    _agree(rules, [("User:u", proj, "tools", n, "run") for n in names for proj in ("", "p", "*")])
+    names += ["github__file:///secret", "github__file:///open", "fs__file:///x"]
+    asked = [("User:u", proj, kind, n, "run") for n in names for proj in ("", "p", "*")]
+    _agree(rules, asked)
+    idx = PolicyIndex(rules)
+    assert idx.match("User:u", "", kind, "github__file:///open", "run").allow is not None
+    assert idx.match("User:u", "", kind, "github__file:///secret", "run").deny is not None
 
 
 def test_incremental_changes_with_warm_caches() -> None:

@@ -246,11 +246,12 @@ def test_diff_fail_on_new_access_exits_3(tmp_path: Path) -> None:
     body = json.loads(
         runner.invoke(app, ["policy", "diff", str(old), str(new), "-o", "json"]).output
     )
-    assert body["gained"] == 4 and body["lost"] == 0  # the server, and its tools
+    # the server, and its tools, prompts and resources
+    assert body["gained"] == 8 and body["lost"] == 0
+    objects = [("servers", "github")]
+    objects += [(kind, "github__(other)") for kind in ("tools", "prompts", "resources")]
     assert {(c["kind"], c["name"], c["verb"]) for c in body["changes"]} == {
-        (kind, name, verb)
-        for kind, name in (("servers", "github"), ("tools", "github__(other)"))
-        for verb in ("get", "list")
+        (kind, name, verb) for kind, name in objects for verb in ("get", "list")
     }
     assert body["changes"][0]["new"]["line"]["source"] == "new/extra.csv:1"
 

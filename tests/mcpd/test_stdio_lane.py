@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -215,8 +216,8 @@ def test_the_childs_requests_reach_the_caller_whose_call_made_them(mcpd: Mcpd) -
     assert relayed(m) - before == 3
 
     async def two_at_once() -> tuple[str, str]:
-        """bob's call is in flight when alice's asks: whose it is cannot be told on stdio,
-        so neither is asked."""
+        """bob's call is in flight when alice's asks: ``sample`` is known to ask (alice's
+        call above), so hers waits for bob's to end and then runs alone."""
         got: dict[str, str] = {}
 
         async def bob() -> None:
@@ -230,8 +231,84 @@ def test_the_childs_requests_reach_the_caller_whose_call_made_them(mcpd: Mcpd) -
 
     alice, bob = run(two_at_once)
     assert bob == "slept 1.0s"
-    assert alice.startswith("no sampling") and "cannot tell" in alice
-    assert asked == ["alice"]  # bob was never asked alice's question
+    assert alice == "sampled: alice"
+    assert asked == ["alice", "alice"]  # bob was never asked alice's question
+
+
+@dataclass
+class Asker:
+    """A caller with its own sampling and elicitation handlers, which say who answered and
+    remember what they were asked; slow (0.3 s), so that two callers' calls would overlap."""
+
+    who: str
+    sampled: list[str] = field(default_factory=list)
+    elicited: list[str] = field(default_factory=list)
+
+    async def sample(self, context: Any, params: types.CreateMessageRequestParams) -> Any:
+        asked = params.messages[0].content
+        self.sampled.append(asked.text if isinstance(asked, types.TextContent) else "?")
+        await anyio.sleep(0.3)
+        content = types.TextContent(type="text", text=self.who)
+        return types.CreateMessageResult(role="assistant", content=content, model="test")
+
+    async def elicit(self, context: Any, params: types.ElicitRequestParams) -> Any:
+        self.elicited.append(params.message)
+        await anyio.sleep(0.3)
+        return types.ElicitResult(action="accept", content={"name": self.who})
+
+    async def call(self, url: str, bearer: str, tool: str, args: dict[str, Any]) -> str:
+        async with (
+            httpx_client(bearer) as http,
+            streamable_http_client(url, http_client=http) as (read, write),
+            ClientSession(
+                read, write, sampling_callback=self.sample, elicitation_callback=self.elicit
+            ) as s,
+        ):
+            await s.initialize()
+            return text(await s.call_tool(tool, args))
+
+
+def test_two_callers_at_once_each_asked_only_its_own(mcpd: Mcpd) -> None:
+    """The child's requests carry nothing that says whose they are (upstream/relay/pipe.py):
+    the first one asked while two calls are in flight is refused, to nobody; from then on
+    the tools that ask run alone, and two callers at once are each asked only their own."""
+    m = mcpd
+    local(m)
+    url = mcp_url(m, "local")
+    alice, bob = Asker("alice"), Asker("bob")
+
+    async def both(a: tuple[str, dict[str, Any]], b: tuple[str, dict[str, Any]]) -> list[str]:
+        got: dict[str, str] = {}
+
+        async def one(asker: Asker, tool: str, args: dict[str, Any], delay: float) -> None:
+            await anyio.sleep(delay)
+            got[asker.who] = await asker.call(url, m.admin, tool, args)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(one, bob, *b, 0.0)
+            tg.start_soon(one, alice, *a, 0.3)  # (bob's call is surely in flight first)
+        return [got["alice"], got["bob"]]
+
+    # nothing known yet: alice's sampling request cannot be told from bob's sleep
+    first = run(lambda: both(("sample", {"prompt": "alice"}), ("sleep", {"seconds": 1.0})))
+    assert first[0].startswith("no sampling") and "cannot tell which of 2" in first[0]
+    assert first[1] == "slept 1.0s"
+    assert alice.sampled == [] and bob.sampled == []
+
+    # now known: each is asked its own, once, and answered by its own handler
+    for _ in range(2):
+        got = run(lambda: both(("sample", {"prompt": "alice"}), ("sample", {"prompt": "bob"})))
+        assert got == ["sampled: alice", "sampled: bob"]
+    assert alice.sampled == ["alice", "alice"] and bob.sampled == ["bob", "bob"]
+
+    # elicitation: learnt on a call alone, then beside a sampling caller
+    assert run(lambda: alice.call(url, m.admin, "elicit", {"question": "alice?"})) == (
+        "elicited: accept alice"
+    )
+    got = run(lambda: both(("elicit", {"question": "alice?"}), ("sample", {"prompt": "bob"})))
+    assert got == ["elicited: accept alice", "sampled: bob"]
+    assert alice.elicited == ["alice?", "alice?"] and bob.elicited == []
+    assert alice.sampled == ["alice", "alice"] and bob.sampled == ["bob"] * 3
 
 
 def test_a_child_crashing_mid_call(mcpd: Mcpd) -> None:

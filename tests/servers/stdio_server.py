@@ -3,7 +3,9 @@
 - ``demo``: tools ``add``, ``echo``, ``sleep`` (``cancelled`` says how many sleeps were
   cancelled), ``progress`` (reports 3 steps), ``env`` (its environment's names), ``crash``
   (exits at once, mid-call), ``shout`` (N lines to stderr), ``sample`` (asks its client
-  for a sampling/createMessage and says what it answered);
+  for a sampling/createMessage and says what it answered), ``elicit`` (asks its client for
+  a name with elicitation/create, says what it answered); prompts ``greet`` and ``plan``,
+  resources ``demo://notes`` and ``demo://secret`` and a template ``demo://items/{id}``;
 - ``flood``: ``demo``, and a thread writing stderr as fast as it can;
 - ``hang``: reads stdin and never answers, not even ``initialize``;
 - ``exit``: prints a complaint to stderr and exits with status 3;
@@ -26,8 +28,13 @@ import time
 import anyio
 import mcp_types as types
 from mcp.server.mcpserver import Context, MCPServer
+from pydantic import BaseModel
 
 CANCELLED: list[float] = []
+
+
+class Name(BaseModel):
+    name: str
 
 
 def demo_server() -> MCPServer:
@@ -65,6 +72,34 @@ def demo_server() -> MCPServer:
             return f"no sampling: {exc}"
         content = result.content
         return f"sampled: {content.text if isinstance(content, types.TextContent) else '?'}"
+
+    @server.tool(description="Ask the client for a name (elicitation/create), say its answer")
+    async def elicit(question: str, ctx: Context) -> str:
+        try:
+            result = await ctx.elicit(question, schema=Name)
+        except Exception as exc:
+            return f"no elicitation: {exc}"
+        return f"elicited: {result.action} {result.data.name if result.data else '-'}"
+
+    @server.prompt(description="Greet someone")
+    def greet(name: str) -> str:
+        return f"Say hello to {name}"
+
+    @server.prompt(description="A plan")
+    def plan() -> str:
+        return "the plan"
+
+    @server.resource("demo://notes", description="Notes")
+    def notes() -> str:
+        return "some notes"
+
+    @server.resource("demo://secret", description="A secret")
+    def secret() -> str:
+        return "the secret"
+
+    @server.resource("demo://items/{id}", description="An item")
+    def item(id: str) -> str:
+        return f"item {id}"
 
     @server.tool(description="Report progress three times")
     async def progress(ctx: Context) -> str:

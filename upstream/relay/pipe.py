@@ -12,10 +12,21 @@ the child's requests to a caller and its withdrawals of them - goes to its call
 session's, as before.
 
 The child's own requests (``sampling/createMessage``, ``elicitation/create``,
-``roots/list``) say nothing on stdio about which request they belong to. One is given to a
-caller only when that is certain: exactly one request is in flight on the child, and it is
-that caller's relayed call. Otherwise it is refused (-32601, saying why): one caller's
-upstream requests never reach another caller.
+``roots/list``) say nothing on stdio about which request they belong to: the MCP SDKs tie
+them to their request only by the HTTP stream they ride (``related_request_id``), and on
+stdio there is one stream (neither the Python SDK v2 nor the TypeScript one, in
+server-everything, puts an id or a progress token in them). So one is given to a caller
+only when that is certain: exactly one request is in flight on the child, and it is that
+caller's relayed call. Otherwise it is refused (-32601, saying why): one caller's upstream
+requests never reach another caller.
+
+To keep that from refusing such requests whenever two callers use the child at once, the
+pipe learns which tools ask (:attr:`StdioPipe.asking`: a tool whose call was alone when the
+child asked, and every tool in flight when an ask could not be told apart) and runs a call
+of such a tool **alone**: it waits until no other relayed call is in flight, and no call
+starts until it ends (first come, first served, so neither kind starves). Calls of other
+tools stay concurrent. The SDK session's own requests (probes, lists, the SDK path) are not
+held back: an ask while one of them is in flight stays ambiguous and is refused.
 """
 
 from __future__ import annotations
@@ -38,21 +49,26 @@ _NO_TOKEN = object()
 class StdioPipe:
     """The relayed calls in flight on one stdio child, and its stdin to write them to."""
 
-    def __init__(self) -> None:
+    def __init__(self, asking: set[str] | None = None) -> None:
         self._write: Callable[[bytes], Awaitable[None]] | None = None
         self._calls: dict[str, PipeCall] = {}
         self.others = 0  # the SDK session's requests in flight on the child (Instance.request)
         self.closed = False
+        # the tools whose calls may ask the caller (run alone); the instance's, across restarts
+        self.asking: set[str] = asking if asking is not None else set()
+        self._alone: PipeCall | None = None  # the call running alone, if one is
+        self._waiting: list[tuple[PipeCall, asyncio.Future[None]]] = []  # in arrival order
 
     def attach(self, write: Callable[[bytes], Awaitable[None]]) -> None:
         """``write``: sends one line to the child's stdin (RelayError when it cannot)."""
         self._write = write
 
     def close(self, why: str = "the server's process ended") -> None:
-        """No more calls; those in flight fail with ``why``."""
+        """No more calls; those in flight fail with ``why``, those waiting too."""
         self.closed = True
         for call in list(self._calls.values()):
             call.lost(why)
+        self._wake()
 
     def call(
         self, request: dict[str, Any], capabilities: Mapping[str, Any], stateless: bool
@@ -62,13 +78,58 @@ class StdioPipe:
     def in_flight(self) -> int:
         return len(self._calls)
 
+    def _may_start(self, call: PipeCall) -> bool:
+        if self._alone is not None:
+            return False
+        return call.tool not in self.asking or not self._calls
+
+    async def _admit(self, call: PipeCall) -> None:
+        """Wait for ``call``'s turn: at once, unless a call runs alone, calls wait before it,
+        or it is of a tool that asks and others are in flight (:attr:`asking`)."""
+        if self._waiting or not self._may_start(call):
+            turn = asyncio.get_running_loop().create_future()
+            self._waiting.append((call, turn))
+            try:
+                await turn
+            except BaseException:
+                if (call, turn) in self._waiting:
+                    self._waiting.remove((call, turn))
+                self._forget(call)  # (admitted as it gave up: its place goes to the next)
+                self._wake()
+                raise
+        else:
+            self._open(call)
+
+    def _wake(self) -> None:
+        """Admit the waiting calls from the first, while each may start (or fail them all
+        once the child is gone)."""
+        while self._waiting:
+            call, turn = self._waiting[0]
+            if not turn.done() and not self.closed and not self._may_start(call):
+                return
+            self._waiting.pop(0)
+            if turn.done():  # given up meanwhile
+                continue
+            try:
+                self._open(call)
+            except RelayError as exc:
+                turn.set_exception(exc)
+                continue
+            turn.set_result(None)
+
     def _open(self, call: PipeCall) -> None:
         if self.closed or self._write is None:
             raise RelayError("the server's process is not running")
         self._calls[call.upstream_id] = call
+        if call.tool in self.asking:
+            self._alone = call
 
     def _forget(self, call: PipeCall) -> None:
-        self._calls.pop(call.upstream_id, None)
+        if self._calls.pop(call.upstream_id, None) is None:
+            return
+        if self._alone is call:
+            self._alone = None
+        self._wake()
 
     async def send(self, message: dict[str, Any]) -> None:
         if self.closed or self._write is None:
@@ -105,7 +166,11 @@ class StdioPipe:
             return False
         if method in CAPABILITY and "id" in m:
             calls = list(self._calls.values())
+            # learnt either way: from now on these tools' calls run alone
+            self.asking.update(call.tool for call in calls if call.tool)
             if len(calls) == 1 and self.others == 0:
+                if self._alone is None:  # (it may ask again: no other call starts meanwhile)
+                    self._alone = calls[0]
                 calls[0].ask(m)
             else:
                 busy = len(calls) + self.others
@@ -137,6 +202,7 @@ class PipeCall(Relayed[StdioPipe]):
     """A relayed ``tools/call`` to a stdio child (:class:`StdioPipe`)."""
 
     token: Any = _NO_TOKEN  # the caller's progress token, if it asked for progress
+    tool: str = ""  # the tool called (the pipe runs the calls of tools that ask alone)
     _queue: asyncio.Queue[dict[str, Any] | RelayError] = field(default_factory=asyncio.Queue)
 
     def deliver(self, m: dict[str, Any]) -> None:
@@ -163,9 +229,15 @@ class PipeCall(Relayed[StdioPipe]):
         if isinstance(meta, dict) and "progressToken" in meta:
             self.token = meta["progressToken"]
             params["_meta"] = {**meta, "progressToken": self.upstream_id}
+        name = params.get("name")
+        self.tool = name if isinstance(name, str) else ""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        self.upstream._open(self)
+        if self.upstream._waiting or not self.upstream._may_start(self):
+            async with asyncio.timeout_at(deadline):
+                await self.upstream._admit(self)
+        else:
+            self.upstream._open(self)  # (the common case, without a wait)
         try:
             async with asyncio.timeout_at(deadline):
                 await self.upstream.send({**self.request, "id": self.upstream_id, "params": params})

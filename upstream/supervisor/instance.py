@@ -81,6 +81,7 @@ class Instance:
         self.session: ClientSession | None = None
         self.relay: Target | None = None  # while RUNNING: the fast lane (upstream/relay)
         self._pipe: StdioPipe | None = None  # a stdio child's, while it runs
+        self._asking: set[str] = set()  # its tools that ask the caller (StdioPipe.asking)
         self._last_failure = 0.0  # monotonic time of the last failed start or crash
         self._changed = anyio.Event()
         self._down = anyio.Event()  # set to make the owner drop the current session
@@ -166,7 +167,7 @@ class Instance:
         try:
             async with AsyncExitStack() as stack:
                 upstream_session: list[str] = []
-                pipe = StdioPipe() if self.spec.transport == "stdio" else None
+                pipe = StdioPipe(self._asking) if self.spec.transport == "stdio" else None
                 read, write, child = await open_transport(
                     stack, self.spec, self.settings, self.log, upstream_session, pipe
                 )
