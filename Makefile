@@ -49,7 +49,7 @@ services:
 	./scripts/ensure-node-tools.sh
 
 unit: install-dev services
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --cov --cov-report=term:skip-covered
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=25 --cov --cov-report=term:skip-covered
 
 test: lint typecheck policy-lint unit
 

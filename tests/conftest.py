@@ -1,4 +1,5 @@
-"""Shared fixtures: real databases (a SQLite file and a fresh PostgreSQL database)."""
+"""Shared fixtures: real databases (a SQLite file and a fresh PostgreSQL database); the
+order the test files run in."""
 
 from __future__ import annotations
 
@@ -13,6 +14,32 @@ import sqlalchemy as sa
 PG_ADMIN_URL = os.environ.get(
     "MCPCTL_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
+
+
+# The files that take longest, longest first (`make test` prints the slowest tests). `make
+# test` hands whole files to its pytest-xdist workers in collection order, so when these
+# come last one worker runs them alone while the other idles; first, they overlap the rest.
+SLOW_FIRST = (
+    "tests/authz/test_differential.py",
+    "tests/replicas/test_replicas.py",
+    "tests/mcpd/test_fuzz_openapi.py",
+    "tests/conformance/test_passthrough.py",
+    "tests/conformance/test_everything.py",
+    "tests/replicas/test_pg_restart_audit.py",
+    "tests/oauth/test_security.py",
+    "tests/mcpd/test_escalation.py",
+    "tests/mcplocal/test_identity.py",
+    "tests/test_quickstart.py",
+    "tests/bench/test_proxy_bench_smoke.py",
+    "tests/mcplocal/test_audit_delivery.py",
+    "tests/mcpd/test_escalation_property.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run SLOW_FIRST's files first (a stable sort: every file keeps its own order)."""
+    rank = {path: i for i, path in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
 
 
 @pytest.fixture(scope="session")
