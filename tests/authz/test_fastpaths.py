@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from authz.errors import PolicyError
+from authz.errors import InvalidName, PolicyError
 from authz.policy import (
     RULE_ARITY,
     Rule,
@@ -27,6 +27,7 @@ from authz.policy import (
     parse_policy_line,
     values_well_formed,
 )
+from authz.vocabulary import Subject, is_subject
 
 _ONE_VALUE = re.compile(r"[A-Za-z0-9._@+:*-]+")
 
@@ -189,3 +190,29 @@ def test_gc_paused_hands_what_it_made_to_the_oldest_generation() -> None:
         assert gc.get_freeze_count() == frozen  # ...keeps it frozen
     finally:
         gc.unfreeze()
+
+
+SUBJECTS = st.builds(
+    lambda kind, name: f"{kind}{name}",
+    st.sampled_from(["User:", "Group:", "Group:system:", "McpToken:", "ServiceAccount:", "", "X:"]),
+    st.one_of(
+        st.from_regex(r"[a-z0-9][a-z0-9-]{0,70}", fullmatch=True),
+        st.from_regex(r"[A-Za-z0-9._@+:-]{0,20}", fullmatch=True),
+        st.from_regex(r"[0-9a-f]{64}", fullmatch=True),
+        st.text(max_size=12),
+    ),
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(SUBJECTS)
+def test_is_subject_accepts_exactly_what_subject_parse_accepts(text: str) -> None:
+    try:
+        Subject.parse(text)
+        parsed = True
+    except InvalidName:
+        parsed = False
+    if is_subject(text):
+        assert parsed
+    elif not text.endswith("\n"):  # re.match's `$` lets one trailing newline through
+        assert not parsed
