@@ -22,6 +22,7 @@ from authz.vocabulary import (
     check_dns_label,
     check_object_name,
     check_verb,
+    is_subject,
 )
 
 __all__ = ["Decision", "decision_for", "request_problem", "rule_ref", "target"]
@@ -57,7 +58,8 @@ def target(proj: str, kind: str, name: str) -> str:
 def request_problem(subject: str, project: str, kind: str, name: str, action: str) -> str | None:
     """What is wrong with a request's values, or None if they are well formed."""
     try:
-        Subject.parse(subject)
+        if not is_subject(subject):
+            Subject.parse(subject)  # raises, naming what is wrong
         if project not in (NO_PROJECT, ANY):
             check_dns_label(project, "project")
         if kind != ANY and kind not in KINDS:

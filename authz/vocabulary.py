@@ -129,6 +129,30 @@ def check_object_name(value: str, kind: str | None = None, *, asked: bool = Fals
     return value
 
 
+def _body(rx: re.Pattern[str]) -> str:
+    return rx.pattern.removeprefix("^").removesuffix("$")
+
+
+#: Every subject :meth:`Subject.parse` accepts, in one match (the same patterns).
+_SUBJECT = re.compile(
+    "|".join(
+        f"{kind}:(?:{_body(rx)})"
+        for kind, rx in (
+            ("User", _USER_NAME),
+            ("Group", _GROUP_NAME),
+            ("McpToken", _SHA256_HEX),
+            ("ServiceAccount", _DNS_LABEL),
+        )
+    )
+)
+
+
+def is_subject(text: str) -> bool:
+    """Is ``text`` a well-formed subject? One match, no :class:`Subject` made: the hot
+    path's check (when False, :meth:`Subject.parse` says what is wrong)."""
+    return _SUBJECT.fullmatch(text) is not None
+
+
 @dataclass(frozen=True, slots=True)
 class Subject:
     """A parsed subject: ``User:alice``, ``Group:devs``, ``McpToken:<sha256-hex>`` or

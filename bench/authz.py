@@ -17,11 +17,16 @@ the shipped roles and operations over kinds, names and projects, a few denies):
 
 Progress goes to stderr; the last line of stdout is one JSON object::
 
-    {"results": [{"engine", "policy_lines", "users", "p50_us", "p99_us", "cpu_us"}, ...],
+    {"results": [{"engine", "policy_lines", "users", "p50_us", "p99_us", "cpu_us",
+                  "p50_cpu_us", "p99_cpu_us"}, ...],
      "load_100k_s": s, "load_100k_cpu_s": s, "update_ms": m}
 
-(``cpu_us``: CPU per decision of the fast path, ``time.process_time`` over the run; the
-reference rows have none.)
+(``cpu_us``: CPU per decision of the fast path, ``time.process_time`` over the run;
+``p50_cpu_us``/``p99_cpu_us``: percentiles of each decision's own CPU time
+(``time.thread_time_ns``), from a second pass over the same requests on a fresh
+Authorizer (cache-cold again) - on a shared machine the wall p99 is mostly the time the
+process waited for a core, this is what the decision itself cost. The reference rows have
+none of these.)
 
 ``policy_lines`` counts the stored ``p`` lines (bindings and denies), the lines Casbin
 scans per request. Every size also stores the same ``g`` lines placing the users in
@@ -274,6 +279,18 @@ def time_fast(authorizer: Authorizer, requests: Sequence[Request]) -> tuple[list
     return samples, allowed, cpu_us
 
 
+def time_fast_cpu(authorizer: Authorizer, requests: Sequence[Request]) -> list[int]:
+    """Thread CPU time (ns) of each decision: waiting for a core does not count."""
+    clock = time.thread_time_ns
+    decide = authorizer.decide
+    samples: list[int] = []
+    for req in requests:
+        t0 = clock()
+        decide(*req)
+        samples.append(clock() - t0)
+    return samples
+
+
 def time_reference(enforcer: Any, requests: Sequence[Request]) -> tuple[list[int], list[bool]]:
     clock = time.perf_counter_ns
     samples: list[int] = []
@@ -396,9 +413,15 @@ def run(cfg: Config, quick: bool) -> dict[str, Any]:
             authorizer.decide("User:warmup", "", "servers", "warmup", verb)
         samples, allowed, cpu_us = time_fast(authorizer, requests)
         p50, p99 = percentiles(samples)
+        fresh = Authorizer(stored=stored)
+        for verb in (*VERBS, "logs", "audit"):
+            fresh.decide("User:warmup", "", "servers", "warmup", verb)
+        cpu_p50, cpu_p99 = percentiles(time_fast_cpu(fresh, requests))
+        del fresh
         say(
             f"[{size} lines] fast: {len(samples)} distinct cold requests "
             f"({allowed} allowed), p50 {p50} us, p99 {p99} us, CPU {cpu_us:.1f} us per decision"
+            f" (each decision's CPU: p50 {cpu_p50} us, p99 {cpu_p99} us)"
         )
         results.append(
             {
@@ -408,6 +431,8 @@ def run(cfg: Config, quick: bool) -> dict[str, Any]:
                 "p50_us": p50,
                 "p99_us": p99,
                 "cpu_us": round(cpu_us, 2),
+                "p50_cpu_us": cpu_p50,
+                "p99_cpu_us": cpu_p99,
             }
         )
         k = cfg.reference_samples.get(size, 0)
@@ -480,7 +505,9 @@ def run(cfg: Config, quick: bool) -> dict[str, Any]:
         say("targets:")
         say(
             f"  fast p99 at {largest} lines <= {TARGET_P99_US:.0f} us: {fast_big['p99_us']} us "
-            f"-> {'met' if fast_big['p99_us'] <= TARGET_P99_US else 'NOT met'}"
+            f"-> {'met' if fast_big['p99_us'] <= TARGET_P99_US else 'NOT met'} "
+            f"(each decision's CPU p99: {fast_big['p99_cpu_us']} us -> "
+            f"{'met' if fast_big['p99_cpu_us'] <= TARGET_P99_US else 'NOT met'})"
         )
         say(
             f"  load of {largest} lines <= {TARGET_LOAD_S:.0f} s: {load_s:.3f} s "

@@ -20,19 +20,22 @@ from typing import Any
 
 import casbin_sqlalchemy_adapter
 from casbin import persist
-from sqlalchemy import Index, Integer, String, delete, select
+from sqlalchemy import Index, Integer, String, cast, delete, func, literal, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from authz.engine import Authorizer, TokenGrant
 from authz.errors import PolicyError
 from authz.policy import (
+    ALLOW,
+    DENY,
     RULE_ARITY,
     Rule,
     check_rule,
     default_policy_dir,
     gc_paused,
     load_policy_dir,
+    values_well_formed,
 )
 
 
@@ -76,8 +79,7 @@ def create_policy_table(bind: Engine | Connection) -> None:
 
 
 def _row_rule(row: Any) -> Rule:
-    rid, ptype, *columns, origin = row
-    source = f"db:{origin or 'casbin_rule'}#{rid}"
+    ptype, *columns, source = row
     arity = RULE_ARITY.get(ptype)
     if arity is None:
         raise PolicyError(f"unknown rule type `{ptype}`", source=source)
@@ -87,19 +89,45 @@ def _row_rule(row: Any) -> Rule:
     return check_rule(ptype, values, source)
 
 
+def _rows_rules(rows: Any) -> list[Rule] | None:
+    """The rules of well-formed rows in one pass (the common case of a big table), or
+    None if any row is not: then :func:`_row_rule` row by row says what is wrong."""
+    rules: list[Rule] = []
+    append = rules.append
+    efts: set[str | None] = set()
+    for ptype, v0, v1, v2, v3, v4, v5, source in rows:
+        if ptype == "p":
+            append(Rule("p", (v0, v1, v2, v3, v4, v5), source))
+            efts.add(v5)
+        elif (ptype == "g" or ptype == "g2") and not (v2 or v3 or v4 or v5):
+            append(Rule(ptype, (v0, v1), source))
+        else:
+            return None
+    if not efts <= {ALLOW, DENY} or not values_well_formed(rules):
+        return None
+    return rules
+
+
 def load_stored_rules(bind: Engine | Connection | Session) -> list[Rule]:
     """Every stored rule in id order. A malformed row is an error, never skipped:
     dropping a deny row would grant what it forbids. Rows are read as plain tuples
-    (no ORM objects)."""
+    (no ORM objects), each with its source (``db:ORIGIN#ID``) made by the database."""
     t = PolicyRuleRow.__table__
-    stmt = select(t.c.id, t.c.ptype, *(t.c[c] for c in _COLUMNS), t.c.origin).order_by(t.c.id)
+    source = (
+        literal("db:")
+        + func.coalesce(t.c.origin, "casbin_rule")
+        + literal("#")
+        + cast(t.c.id, String)
+    )
+    stmt = select(t.c.ptype, *(t.c[c] for c in _COLUMNS), source).order_by(t.c.id)
     with gc_paused():
         if isinstance(bind, Engine):
             with bind.connect() as conn:
                 rows = conn.execute(stmt).all()
         else:
             rows = bind.execute(stmt).all()
-        return [_row_rule(row) for row in rows]
+        rules = _rows_rules(rows)
+        return rules if rules is not None else [_row_rule(row) for row in rows]
 
 
 def write_rules(session: Session, rules: Iterable[Rule], *, origin: str) -> list[Rule]:

@@ -156,14 +156,15 @@ def _load_table(
     table = _TableReader(path).read(doc)
     if authorizer is None:
         authorizer = Authorizer(policy_dir=policy_dir, model_path=model_path)
-    objects = authorizer.index.names()
-    for _, binding in table_bindings(table, authorizer):
-        objects.add(binding.name)
-    for _, binding in token_bindings(table, authorizer):
-        objects.add(binding.name)
+    # Bindings parse (and so are checked) whatever the cases say.
+    objects = {binding.name for _, binding in table_bindings(table, authorizer)}
+    objects |= {binding.name for _, binding in token_bindings(table, authorizer)}
+    unnamed = [case for case in table.cases if not case.object_given]
+    if unnamed:  # every name the policy gives: only when some case could mean one
+        objects |= authorizer.index.names()
     objects.discard(ANY)
-    for case in table.cases:
-        if case.name in objects and not case.object_given:
+    for case in unnamed:
+        if case.name in objects:
             raise DecisionTableError(
                 f"{case.source}: {case.label}: `name: {case.name}` labels the case, and "
                 f"`{case.name}` is an object the policy names: write `object: {case.name}` "

@@ -2,6 +2,8 @@
 
 ``parse_policy_line`` matches a well-formed line with one regex and ``check_rule`` checks
 all values with one; both fall back to the value-by-value checks that name what is wrong.
+``parse_canonical`` takes a whole file in one match (else the caller goes line by line) and
+``values_well_formed`` checks every value of many rules in one match.
 Here each shortcut is held equal to that plain path on generated lines, good and bad.
 """
 
@@ -15,8 +17,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from authz.errors import PolicyError
-from authz.policy import RULE_ARITY, Rule, check_rule, gc_paused, parse_policy_line
+from authz.errors import InvalidName, PolicyError
+from authz.policy import (
+    RULE_ARITY,
+    Rule,
+    check_rule,
+    gc_paused,
+    parse_canonical,
+    parse_policy_line,
+    values_well_formed,
+)
+from authz.vocabulary import Subject, is_subject
 
 _ONE_VALUE = re.compile(r"[A-Za-z0-9._@+:*-]+")
 
@@ -89,3 +100,119 @@ def test_gc_paused_restores_the_collector_even_on_error() -> None:
         assert not gc.isenabled()
         raise RuntimeError
     assert gc.isenabled()
+
+
+CANONICAL_LINES = st.one_of(
+    st.builds(
+        lambda vals, eft: ", ".join(["p", *vals, eft]),
+        st.lists(st.from_regex(_ONE_VALUE, fullmatch=True), min_size=5, max_size=5),
+        st.sampled_from(["allow", "deny"]),
+    ),
+    st.builds(
+        lambda t, vals: ", ".join([t, *vals]),
+        st.sampled_from(["g", "g2"]),
+        st.lists(st.from_regex(_ONE_VALUE, fullmatch=True), min_size=2, max_size=2),
+    ),
+    st.sampled_from(["", "# a comment, with p, a, b", "#"]),
+)
+FILES = st.lists(st.one_of(CANONICAL_LINES, CANONICAL_LINES, LINES), max_size=12).map(
+    "\n".join
+) | st.lists(CANONICAL_LINES, max_size=12).map(lambda ls: "\n".join(ls) + "\n")
+
+
+def line_by_line(text: str) -> object:
+    out = []
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        try:
+            rule = parse_policy_line(raw, f"f:{lineno}")
+        except PolicyError:
+            return "error"
+        if rule is not None:
+            out.append((rule.ptype, rule.values, rule.source))
+    return out
+
+
+@settings(max_examples=500, deadline=None)
+@given(FILES)
+def test_a_canonical_file_parses_as_line_by_line(text: str) -> None:
+    fast = parse_canonical(text, "f")
+    if fast is not None:
+        assert [(r.ptype, r.values, r.source) for r in fast] == line_by_line(text)
+    if all(not ln or ln.startswith("#") or ", " in ln for ln in text.splitlines()) and (
+        line_by_line(text) != "error" and "\t" not in text and " ," not in text
+    ):
+        # every line as `policy fmt` writes it: the shortcut takes the file
+        canonical = all(
+            ln == ", ".join(p.strip() for p in ln.split(","))
+            for ln in text.splitlines()
+            if ln and not ln.startswith("#")
+        )
+        if canonical and "\r" not in text and "\x0b" not in text and "\x0c" not in text:
+            assert fast is not None
+
+
+def test_a_file_with_one_odd_line_goes_line_by_line() -> None:
+    assert parse_canonical("p, a, *, *, *, role:view, allow\n", "f") is not None
+    assert parse_canonical("p, a, *, *, *, role:view, allow\n  # indented\n", "f") is None
+    assert parse_canonical("p,a, *, *, *, role:view, allow\n", "f") is None
+    assert parse_canonical("p, a, *, *, *, role:view, maybe\n", "f") is None
+
+
+VALUES = st.lists(st.one_of(PIECES, st.none(), st.from_regex(_ONE_VALUE, fullmatch=True)))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(VALUES, max_size=6))
+def test_values_well_formed_equals_checking_each_value(rows: list[list[str | None]]) -> None:
+    rules = [Rule("p", tuple(vals)) for vals in rows]  # type: ignore[arg-type]
+    each = all(isinstance(v, str) and _ONE_VALUE.fullmatch(v) for r in rules for v in r.values)
+    assert values_well_formed(rules) == each
+
+
+def test_values_well_formed_sees_a_comma_inside_a_value() -> None:
+    assert values_well_formed([Rule("g", ("a", "b")), Rule("g", ("c", "d"))])
+    assert not values_well_formed(
+        [Rule("g", ("a,b", "c")), Rule("g", ("d",))]
+    )  # 3 values, 3 commas
+
+
+def test_gc_paused_hands_what_it_made_to_the_oldest_generation() -> None:
+    gc.collect()
+    with gc_paused():
+        made = [[i] for i in range(5000)]
+    assert gc.get_count()[0] < 100  # the young generation is not left holding them all
+    assert gc.get_freeze_count() == 0
+    gc.freeze()  # a process that keeps its heap frozen (mcpd, mcplocal)...
+    try:
+        frozen = gc.get_freeze_count()
+        with gc_paused():
+            made += [[i] for i in range(10)]
+        assert gc.get_freeze_count() == frozen  # ...keeps it frozen
+    finally:
+        gc.unfreeze()
+
+
+SUBJECTS = st.builds(
+    lambda kind, name: f"{kind}{name}",
+    st.sampled_from(["User:", "Group:", "Group:system:", "McpToken:", "ServiceAccount:", "", "X:"]),
+    st.one_of(
+        st.from_regex(r"[a-z0-9][a-z0-9-]{0,70}", fullmatch=True),
+        st.from_regex(r"[A-Za-z0-9._@+:-]{0,20}", fullmatch=True),
+        st.from_regex(r"[0-9a-f]{64}", fullmatch=True),
+        st.text(max_size=12),
+    ),
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(SUBJECTS)
+def test_is_subject_accepts_exactly_what_subject_parse_accepts(text: str) -> None:
+    try:
+        Subject.parse(text)
+        parsed = True
+    except InvalidName:
+        parsed = False
+    if is_subject(text):
+        assert parsed
+    elif not text.endswith("\n"):  # re.match's `$` lets one trailing newline through
+        assert not parsed

@@ -19,10 +19,11 @@ def test_bench_quick_prints_its_report() -> None:
     for row in report["results"]:
         fast = row["engine"] == "fast"
         assert set(row) == {"engine", "policy_lines", "users", "p50_us", "p99_us"} | (
-            {"cpu_us"} if fast else set()
+            {"cpu_us", "p50_cpu_us", "p99_cpu_us"} if fast else set()
         )
         assert row["engine"] in ("fast", "reference")
         assert not fast or isinstance(row["cpu_us"], float)
+        assert not fast or 0 < row["p50_cpu_us"] <= row["p99_cpu_us"]
         assert isinstance(row["policy_lines"], int)
         assert isinstance(row["users"], int)
         assert isinstance(row["p50_us"], float)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import casbin
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 
 from authz import Authorizer, PolicyError
@@ -14,6 +16,8 @@ from authz.vocabulary import tool_server
 from mcpd.policystore import (
     PolicyAdapter,
     PolicyRuleRow,
+    _row_rule,
+    _rows_rules,
     create_policy_table,
     delete_rules,
     load_authorizer,
@@ -94,6 +98,48 @@ def test_a_corrupt_row_fails_loading_instead_of_being_skipped(
         load_stored_rules(db_engine)
     assert message in str(err.value)
     assert "db:rbac/bad#" in str(err.value)
+
+
+VALUE = st.sampled_from(
+    [None, "", "User:a", "Group:devs", "*", "servers", "role:edit", "allow", "deny", "a,b",
+     "x y", "x)", "maybe", "é", "a\nb"]
+)  # fmt: skip
+ROW = st.tuples(st.sampled_from(["p", "g", "g2", "x"]), *[VALUE] * 6, st.just("db:rbac/x#1"))
+
+
+def row_by_row(rows: list[tuple[str | None, ...]]) -> object:
+    try:
+        return [_row_rule(row) for row in rows]
+    except PolicyError:
+        return "error"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(ROW, max_size=6))
+def test_the_one_pass_row_reading_equals_reading_row_by_row(
+    rows: list[tuple[str | None, ...]],
+) -> None:
+    fast = _rows_rules(rows)
+    if fast is not None:
+        assert [(r.ptype, r.values, r.source) for r in fast] == [
+            (r.ptype, r.values, r.source)
+            for r in row_by_row(rows)  # type: ignore[attr-defined]
+        ]
+    else:
+        assert rows, "an empty table reads in one pass"
+
+
+def test_well_formed_rows_read_in_one_pass() -> None:
+    rows = [
+        ("p", "User:a", "*", "servers", "*", "role:edit", "deny", "db:rbac/x#1"),
+        ("g", "User:a", "Group:devs", None, None, None, None, "db:group/devs#2"),
+        ("g2", "get", "role:view", "", "", None, None, "db:casbin_rule#3"),
+    ]
+    assert _rows_rules(rows) == row_by_row(rows)
+    assert (
+        _rows_rules([*rows, ("p", "User:a", "*", "servers", "a,b", "role:edit", "allow", "s")])
+        is None
+    )
 
 
 def test_write_refuses_values_that_would_break_a_policy_row(db_engine: sa.Engine) -> None:
