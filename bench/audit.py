@@ -18,7 +18,8 @@ process, as mcplocal does for its calls: ``R`` records a second (2,000) for ``S`
   ``fsync``, in the ``fsync: true`` row) a record costs;
 * ``spool_bytes_per_record``: bytes the spool wrote per record;
 * ``cpu_ms_per_record``: CPU of this process (spool + delivery) and of mcpd, per record
-  (``_mcplocal`` and ``_mcpd``: each apart; ``unpaced_...``: in the unpaced phase).
+  (``_mcplocal``, ``_mcpd`` and, for a PostgreSQL ``--db`` on this machine, ``_database``,
+  its server processes for that database: each apart; ``unpaced_...``: the unpaced phase).
 
 ``--chaos`` adds the 30 s outage: mcpd is killed (SIGKILL) under a steady 200 records/s,
 kept away 30 s, started again; ``chaos_lost`` and ``chaos_doubled`` count the records
@@ -37,6 +38,8 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -249,6 +252,39 @@ def chaos(
             with_kill(p)
 
 
+WHO = ("mcplocal", "mcpd", "database")
+
+
+def database_backends(url: str | None) -> Callable[[], dict[int, float]]:
+    """For a PostgreSQL ``--db`` (on this machine): the CPU seconds of each server process
+    serving that database now (what mcpd's statements cost the server); else nothing."""
+    if not url or not url.startswith("postgresql"):
+        return dict
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+
+    def backends() -> dict[int, float]:
+        with engine.connect() as conn:
+            pids = conn.execute(
+                sa.text(
+                    "SELECT pid FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ).scalars()
+            out = {}
+            for pid in pids:
+                with suppress(OSError):  # gone meanwhile, or on another host
+                    out[pid] = cpu_seconds(pid)
+            return out
+
+    return backends
+
+
+def spent(before: dict[int, float], after: dict[int, float]) -> float:
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+
+
 def with_kill(proc: subprocess.Popen[bytes]) -> None:
     try:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -284,6 +320,7 @@ def main() -> None:
         }
         env.pop("MCPD_SECRETS_KEY", None)
         argv = [str(MCPD), "serve", "--host", "127.0.0.1", "--port", str(port)]
+        backends = database_backends(args.db)
         out: dict[str, Any] = {}
         with process(argv, env, f"{base}/readyz", tmp / "mcpd.log") as mcpd:
             login = httpx.post(
@@ -309,18 +346,24 @@ def main() -> None:
                 r = reporter(base, bearer, tmp / f"spool-{fsync}")
                 r.spool.fsync = fsync
                 say(f"audit bench: {rate:g} records/s for {seconds:g} s (fsync {fsync})")
-                cpu: list[tuple[float, float]] = []  # (this process, mcpd) per phase
+                cpu: list[tuple[float, float, float]] = []  # (this, mcpd, database) a phase
 
                 async def both(
-                    r: Timed = r, cpu: list[tuple[float, float]] = cpu, fsync: bool = fsync
+                    r: Timed = r, cpu: list[tuple[float, float, float]] = cpu, fsync: bool = fsync
                 ) -> tuple[dict[str, Any], dict[str, Any]]:
-                    cpu0, mine0 = cpu_seconds(mcpd.pid), time.process_time()
+                    cpu0, mine0, db0 = cpu_seconds(mcpd.pid), time.process_time(), backends()
                     paced = await phase(r, rate, seconds)
-                    cpu1, mine1 = cpu_seconds(mcpd.pid), time.process_time()
-                    cpu.append((mine1 - mine0, cpu1 - cpu0))
+                    cpu1, mine1, db1 = cpu_seconds(mcpd.pid), time.process_time(), backends()
+                    cpu.append((mine1 - mine0, cpu1 - cpu0, spent(db0, db1)))
                     say(f"audit bench: {max_records} records unpaced (fsync {fsync})")
                     unpaced = await phase(r, None, 0.0, max_records)
-                    cpu.append((time.process_time() - mine1, cpu_seconds(mcpd.pid) - cpu1))
+                    cpu.append(
+                        (
+                            time.process_time() - mine1,
+                            cpu_seconds(mcpd.pid) - cpu1,
+                            spent(db1, backends()),
+                        )
+                    )
                     return paced, unpaced
 
                 paced, unpaced = anyio.run(both)
@@ -346,13 +389,13 @@ def main() -> None:
                         f"cpu_ms_per_record_{who}": round(
                             cpu[0][i] * 1000 / max(paced["records"], 1), 3
                         )
-                        for i, who in enumerate(("mcplocal", "mcpd"))
+                        for i, who in enumerate(WHO[: 2 + bool(args.db)])
                     },
                     **{
                         f"unpaced_cpu_ms_per_record_{who}": round(
                             cpu[1][i] * 1000 / max(unpaced["records"], 1), 3
                         )
-                        for i, who in enumerate(("mcplocal", "mcpd"))
+                        for i, who in enumerate(WHO[: 2 + bool(args.db)])
                     },
                 }
                 r.spool.close()
