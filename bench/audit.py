@@ -1,6 +1,7 @@
 """Audit delivery benchmark: mcplocal's spool and delivery into a real mcpd, end to end.
 
     .venv/bin/python bench/audit.py [--quick] [--rate R] [--seconds S] [--db URL] [--chaos]
+                                    [--linger L]
 
 Starts ``mcpd serve`` as a subprocess (SQLite in a temporary directory, or ``--db``, e.g.
 a PostgreSQL database of your own), logs in a user with ``action:proxy`` (what
@@ -80,8 +81,8 @@ class Timed(AuditReporter):
         self.answered += len(lines)
 
 
-def reporter(base: str, bearer: str, spool: Path) -> Timed:
-    r = Timed(base, bearer, spool)
+def reporter(base: str, bearer: str, spool: Path, linger: float = 0.05) -> Timed:
+    r = Timed(base, bearer, spool, linger=linger)
     r.committed = {}
     r.answered = 0
     return r
@@ -299,6 +300,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=2000.0, help="records per second")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the paced phase")
     parser.add_argument("--max-records", type=int, default=20000, help="the unpaced phase")
+    parser.add_argument(
+        "--linger", type=float, default=0.05, help="delivery's linger (MCPLOCAL_AUDIT_...)"
+    )
     parser.add_argument("--db", default=None, help="mcpd's database URL (default: SQLite)")
     parser.add_argument("--chaos", action="store_true", help="add the 30 s mcpd outage")
     parser.add_argument("--outage", type=float, default=30.0, help="--chaos: seconds away")
@@ -343,7 +347,7 @@ def main() -> None:
                 "/auth/login", json={"username": PROXY_USER, "password": PASSWORD}
             ).json()["token"]
             for fsync in (True, False):
-                r = reporter(base, bearer, tmp / f"spool-{fsync}")
+                r = reporter(base, bearer, tmp / f"spool-{fsync}", args.linger)
                 r.spool.fsync = fsync
                 say(f"audit bench: {rate:g} records/s for {seconds:g} s (fsync {fsync})")
                 cpu: list[tuple[float, float, float]] = []  # (this, mcpd, database) a phase

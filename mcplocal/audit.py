@@ -156,7 +156,7 @@ class AuditReporter:
                     await anyio.sleep(self.linger)
                 self._wake = anyio.Event()
                 try:
-                    await self.flush(mcpd)
+                    await self.flush(mcpd, caught_up=True)
                     delay = self.interval
                     self.last_error = None
                 except Exception as exc:  # mcpd away: the records wait on disk
@@ -167,8 +167,12 @@ class AuditReporter:
                     adopted = time.monotonic()
                     await anyio.to_thread.run_sync(self.spool.adopt)  # a dead stdio's leftovers
 
-    async def flush(self, mcpd: AsyncMcpdClient | httpx2.AsyncClient) -> None:
-        """Send everything unsent, oldest first (an ``httpx2.AsyncClient`` is borrowed)."""
+    async def flush(
+        self, mcpd: AsyncMcpdClient | httpx2.AsyncClient, *, caught_up: bool = False
+    ) -> None:
+        """Send everything unsent, oldest first (an ``httpx2.AsyncClient`` is borrowed);
+        ``caught_up``: stop after a batch short of the bounds (what came meanwhile waits for
+        the next round, and its linger)."""
         if not isinstance(mcpd, AsyncMcpdClient):
             mcpd = AsyncMcpdClient(self.mcpd_url, self._auth, http=mcpd)
         while True:
@@ -177,11 +181,16 @@ class AuditReporter:
             )
             if seg is None:
                 return
+            # short of the bounds, from the newest segment: the end of what was spooled
+            short = len(lines) < self.batch and nbytes < self.batch_bytes // 2
+            last = short and self.spool.newest(seg)
             if lines:
                 await self._send(mcpd, lines)
             await anyio.to_thread.run_sync(self.spool.sent, seg, nbytes)
             self.sent += len(lines)
             self.last_sent_at = time.time()
+            if caught_up and last:
+                return
 
     async def flush_quietly(self, mcpd: AsyncMcpdClient | httpx2.AsyncClient) -> None:
         """:meth:`flush` at shutdown: what mcpd does not take now waits in the spool."""

@@ -207,6 +207,11 @@ class Spool:
             seg.path.unlink(missing_ok=True)
             seg.close()
 
+    def newest(self, seg: _Segment) -> bool:
+        """Whether no segment was opened (or adopted) after ``seg``."""
+        with self._lock:
+            return bool(self._segments) and self._segments[-1] is seg
+
     @property
     def pending(self) -> int:
         """Bytes on disk that mcpd has not committed yet."""
