@@ -21,6 +21,7 @@ import uuid
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx2
@@ -176,14 +177,11 @@ class AuditReporter:
         if not isinstance(mcpd, AsyncMcpdClient):
             mcpd = AsyncMcpdClient(self.mcpd_url, self._auth, http=mcpd)
         while True:
-            seg, lines, nbytes = await anyio.to_thread.run_sync(
-                self.spool.unsent, self.batch, self.batch_bytes
-            )
+            seg, lines, nbytes, newest = await anyio.to_thread.run_sync(self._next)
             if seg is None:
                 return
             # short of the bounds, from the newest segment: the end of what was spooled
-            short = len(lines) < self.batch and nbytes < self.batch_bytes // 2
-            last = short and self.spool.newest(seg)
+            last = newest and len(lines) < self.batch and nbytes < self.batch_bytes // 2
             if lines:
                 await self._send(mcpd, lines)
             await anyio.to_thread.run_sync(self.spool.sent, seg, nbytes)
@@ -191,6 +189,12 @@ class AuditReporter:
             self.last_sent_at = time.time()
             if caught_up and last:
                 return
+
+    def _next(self) -> tuple[Any, list[bytes], int, bool]:
+        """The next batch (:meth:`Spool.unsent`), and whether its segment is the newest (in
+        the worker thread: the spool's lock may wait for an fsync)."""
+        seg, lines, nbytes = self.spool.unsent(self.batch, self.batch_bytes)
+        return seg, lines, nbytes, seg is not None and self.spool.newest(seg)
 
     async def flush_quietly(self, mcpd: AsyncMcpdClient | httpx2.AsyncClient) -> None:
         """:meth:`flush` at shutdown: what mcpd does not take now waits in the spool."""
