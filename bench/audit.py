@@ -1,6 +1,7 @@
 """Audit delivery benchmark: mcplocal's spool and delivery into a real mcpd, end to end.
 
     .venv/bin/python bench/audit.py [--quick] [--rate R] [--seconds S] [--db URL] [--chaos]
+                                    [--linger L]
 
 Starts ``mcpd serve`` as a subprocess (SQLite in a temporary directory, or ``--db``, e.g.
 a PostgreSQL database of your own), logs in a user with ``action:proxy`` (what
@@ -17,7 +18,9 @@ process, as mcplocal does for its calls: ``R`` records a second (2,000) for ``S`
   group's write + fsync), ``fsync_per_record`` how many group writes (each with its
   ``fsync``, in the ``fsync: true`` row) a record costs;
 * ``spool_bytes_per_record``: bytes the spool wrote per record;
-* ``cpu_ms_per_record``: CPU of this process (spool + delivery) and of mcpd, per record.
+* ``cpu_ms_per_record``: CPU of this process (spool + delivery) and of mcpd, per record
+  (``_mcplocal``, ``_mcpd`` and, for a PostgreSQL ``--db`` on this machine, ``_database``,
+  its server processes for that database: each apart; ``unpaced_...``: the unpaced phase).
 
 ``--chaos`` adds the 30 s outage: mcpd is killed (SIGKILL) under a steady 200 records/s,
 kept away 30 s, started again; ``chaos_lost`` and ``chaos_doubled`` count the records
@@ -36,6 +39,8 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -66,17 +71,20 @@ class Timed(AuditReporter):
     """The reporter, noting when mcpd committed each record (its answer to the batch)."""
 
     committed: dict[str, float]
+    answered: int  # records in batches mcpd answered (a batch sent again counts twice)
 
     async def _send(self, mcpd: Any, lines: list[bytes]) -> None:
         await super()._send(mcpd, lines)
         now = time.perf_counter()
         for line in lines:
             self.committed[line[line.index(b'"id":"') + 6 :][:36].decode()] = now
+        self.answered += len(lines)
 
 
-def reporter(base: str, bearer: str, spool: Path) -> Timed:
-    r = Timed(base, bearer, spool)
+def reporter(base: str, bearer: str, spool: Path, linger: float = 0.05) -> Timed:
+    r = Timed(base, bearer, spool, linger=linger)
     r.committed = {}
+    r.answered = 0
     return r
 
 
@@ -102,7 +110,7 @@ async def phase(
     delivers; wait until mcpd committed them all."""
     reported: dict[str, float] = {}
     waits: list[float] = []
-    fsyncs0, records0 = r.spool._commit.writes, r.spool.records
+    fsyncs0, records0, answered0 = r.spool._commit.writes, r.spool.records, r.answered
 
     async def report(rec: CallRecord) -> None:
         began = time.perf_counter()
@@ -130,7 +138,11 @@ async def phase(
                     if n % 200 == 0:
                         await anyio.sleep(0)
         deadline = time.perf_counter() + 120
-        while len(r.committed.keys() & reported.keys()) < len(reported):
+        # the cheap count first: the id sets (20,000 each) compared every 20 ms were CPU of
+        # this process counted as the spool's and the delivery's
+        while r.answered - answered0 < len(reported) or len(
+            r.committed.keys() & reported.keys()
+        ) < len(reported):
             if time.perf_counter() > deadline:
                 raise SystemExit("mcpd did not commit every record within 120 s")
             await anyio.sleep(0.02)
@@ -241,6 +253,39 @@ def chaos(
             with_kill(p)
 
 
+WHO = ("mcplocal", "mcpd", "database")
+
+
+def database_backends(url: str | None) -> Callable[[], dict[int, float]]:
+    """For a PostgreSQL ``--db`` (on this machine): the CPU seconds of each server process
+    serving that database now (what mcpd's statements cost the server); else nothing."""
+    if not url or not url.startswith("postgresql"):
+        return dict
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+
+    def backends() -> dict[int, float]:
+        with engine.connect() as conn:
+            pids = conn.execute(
+                sa.text(
+                    "SELECT pid FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ).scalars()
+            out = {}
+            for pid in pids:
+                with suppress(OSError):  # gone meanwhile, or on another host
+                    out[pid] = cpu_seconds(pid)
+            return out
+
+    return backends
+
+
+def spent(before: dict[int, float], after: dict[int, float]) -> float:
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+
+
 def with_kill(proc: subprocess.Popen[bytes]) -> None:
     try:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -255,6 +300,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=2000.0, help="records per second")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the paced phase")
     parser.add_argument("--max-records", type=int, default=20000, help="the unpaced phase")
+    parser.add_argument(
+        "--linger", type=float, default=0.05, help="delivery's linger (MCPLOCAL_AUDIT_...)"
+    )
     parser.add_argument("--db", default=None, help="mcpd's database URL (default: SQLite)")
     parser.add_argument("--chaos", action="store_true", help="add the 30 s mcpd outage")
     parser.add_argument("--outage", type=float, default=30.0, help="--chaos: seconds away")
@@ -276,6 +324,7 @@ def main() -> None:
         }
         env.pop("MCPD_SECRETS_KEY", None)
         argv = [str(MCPD), "serve", "--host", "127.0.0.1", "--port", str(port)]
+        backends = database_backends(args.db)
         out: dict[str, Any] = {}
         with process(argv, env, f"{base}/readyz", tmp / "mcpd.log") as mcpd:
             login = httpx.post(
@@ -298,19 +347,28 @@ def main() -> None:
                 "/auth/login", json={"username": PROXY_USER, "password": PASSWORD}
             ).json()["token"]
             for fsync in (True, False):
-                r = reporter(base, bearer, tmp / f"spool-{fsync}")
+                r = reporter(base, bearer, tmp / f"spool-{fsync}", args.linger)
                 r.spool.fsync = fsync
                 say(f"audit bench: {rate:g} records/s for {seconds:g} s (fsync {fsync})")
-                cpu: list[float] = []
+                cpu: list[tuple[float, float, float]] = []  # (this, mcpd, database) a phase
 
                 async def both(
-                    r: Timed = r, cpu: list[float] = cpu, fsync: bool = fsync
+                    r: Timed = r, cpu: list[tuple[float, float, float]] = cpu, fsync: bool = fsync
                 ) -> tuple[dict[str, Any], dict[str, Any]]:
-                    cpu0, mine0 = cpu_seconds(mcpd.pid), time.process_time()
+                    cpu0, mine0, db0 = cpu_seconds(mcpd.pid), time.process_time(), backends()
                     paced = await phase(r, rate, seconds)
-                    cpu.append(cpu_seconds(mcpd.pid) - cpu0 + time.process_time() - mine0)
+                    cpu1, mine1, db1 = cpu_seconds(mcpd.pid), time.process_time(), backends()
+                    cpu.append((mine1 - mine0, cpu1 - cpu0, spent(db0, db1)))
                     say(f"audit bench: {max_records} records unpaced (fsync {fsync})")
-                    return paced, await phase(r, None, 0.0, max_records)
+                    unpaced = await phase(r, None, 0.0, max_records)
+                    cpu.append(
+                        (
+                            time.process_time() - mine1,
+                            cpu_seconds(mcpd.pid) - cpu1,
+                            spent(db1, backends()),
+                        )
+                    )
+                    return paced, unpaced
 
                 paced, unpaced = anyio.run(both)
                 row = {
@@ -330,7 +388,19 @@ def main() -> None:
                     },
                     "unpaced_delay_p99_ms": unpaced["delay_p99_ms"],
                     "spool_bytes_per_record": round(r.spool.written / max(r.spool.records, 1), 1),
-                    "cpu_ms_per_record": round(cpu[0] * 1000 / max(paced["records"], 1), 3),
+                    "cpu_ms_per_record": round(sum(cpu[0]) * 1000 / max(paced["records"], 1), 3),
+                    **{
+                        f"cpu_ms_per_record_{who}": round(
+                            cpu[0][i] * 1000 / max(paced["records"], 1), 3
+                        )
+                        for i, who in enumerate(WHO[: 2 + bool(args.db)])
+                    },
+                    **{
+                        f"unpaced_cpu_ms_per_record_{who}": round(
+                            cpu[1][i] * 1000 / max(unpaced["records"], 1), 3
+                        )
+                        for i, who in enumerate(WHO[: 2 + bool(args.db)])
+                    },
                 }
                 r.spool.close()
                 out.setdefault("results", []).append(row)

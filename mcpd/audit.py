@@ -9,13 +9,14 @@ once: :func:`ingest` skips ids already committed, whoever committed them.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable
-from datetime import datetime
-from typing import Any, overload
+from datetime import UTC, datetime
+from typing import Any, Final, overload
 
-from sqlalchemy import insert, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import text, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from mcpd.models import AuditEvent, McpToken, utcnow
@@ -63,7 +64,7 @@ def row(
     """The column values of one audit event (see :func:`record`)."""
     return {
         "event_id": event_id or str(uuid.uuid4()),
-        "time": time or utcnow(),
+        "time": utcnow() if time is None else _utc(time),
         "subject": _fit(principal.user or principal.token_name or principal.subject, 255),
         "token_name": _fit(principal.token_name, 255),
         "token_sha": principal.token_sha,
@@ -85,28 +86,44 @@ def ingest(session: Session, rows: Iterable[dict[str, Any]]) -> int:
     values = list(rows)
     if not values:
         return 0
+    if session.get_bind().dialect.name == "postgresql":
+        return _ingest_postgresql(session, values)
     table: Any = AuditEvent.__table__
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        stmt: Any = postgresql.insert(table).on_conflict_do_nothing(index_elements=["event_id"])
-    elif dialect == "sqlite":
-        stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=["event_id"])
-    else:  # pragma: no cover - mcpd runs on SQLite or PostgreSQL
-        stmt = insert(table)
-    # executemany of one cached statement ("insertmanyvalues"): RETURNING names the rows
-    # inserted, so the count leaves out the ids recorded before
+    # SQLite: executemany of one cached statement ("insertmanyvalues"): RETURNING names the
+    # rows inserted, so the count leaves out the ids recorded before
+    stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=["event_id"])
     inserted = session.execute(stmt.returning(table.c.id), values)
     return len(inserted.all())
 
 
+#: PostgreSQL: the batch is one JSON array of :func:`row`'s values, made rows by the server
+_RECORDSET: Final = text(
+    "INSERT INTO audit_events (event_id, time, subject, token_name, token_sha, action, kind,"
+    " name, project, outcome, request_id, detail, policy_revision)"
+    " SELECT event_id, time, subject, token_name, token_sha, action, kind,"
+    " name, project, outcome, request_id, detail, policy_revision"
+    " FROM json_populate_recordset(NULL::audit_events, CAST(:rows AS json))"
+    " ON CONFLICT (event_id) DO NOTHING RETURNING id"
+)
+
+
+def _ingest_postgresql(session: Session, values: list[dict[str, Any]]) -> int:
+    """The batch as one JSON parameter, unpacked into rows by PostgreSQL: a short statement
+    whatever the batch's size. (An executemany's "insertmanyvalues" is one long statement
+    with a parameter for each value, which psycopg parses again on every call: ~140 us of
+    mcpd's CPU per record; this is ~10.)"""
+    rows = [{**v, "time": v["time"].isoformat()} for v in values]
+    return len(session.execute(_RECORDSET, {"rows": json.dumps(rows, ensure_ascii=False)}).all())
+
+
 def touch_tokens(session: Session, shas: set[str]) -> None:
     """A token's LAST USED moves on with each call audited for it (made through mcpd or a
-    proxy alike)."""
+    proxy alike). A Core statement: the ORM's bulk update would look for the tokens among
+    the session's objects first (~0.5 ms a batch, for nothing)."""
     if shas:
+        table: Any = McpToken.__table__
         session.execute(
-            update(McpToken)
-            .where(McpToken.token_sha.in_(sorted(shas)))
-            .values(last_used_at=utcnow())
+            update(table).where(table.c.token_sha.in_(sorted(shas))).values(last_used_at=utcnow())
         )
 
 
@@ -115,6 +132,12 @@ def write_calls(session: Session, rows: list[dict[str, Any]]) -> None:
     ingest(session, rows)
     touch_tokens(session, {r["token_sha"] for r in rows if r.get("token_sha")})
     session.commit()
+
+
+def _utc(t: datetime) -> datetime:
+    """``t`` in UTC (SQLite keeps a time's digits, not its offset); a naive time (a proxy's,
+    sent without its offset) is UTC, as everywhere in mcpd."""
+    return t.astimezone(UTC) if t.tzinfo is not None else t.replace(tzinfo=UTC)
 
 
 @overload

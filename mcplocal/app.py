@@ -140,6 +140,7 @@ def create_app(settings: Settings, credential: McpdCredential) -> Starlette:
         path=path,
         max_bytes=settings.audit_spool_max_bytes,
         fsync=settings.audit_spool_fsync,
+        linger=settings.audit_delivery_linger,
     )
     metrics = _Metrics(audit)
     state: dict[str, Any] = {"relay": Relay(stateless=settings.stateless)}

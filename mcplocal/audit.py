@@ -4,6 +4,8 @@
 and returns once it is on disk; only then is the call answered. A background task
 (:meth:`AuditReporter.run`) sends the spool's records in order, in batches, to
 ``POST /api/v1/auditevents`` and moves the spool's mark on once mcpd has committed them.
+Woken by a record, it lingers ``linger`` seconds (50 ms) first, so that the records of a
+busy moment share a request (and mcpd's commit) instead of one request each.
 Each record carries its own id (made at the decision): a batch sent again - after mcpd
 went away mid-answer, or after this process restarted - is recorded once. When mcpd is
 away the records wait on disk and delivery retries with a bounded backoff; when the spool
@@ -19,6 +21,7 @@ import uuid
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx2
@@ -31,6 +34,9 @@ log = logging.getLogger("mcplocal.audit")
 
 __all__ = ["AuditReporter", "CallRecord", "SpoolFull", "spool_dir_for"]
 
+#: a batch's bytes at most: well under mcpd's body cap (1 MiB by default), which would
+#: answer 413 and have each record sent alone
+BATCH_BYTES = 512 * 1024
 MAX_BACKOFF = 5.0  # seconds between delivery attempts while mcpd is away, at most
 ADOPT_EVERY = 5.0  # seconds: how often an idle reporter looks for a dead process's segments
 
@@ -97,6 +103,8 @@ class AuditReporter:
         fsync: bool = True,
         interval: float = 0.2,
         batch: int = 500,
+        batch_bytes: int = BATCH_BYTES,
+        linger: float = 0.05,
     ) -> None:
         if not path.startswith(API + "/"):
             raise ValueError(f"`{path}` is not a path of mcpd's API ({API}/...)")
@@ -106,7 +114,9 @@ class AuditReporter:
         self._auth = auth  # mcplocal's own credential (the client's auth flow)
         self.spool = Spool(spool_dir, max_bytes=max_bytes, fsync=fsync)
         self.interval = interval
-        self.batch = batch
+        self.batch = batch  # records a request, at most (mcpd takes 1,000)
+        self.batch_bytes = batch_bytes  # and bytes (a record over it goes alone)
+        self.linger = linger
         self._wake = anyio.Event()
         self.sent = 0  # records mcpd committed (or already had)
         self.rejected = 0  # records mcpd refused as malformed (logged, never resent)
@@ -142,9 +152,13 @@ class AuditReporter:
             while True:
                 with anyio.move_on_after(delay):
                     await self._wake.wait()
+                if self._wake.is_set() and self.linger:
+                    # the records of the next few ms go with this one: one request (and one
+                    # commit in mcpd) for many records, at most ``linger`` later than alone
+                    await anyio.sleep(self.linger)
                 self._wake = anyio.Event()
                 try:
-                    await self.flush(mcpd)
+                    await self.flush(mcpd, caught_up=True)
                     delay = self.interval
                     self.last_error = None
                 except Exception as exc:  # mcpd away: the records wait on disk
@@ -155,19 +169,33 @@ class AuditReporter:
                     adopted = time.monotonic()
                     await anyio.to_thread.run_sync(self.spool.adopt)  # a dead stdio's leftovers
 
-    async def flush(self, mcpd: AsyncMcpdClient | httpx2.AsyncClient) -> None:
-        """Send everything unsent, oldest first (an ``httpx2.AsyncClient`` is borrowed)."""
+    async def flush(
+        self, mcpd: AsyncMcpdClient | httpx2.AsyncClient, *, caught_up: bool = False
+    ) -> None:
+        """Send everything unsent, oldest first (an ``httpx2.AsyncClient`` is borrowed);
+        ``caught_up``: stop after a batch short of the bounds (what came meanwhile waits for
+        the next round, and its linger)."""
         if not isinstance(mcpd, AsyncMcpdClient):
             mcpd = AsyncMcpdClient(self.mcpd_url, self._auth, http=mcpd)
         while True:
-            seg, lines, nbytes = await anyio.to_thread.run_sync(self.spool.unsent, self.batch)
+            seg, lines, nbytes, newest = await anyio.to_thread.run_sync(self._next)
             if seg is None:
                 return
+            # short of the bounds, from the newest segment: the end of what was spooled
+            last = newest and len(lines) < self.batch and nbytes < self.batch_bytes // 2
             if lines:
                 await self._send(mcpd, lines)
             await anyio.to_thread.run_sync(self.spool.sent, seg, nbytes)
             self.sent += len(lines)
             self.last_sent_at = time.time()
+            if caught_up and last:
+                return
+
+    def _next(self) -> tuple[Any, list[bytes], int, bool]:
+        """The next batch (:meth:`Spool.unsent`), and whether its segment is the newest (in
+        the worker thread: the spool's lock may wait for an fsync)."""
+        seg, lines, nbytes = self.spool.unsent(self.batch, self.batch_bytes)
+        return seg, lines, nbytes, seg is not None and self.spool.newest(seg)
 
     async def flush_quietly(self, mcpd: AsyncMcpdClient | httpx2.AsyncClient) -> None:
         """:meth:`flush` at shutdown: what mcpd does not take now waits in the spool."""

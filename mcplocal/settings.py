@@ -120,6 +120,13 @@ class Settings(BaseSettings):
         description="fsync each group of records before their calls are answered (off: "
         "written before the answer, safe from a crash of mcplocal but not of the host)",
     )
+    audit_delivery_linger: float = Field(
+        default=0.05,
+        ge=0,
+        le=5,
+        description="seconds audit delivery waits after a record is spooled, so that the "
+        "records of a busy moment go to mcpd in one request (0: each as soon as it can)",
+    )
     tools_cache_ttl: float = Field(default=60.0, ge=0)
     tools_cache_negative_ttl: float = Field(default=5.0, ge=0)
     summarizers: str = Field(

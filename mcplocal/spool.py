@@ -170,9 +170,12 @@ class Spool:
 
     # -- delivering ----------------------------------------------------------------------
 
-    def unsent(self, limit: int) -> tuple[_Segment | None, list[bytes], int]:
-        """Up to ``limit`` records not yet committed by mcpd, from the oldest segment that
-        has any: (that segment, the records as JSON lines, the bytes they span)."""
+    def unsent(
+        self, limit: int, max_bytes: int = SEGMENT_BYTES
+    ) -> tuple[_Segment | None, list[bytes], int]:
+        """Up to ``limit`` records not yet committed by mcpd, spanning ``max_bytes`` at most
+        (the first one whatever its size), from the oldest segment that has any: (that
+        segment, the records as JSON lines, the bytes they span)."""
         with self._lock:
             segments = list(self._segments)
         for seg in segments:
@@ -183,7 +186,7 @@ class Spool:
             used = 0
             while len(records) < limit:
                 end = data.find(b"\n", used)
-                if end < 0:
+                if end < 0 or (records and end >= max_bytes):
                     break
                 records.append(data[used:end])  # mcpd refuses what is not a record
                 used = end + 1
@@ -203,6 +206,11 @@ class Spool:
             self.bytes -= seg.written
             seg.path.unlink(missing_ok=True)
             seg.close()
+
+    def newest(self, seg: _Segment) -> bool:
+        """Whether no segment was opened (or adopted) after ``seg``."""
+        with self._lock:
+            return bool(self._segments) and self._segments[-1] is seg
 
     @property
     def pending(self) -> int:

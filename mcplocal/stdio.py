@@ -58,6 +58,7 @@ async def run_stdio(
             path=path,
             max_bytes=spool.audit_spool_max_bytes,
             fsync=spool.audit_spool_fsync,
+            linger=spool.audit_delivery_linger,
         )
         proxy = Proxy(mcpd_url, auth, policy, Pipeline(FileCache(cache_dir), http), audit)
         policy.on_change = lambda: proxy.tools_changed(None)

@@ -83,3 +83,30 @@ def test_two_replicas_taking_the_same_batches_at_once_record_each_id_once(
     assert sum(a["duplicates"] for a in answers) == 800
     items = api.ok("GET", "/auditevents", params={"action": "call", "limit": 1000})["items"]
     assert len(items) == 800 == len({e["eventId"] for e in items})
+
+
+def test_every_field_of_a_record_comes_back_as_sent(api: Api) -> None:
+    """What the batch insert does with each value (PostgreSQL: the batch goes as one JSON
+    parameter): a time's offset, a time without one (UTC), quotes, backslashes and
+    non-ASCII in the detail, a token caller and a user caller, absent optional fields."""
+    proxy = api.user("mcplocal@svc", "action:proxy")
+    sha = "ab" * 32
+    sent = [
+        {**events(1)[0], "time": "2026-01-02T03:04:05.123456+02:00",
+         "error": 'a "quoted" \\ back\\slash, ünïcødé ✓ and a tab\t', "outcome": "error"},
+        {"id": str(uuid.uuid4()), "tokenName": "ci", "tokenSha": sha, "server": "s",
+         "tool": "t", "outcome": "deny", "durationMs": 0, "time": "2026-01-02T03:04:05"},
+    ]  # fmt: skip
+    assert api.ok("POST", "/auditevents", proxy, json={"events": sent})["recorded"] == 2
+    items = api.ok("GET", "/auditevents", params={"action": "call"})["items"]
+    got = {e["eventId"]: e for e in items}
+    first, second = got[sent[0]["id"]], got[sent[1]["id"]]
+    assert first["time"].startswith("2026-01-02T01:04:05.123456")  # the same instant, in UTC
+    assert first["detail"]["error"] == sent[0]["error"]
+    assert first["detail"]["reason"] == sent[0]["reason"]
+    assert (first["subject"], first["tokenName"], first["outcome"]) == ("dev", None, "error")
+    assert (first["requestId"], first["policyRevision"]) == ("r0", "0123456789ab")
+    assert second["time"].startswith("2026-01-02T03:04:05")
+    assert (second["subject"], second["tokenName"], second["tokenSha"]) == ("ci", "ci", sha)
+    assert (second["name"], second["project"], second["policyRevision"]) == ("s__t", "", None)
+    assert "error" not in second["detail"] and second["detail"]["durationMs"] == 0

@@ -4,6 +4,7 @@ of the process says so), deep JSON is a 400, and one subject's open MCP sessions
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sys
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mcpd.bodylimit import json_too_deep
 from tests.mcpd.test_instances import ADMIN, PASSWORD, Mcpd, stdio_spec
@@ -209,6 +212,31 @@ def test_the_depth_check_counts_only_real_nesting() -> None:
     assert not json_too_deep(b'{"a": "' + b"[" * 10_000 + b'"}', 256)  # inside a string
     assert not json_too_deep(b"[" + b"[1]," * 10_000 + b"[1]]", 256)  # wide, not deep
     assert json_too_deep(b'{"a": "\\"' + b"[" * 300 + b"]" * 300 + b'"}' + b"[" * 300, 256)
+
+
+_TEXT = st.text(alphabet=st.sampled_from('[]{}"\\ab\n\u00e9'), max_size=8)
+_JSON = st.recursive(
+    st.none() | st.integers() | _TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TEXT, inner, max_size=3),
+    max_leaves=30,
+)
+
+
+def _depth(value: object) -> int:
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    return 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(_JSON, st.integers(min_value=0, max_value=6), st.booleans())
+def test_the_depth_check_agrees_with_the_parser(value: object, limit: int, ascii: bool) -> None:
+    """Brackets, quotes and backslashes inside strings (escaped as JSON escapes them, or
+    not at all for non-ASCII) never count; every real level does."""
+    body = json.dumps(value, ensure_ascii=ascii).encode()
+    assert json_too_deep(body, limit) == (_depth(value) > limit)
 
 
 def test_one_subjects_open_mcp_sessions_are_capped(served: Served) -> None:

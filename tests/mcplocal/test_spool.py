@@ -103,3 +103,25 @@ def test_segments_roll_and_the_oldest_is_sent_first(tmp_path: Path, monkeypatch:
     assert [r["n"] for r in drain(spool, 7)] == list(range(100))
     assert os.listdir(tmp_path) == []
     spool.close()
+
+
+def test_a_batch_is_bounded_in_bytes_too_and_a_big_record_goes_alone(tmp_path: Path) -> None:
+    """mcpd caps a request's body (413 past it): a batch stops before the byte bound, and
+    a record bigger than the bound still goes (alone), never stuck."""
+    spool = Spool(tmp_path, max_bytes=10 * 1024 * 1024)
+    big = {**record(0), "error": "x" * 3000}
+    records = [record(i) for i in range(10, 49)]  # all of one size
+    anyio.run(append_all, spool, [big])
+    anyio.run(append_all, spool, records)
+    size = len(json.dumps(records[0], separators=(",", ":"))) + 1
+    seen = []
+    while True:
+        seg, lines, nbytes = spool.unsent(1000, max_bytes=10 * size)
+        if seg is None:
+            break
+        assert len(lines) == 1 or nbytes <= 10 * size
+        assert nbytes == sum(len(line) + 1 for line in lines)
+        seen.append(len(lines))
+        spool.sent(seg, nbytes)
+    assert seen[0] == 1  # the big one, alone: it alone is over the bound
+    assert sum(seen) == 40 and max(seen) == 10
