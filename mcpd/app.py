@@ -35,15 +35,14 @@ from mcpd.api import (
 )
 from mcpd.api.deps import guard, request_id
 from mcpd.api.route_table import ROUTES, Guard, guard_for
-from mcpd.bodylimit import BodyLimitMiddleware, BodyLimits
+from mcpd.bodylimit import BodyLimits
 from mcpd.bootstrap import bootstrap_admin
 from mcpd.db import make_engine, migrate
+from mcpd.edge import Edge
 from mcpd.errors import Forbidden, OAuthError, install_error_handlers, problem
-from mcpd.metrics import CONTENT_TYPE_LATEST, Metrics, MetricsMiddleware
-from mcpd.oauthcors import OAuthCorsMiddleware
+from mcpd.metrics import CONTENT_TYPE_LATEST, Metrics
 from mcpd.principal import Principal
 from mcpd.replication import PolicyReplicator, SqliteWatcher, sqlite_path
-from mcpd.requestid import RequestIdMiddleware
 from mcpd.runtime import build_runtime
 from mcpd.settings import Settings
 from upstream.mcpserver import Watchers
@@ -172,9 +171,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     metrics = Metrics()  # a registry per app: several apps in one process never collide
     app.state.metrics = metrics
-    # innermost: a server's relayed MCP calls answered before FastAPI routes them
-    app.add_middleware(instances.McpFastPath)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
     # guard runs on every API route, whether or not the handler asks for the caller
     # (FastAPI then reuses its result for a handler's PrincipalDep): nothing fails open.
     watchers = Watchers()
@@ -191,10 +187,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(oauth_browser.router)
     check_route_table(app)
 
-    app.add_middleware(RequestIdMiddleware)
-    app.add_middleware(OAuthCorsMiddleware)
-    # outermost: a body is capped (and its nesting checked) before anything reads it
-    app.add_middleware(BodyLimitMiddleware, limits=body_limits(settings))
+    # one raw ASGI layer (mcpd.edge): bounds first (a body is capped and its nesting
+    # checked before anything reads it), CORS, request ids, metrics, then a server's relayed
+    # MCP calls answered before FastAPI routes them
+    app.add_middleware(
+        Edge, limits=body_limits(settings), metrics=metrics, fast_path=instances.McpFastPath()
+    )
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus_metrics() -> Response:

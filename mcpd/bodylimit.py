@@ -1,5 +1,6 @@
 """Request bodies at mcpd's boundary: a size cap enforced before reading, a read timeout,
-and a nesting cap for JSON - one raw ASGI middleware in front of every route.
+and a nesting cap for JSON - checked by :mod:`mcpd.edge`, the one raw ASGI layer in
+front of every route, before anything else reads the body.
 
 * **Size.** Each path has a cap (:class:`BodyLimits`: 1 MiB by default, more for
   ``POST /api/v1/restore``, the MCP SDK's own limit for the per-server MCP endpoint). A
@@ -23,10 +24,9 @@ import re
 from dataclasses import dataclass, field
 
 import anyio
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from mcpd.errors import problem
-from upstream.relay import replay
 
 MIB = 1024 * 1024
 # a JSON string: runs of plain characters between escapes ("unrolled", so the engine does
@@ -71,59 +71,64 @@ def _matches(pattern: str, path: str) -> bool:
     return len(want) == len(got) and all(w in ("*", g) for w, g in zip(want, got, strict=True))
 
 
-class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, limits: BodyLimits) -> None:
-        self.app = app
-        self.limits = limits
+class _NoBody:
+    """(the type of :data:`NO_BODY`)"""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope.get("headers") or ())
-        length = headers.get(b"content-length")
-        if length is None and b"transfer-encoding" not in headers:
-            await self.app(scope, receive, send)  # no body
-            return
-        cap = self.limits.cap_for(scope["path"])
-        if length is not None:
-            try:
-                declared = int(length)
-            except ValueError:
-                await _refuse(scope, receive, send, 400, "Bad Request", "invalid Content-Length")
-                return
-            if declared > cap:
+
+#: what :func:`read_bounded` gives for a request without a body (it passes untouched)
+NO_BODY = _NoBody()
+#: what :func:`read_bounded` gives when it answered the request itself (413, 408, 400) or
+#: the client went away
+REFUSED = None
+
+
+async def read_bounded(
+    limits: BodyLimits, scope: Scope, receive: Receive, send: Send
+) -> bytes | _NoBody | None:
+    """The request's body, read within ``limits`` (its cap, its time, its nesting): the
+    body; :data:`NO_BODY` (no ``Content-Length``, no ``Transfer-Encoding``: ``receive``
+    untouched); or :data:`REFUSED` once the refusal is sent (or the client left)."""
+    headers = dict(scope.get("headers") or ())
+    length = headers.get(b"content-length")
+    if length is None and b"transfer-encoding" not in headers:
+        return NO_BODY
+    cap = limits.cap_for(scope["path"])
+    if length is not None:
+        try:
+            declared = int(length)
+        except ValueError:
+            await _refuse(scope, receive, send, 400, "Bad Request", "invalid Content-Length")
+            return REFUSED
+        if declared > cap:
+            await _too_large(scope, receive, send, cap)
+            return REFUSED
+    chunks: list[bytes] = []
+    size = 0
+    with anyio.move_on_after(limits.read_timeout) as timer:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return REFUSED
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > cap:
                 await _too_large(scope, receive, send, cap)
-                return
-        chunks: list[bytes] = []
-        size = 0
-        with anyio.move_on_after(self.limits.read_timeout) as timer:
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    return
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                if size > cap:
-                    await _too_large(scope, receive, send, cap)
-                    return
-                chunks.append(chunk)
-                if not message.get("more_body", False):
-                    break
-        if timer.cancelled_caught:
-            detail = f"the request body did not arrive within {self.limits.read_timeout:g} s"
-            await _refuse(scope, receive, send, 408, "Request Timeout", detail)
-            return
-        body = b"".join(chunks)
-        del chunks
-        content_type = headers.get(b"content-type", b"").lower()
-        if (b"json" in content_type or not content_type) and json_too_deep(
-            body, self.limits.max_depth
-        ):
-            detail = f"the JSON body is nested deeper than {self.limits.max_depth} levels"
-            await _refuse(scope, receive, send, 400, "Bad Request", detail)
-            return
-        await self.app(scope, replay(body, receive), send)
+                return REFUSED
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+    if timer.cancelled_caught:
+        detail = f"the request body did not arrive within {limits.read_timeout:g} s"
+        await _refuse(scope, receive, send, 408, "Request Timeout", detail)
+        return REFUSED
+    body = b"".join(chunks)
+    del chunks
+    content_type = headers.get(b"content-type", b"").lower()
+    if (b"json" in content_type or not content_type) and json_too_deep(body, limits.max_depth):
+        detail = f"the JSON body is nested deeper than {limits.max_depth} levels"
+        await _refuse(scope, receive, send, 400, "Bad Request", detail)
+        return REFUSED
+    return body
 
 
 async def _too_large(scope: Scope, receive: Receive, send: Send, cap: int) -> None:

@@ -9,17 +9,16 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 UNMATCHED = "<unmatched>"
 
-__all__ = ["CONTENT_TYPE_LATEST", "Metrics", "MetricsMiddleware", "record_decision"]
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics", "record_decision", "route_template"]
 
 
 class Metrics:
@@ -53,12 +52,30 @@ class Metrics:
             registry=self.registry,
         )
 
+        # the labelled children, by their labels (prometheus_client's labels() takes a lock
+        # and builds a key on every call; the label sets here are few and fixed)
+        self._served: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._decided: dict[tuple[str, bool], Any] = {}
+
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route, str(status)).observe(seconds)
+        key = (method, route, status)
+        children = self._served.get(key)
+        if children is None:
+            labels = (method, route, str(status))
+            children = self._served[key] = (
+                self.requests.labels(*labels),
+                self.latency.labels(*labels),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     def observe_decision(self, kind: str, allowed: bool) -> None:
-        self.decisions.labels("allow" if allowed else "deny", kind).inc()
+        child = self._decided.get((kind, allowed))
+        if child is None:
+            child = self._decided[(kind, allowed)] = self.decisions.labels(
+                "allow" if allowed else "deny", kind
+            )
+        child.inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -71,35 +88,8 @@ def record_decision(request: Request, kind: str, allowed: bool) -> None:
         metrics.observe_decision(kind, allowed)
 
 
-class MetricsMiddleware:
-    """Pure ASGI middleware timing each HTTP request (cheaper than ``BaseHTTPMiddleware``)."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500  # an exception escaping the app becomes a 500 further out
-
-        async def _send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, _send)
-        finally:
-            self.metrics.observe_request(
-                scope["method"], _route_template(scope), status, time.perf_counter() - start
-            )
-
-
-def _route_template(scope: Scope) -> str:
+def route_template(scope: Scope) -> str:
+    """The route template a request matched (``scope["route"]``), or ``<unmatched>``."""
     route: Any = scope.get("route")
     template = getattr(route, "path_format", None)
     return template if isinstance(template, str) else UNMATCHED

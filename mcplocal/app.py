@@ -24,18 +24,15 @@ from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.server.context import ServerRequestContext
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
-from mcp.server.transport_security import (
-    RequestBodyLimitMiddleware,
-    TransportSecurityMiddleware,
-    TransportSecuritySettings,
-)
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from authz.tokens import token_kind, token_sha256
 from client import AsyncMcpdClient
@@ -126,6 +123,55 @@ class _Asgi:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.app(scope, receive, send)
+
+
+class _McpFirst:
+    """``/mcp`` (GET, POST, DELETE) served ahead of Starlette's router; anything else, and
+    any other method on it (405), goes on to the router as before."""
+
+    def __init__(self, app: ASGIApp, endpoint: ASGIApp) -> None:
+        self.app, self.endpoint = app, endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["path"] == "/mcp"
+            and not scope.get("root_path")
+            and scope["method"] in ("GET", "POST", "DELETE")
+        ):
+            await self.endpoint(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+async def capped_body(scope: Scope, receive: Receive, send: Send, cap: int) -> bytes | None:
+    """The request's body, or None once it is answered 413 (over ``cap`` bytes, declared
+    or counted as it streams in, as the MCP SDK's ``RequestBodyLimitMiddleware`` answers
+    it) or the client went away before sending it all."""
+    for name, value in scope.get("headers") or ():
+        if name == b"content-length":
+            try:
+                declared = int(value)
+            except ValueError:
+                break
+            if declared > cap:
+                await Response("Request body too large", status_code=413)(scope, receive, send)
+                return None
+            break
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None  # (gone before the whole body came: nothing to answer)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > cap:
+            await Response("Request body too large", status_code=413)(scope, receive, send)
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 def create_app(settings: Settings, credential: McpdCredential) -> Starlette:
@@ -223,7 +269,7 @@ def create_app(settings: Settings, credential: McpdCredential) -> Starlette:
         )
 
     async def mcp_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
-        """Authenticate, then hand the request to the MCP session manager."""
+        """Authenticate, then hand the request to the fast lane or the MCP session manager."""
         request = Request(scope, receive)
         who = await authenticate(request)
         if isinstance(who, Response):
@@ -234,18 +280,19 @@ def create_app(settings: Settings, credential: McpdCredential) -> Starlette:
         # the SDK binds each MCP session to the credential that opened it
         scope["user"] = AuthenticatedUser(AccessToken(token="", client_id=who.subject, scopes=[]))
         manager: StreamableHTTPSessionManager = state["sessions"]
-        if request.method == "POST":  # (the body under the SDK's own size limit)
-            limited = RequestBodyLimitMiddleware(post, manager.max_request_body_size)
-            await limited(scope, receive, send)
+        if scope["method"] == "POST":  # (the body under the SDK's own size limit)
+            body = await capped_body(scope, receive, send, manager.max_request_body_size)
+            if body is not None:
+                await post(request, who, scope, receive, send, body)
             return
-        if request.method == "DELETE" and (sid := request.headers.get(SESSION_HEADER)):
+        if scope["method"] == "DELETE" and (sid := request.headers.get(SESSION_HEADER)):
             state["relay"].forget(sid)
         await manager.handle_request(scope, receive, send)
 
-    async def post(scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
-        body = await request.body()
-        fast = await fast_lane(request, scope["state"]["caller"], body)
+    async def post(
+        request: Request, who: Caller, scope: Scope, receive: Receive, send: Send, body: bytes
+    ) -> None:
+        fast = await fast_lane(request, who, body)
         if fast is not None:
             await fast(scope, receive, send)
             return
@@ -381,6 +428,8 @@ def create_app(settings: Settings, credential: McpdCredential) -> Starlette:
             audit.spool.close()  # what is left is sent by the next start
 
     return Starlette(
+        # /mcp ahead of the router: its requests skip route matching and the exception layer
+        middleware=[Middleware(_McpFirst, endpoint=mcp_endpoint)],
         routes=[
             Route("/mcp", _Asgi(mcp_endpoint), methods=["GET", "POST", "DELETE"]),
             Route(METADATA_PATH, metadata),

@@ -34,8 +34,9 @@ from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
 from pydantic import Field
 from sqlalchemy import select
+from starlette.datastructures import QueryParams
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from authz import Decision
 from mcpd import audit
@@ -461,10 +462,19 @@ MCP_PATH = "/api/v1/servers/{name}/mcp"
 _HEAD, _TAIL = MCP_PATH.split("{name}")
 
 
+class _Route:
+    """What ``scope["route"]`` holds for a request the fast path answers: the route's
+    template, for the metrics' label (FastAPI keeps included routers nested, so the route
+    object itself is not at hand without a walk through them)."""
+
+    path_format = "/api/v1/servers/{name}/mcp"
+
+
 class McpFastPath:
-    """Raw ASGI, ahead of FastAPI's router: a POST to a server's MCP endpoint that the fast
-    lane answers (a relayed ``tools/call``, a cancellation of one, a caller's answer to the
-    upstream's request), from a caller known without the database, is answered here.
+    """Ahead of FastAPI's router (called by :class:`mcpd.edge.Edge`): a POST to a server's
+    MCP endpoint that the fast lane answers (a relayed ``tools/call``, a cancellation of
+    one, a caller's answer to the upstream's request), from a caller known without the
+    database, is answered here.
 
     It is the route's own checks, in the same order and by the same functions: the caller
     from the credential cache (:func:`cached_caller`), ``run`` on the server in the caller's
@@ -476,39 +486,22 @@ class McpFastPath:
     FastAPI's routing and dependency solving, the guard's database session, the thread hop.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self.route: Any = None  # the route's object, for the metrics' route label
+    route = _Route()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "") if scope["type"] == "http" else ""
-        if scope.get("method") != "POST" or not (
-            path.startswith(_HEAD) and path.endswith(_TAIL) and len(path) > len(MCP_PATH) - 6
-        ):
-            await self.app(scope, receive, send)
-            return
-        name = path[len(_HEAD) : -len(_TAIL)]
-        if "/" in name:
-            await self.app(scope, receive, send)
-            return
-        chunks = []
-        while True:  # (BodyLimitMiddleware, further out, has capped it)
-            message = await receive()
-            if message["type"] != "http.request":
-                await self.app(scope, receive, send)  # (gone already: FastAPI says so)
-                return
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body"):
-                break
-        body = b"".join(chunks)
-        receive = replay(body, receive)
-        response = await self._answer(scope, receive, name, body)
-        if response is None:
-            await self.app(scope, receive, send)
-        else:
-            await response(scope, receive, send)
+    def wants(self, scope: Scope) -> bool:
+        """Whether this is a POST to one server's MCP endpoint."""
+        path: str = scope["path"]
+        return (
+            scope["method"] == "POST"
+            and path.startswith(_HEAD)
+            and path.endswith(_TAIL)
+            and len(path) > len(MCP_PATH) - 6
+            and "/" not in path[len(_HEAD) : -len(_TAIL)]
+        )
 
-    async def _answer(self, scope: Scope, receive: Receive, name: str, body: bytes) -> Any:
+    async def answer(self, scope: Scope, receive: Receive, body: bytes) -> Response | None:
+        """The fast lane's answer to this POST (whose ``body`` is read), or None."""
+        name = scope["path"][len(_HEAD) : -len(_TAIL)]
         request = Request(scope, receive)
         rt: Runtime = request.app.state.runtime
         headers = request.headers
@@ -516,10 +509,14 @@ class McpFastPath:
         target = inst.relay if inst is not None else None
         if target is None or SESSION_HEADER not in headers or not target.speaks(headers):
             return None
-        p = cached_caller(rt, headers.get("authorization", ""), request.url.path)
+        # (the path as request.url.path gives it)
+        path = scope["path"].replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
+        p = cached_caller(rt, headers.get("authorization", ""), path)
         if p is None:
             return None
-        project = request.query_params.get("project") or p.token_project or ""
+        project = (_query_project(scope) if scope.get("query_string") else "") or (
+            p.token_project or ""
+        )
         if not rt.authorizer.decide(p.subject, project, "servers", name, "run").allowed:
             return None  # refused, and audited, by the guard
         if project:
@@ -533,13 +530,13 @@ class McpFastPath:
         security: TransportSecurityMiddleware = request.app.state.mcp_security
         if await security.validate_request(request, is_post=True) is not None:
             return None
-        if self.route is None:
-            self.route = next(
-                (r for r in request.app.routes if getattr(r, "path_format", "") == MCP_PATH),
-                None,
-            )
         scope["route"] = self.route
         return _fast_lane(request, rt, name, p, project, body)
+
+
+def _query_project(scope: Scope) -> str:
+    """``?project=`` of the request, as ``request.query_params`` reads it."""
+    return QueryParams(scope["query_string"]).get("project") or ""
 
 
 def _project_servers(rt: Runtime, project: str) -> frozenset[str]:

@@ -9,6 +9,7 @@ until anything that decides it changes (``tools_changed``) or ``listing_ttl`` pa
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -62,6 +63,7 @@ class Catalog:
     audit: AuditReporter
     upstream_settings: SupervisorSettings
     project_ttl: float
+    _project_fetches: dict[str, asyncio.Future[ProjectInfo]]  # project -> its fetch in flight
     listing_ttl: float
     default_model: ProxyModel
     _projects: dict[str, ProjectInfo]
@@ -123,9 +125,24 @@ class Catalog:
         return sup
 
     async def project(self, name: str) -> ProjectInfo:
+        """The project's servers and proxy model, as mcpd said within ``project_ttl``.
+        Calls that find it stale together wait for one fetch (not one each)."""
         info = self._projects.get(name)
         if info is not None and time.monotonic() - info.fetched < self.project_ttl:
             return info
+        fetch = self._project_fetches.get(name)
+        if fetch is None:
+            fetch = asyncio.ensure_future(self._fetch_project(name, info))
+            self._project_fetches[name] = fetch
+            fetch.add_done_callback(lambda f: self._fetched(name, f))
+        return await asyncio.shield(fetch)  # (a waiter cancelled leaves it to the others)
+
+    def _fetched(self, name: str, fetch: asyncio.Future[ProjectInfo]) -> None:
+        self._project_fetches.pop(name, None)
+        if not fetch.cancelled():
+            fetch.exception()  # (seen, should every waiter have gone away)
+
+    async def _fetch_project(self, name: str, info: ProjectInfo | None) -> ProjectInfo:
         assert self._mcpd is not None
         try:
             body = await self._mcpd.project(name)

@@ -55,6 +55,7 @@ class Proxy(Calls, Resources, Notify):
             start_timeout=10.0, probe_interval=30.0, tools_ttl=60.0, negative_ttl=5.0
         )
         self.project_ttl = project_ttl
+        self._project_fetches = {}
         self.default_model = default_model or ProxyModel()
         self._projects = {}
         self._supervisors = {}
