@@ -22,6 +22,7 @@ from mcpd.api import (
     backup,
     groups,
     instances,
+    mcpserver,
     mcptokens,
     oauth,
     oauth_browser,
@@ -174,8 +175,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # guard runs on every API route, whether or not the handler asks for the caller
     # (FastAPI then reuses its result for a handler's PrincipalDep): nothing fails open.
     watchers = Watchers()
-    app.state.mcp_sessions = instances.build_session_manager(watchers, settings)
-    app.state.mcp_security = TransportSecurityMiddleware(instances.transport_security(settings))
+    app.state.mcp_sessions = mcpserver.build_session_manager(watchers, settings)
+    app.state.mcp_security = TransportSecurityMiddleware(mcpserver.transport_security(settings))
     app.state.relay = Relay()  # tools/call's fast lane (upstream/relay)
     identities = (auth, users, groups, rbac, mcptokens, serviceaccounts)
     routers = (projects, servers, secrets, auditevents)
