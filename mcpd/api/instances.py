@@ -12,6 +12,7 @@ caller's bearer never goes further than here.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import suppress
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -196,7 +197,7 @@ async def server_mcp(name: str, request: Request, p: PrincipalDep, rt: RuntimeDe
         if name not in servers:
             raise NotFound(f"server `{name}` not found in project {project}")
     try:
-        await rt.supervisor.instance(name)  # starts it on first use
+        inst = await rt.supervisor.instance(name)  # starts it on first use
     except UpstreamError as exc:
         raise NotFound(str(exc)) from None
     # The SDK binds each MCP session to the credential that opened it; here that is the
@@ -215,6 +216,14 @@ async def server_mcp(name: str, request: Request, p: PrincipalDep, rt: RuntimeDe
     if SESSION_HEADER not in request.headers:  # would open a session: the per-subject cap
         check_session_cap(request.app.state.mcp_sessions, p, rt.settings)
     body = await request.body()
+    if inst.relay is None and SESSION_HEADER in request.headers:
+        message = single_request(request.headers, body)
+        if message is not None and is_tools_call(message):
+            # a call made while the instance starts waits for it (the SDK path would too),
+            # then takes the fast lane like every later call: only there do the upstream's
+            # requests (sampling, elicitation, roots) reach their caller
+            with suppress(UpstreamError):
+                await inst.ready_session()
     fast = _fast_lane(request, rt, name, p, project, body)
     return fast or _Handover(request.app.state.mcp_sessions, body, relay)
 

@@ -260,6 +260,18 @@ def test_two_callers_each_sampled_on_their_own(world: World, kind: str, path: st
             for who in seen:
                 tg.start_soon(one, who)
 
+    async def listed() -> None:
+        # server-everything registers its sampling tool only once a session that declares
+        # sampling has sent `initialized` (its oninitialized): a call made at once can come
+        # first. Wait for the listing to show it, as a client following list_changed would.
+        async with session(url, bearer, "warm-up", Seen()) as s:
+            with anyio.fail_after(20):
+                while f"{pre}trigger-sampling-request" not in {
+                    t.name for t in (await s.list_tools()).tools
+                }:
+                    await anyio.sleep(0.2)
+
+    anyio.run(listed)
     for round in (1, 2):
         for who in seen:
             seen[who].sampled.clear()

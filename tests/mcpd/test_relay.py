@@ -52,7 +52,7 @@ def relayed(m: Mcpd) -> float:
 
 def remote(m: Mcpd, port: int) -> None:
     """Register the upstream on ``port`` as server `remote`, and start its instance (a call
-    made while it is still starting takes the SDK path, which waits for it)."""
+    made while it starts waits for it, then is relayed: tests/mcpd/test_stdio_lane.py)."""
     m.server("remote", {"transport": "http", "http": {"url": f"http://127.0.0.1:{port}/mcp"}})
 
     async def start() -> None:

@@ -52,7 +52,7 @@ def mcpd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Mcpd]:
 
 def local(m: Mcpd, name: str = "local") -> None:
     """Register the stdio demo server as ``name`` and start its instance (a call made while it
-    is still starting takes the SDK path, which waits for it)."""
+    starts waits for it: test_a_call_made_while_the_child_starts_waits_and_is_relayed)."""
     m.server(name, stdio_spec("demo"))
 
     async def start() -> None:
@@ -382,3 +382,20 @@ def test_a_right_taken_away_mid_session_is_refused_and_audited(mcpd: Mcpd) -> No
     assert relayed(m) - before >= 1
     denies = m.ok("GET", "/auditevents", params={"kind": "servers", "outcome": "deny"})["items"]
     assert any(e["name"] == "local" and "bob" in str(e) for e in denies)
+
+
+def test_a_call_made_while_the_child_starts_waits_and_is_relayed(mcpd: Mcpd) -> None:
+    # no warm-up: the session's initialize starts the child, and the call that follows comes
+    # while it is starting (a Python child takes most of a second): it waits for the child,
+    # then takes the fast lane like every later call (only there is the caller asked what
+    # the child asks)
+    m = mcpd
+    m.server("cold", stdio_spec("demo"))
+    before = relayed(m)
+
+    async def flow() -> str:
+        async with mcp_session(mcp_url(m, "cold"), m.admin) as s:
+            return text(await s.call_tool("add", {"a": 1, "b": 2}))
+
+    assert run(flow) == "3"
+    assert relayed(m) - before == 1
