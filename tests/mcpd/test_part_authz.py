@@ -34,7 +34,7 @@ POLICY = (
 )
 
 
-async def _error(call: Any) -> tuple[int, str]:
+async def mcp_error(call: Any) -> tuple[int, str]:
     try:
         await call
     except MCPError as exc:
@@ -57,18 +57,18 @@ def test_a_denied_prompt_or_resource_is_answered_like_one_that_does_not_exist(
                 out["resources"] = sorted(str(r.uri) for r in (await s.list_resources()).resources)
                 got = await s.get_prompt("greet", {"name": "ada"})
                 out["greet"] = got.messages[0].content
-                out["plan"] = await _error(s.get_prompt("plan"))
-                out["nope"] = await _error(s.get_prompt("nope"))
-                out["secret"] = await _error(s.read_resource("demo://secret"))
-                out["missing"] = await _error(s.read_resource("demo://missing"))
-                out["item7"] = await _error(s.read_resource("demo://items/7"))
+                out["plan"] = await mcp_error(s.get_prompt("plan"))
+                out["nope"] = await mcp_error(s.get_prompt("nope"))
+                out["secret"] = await mcp_error(s.read_resource("demo://secret"))
+                out["missing"] = await mcp_error(s.read_resource("demo://missing"))
+                out["item7"] = await mcp_error(s.read_resource("demo://items/7"))
                 item = await s.read_resource("demo://items/8")
                 out["item8"] = item.contents[0]
                 with warnings.catch_warnings():  # (removed only from protocol 2026-07-28)
                     warnings.simplefilter("ignore", MCPDeprecationWarning)
-                    out["subscribe"] = await _error(s.subscribe_resource("demo://secret"))
+                    out["subscribe"] = await mcp_error(s.subscribe_resource("demo://secret"))
                 ref = types.PromptReference(type="ref/prompt", name="plan")
-                out["complete"] = await _error(s.complete(ref, {"name": "value", "value": "x"}))
+                out["complete"] = await mcp_error(s.complete(ref, {"name": "value", "value": "x"}))
             return out
 
         got = run(lambda: flow(bob))

@@ -12,19 +12,11 @@ from typing import Any
 
 import anyio
 import mcp_types as types
-from mcp.shared.exceptions import MCPError
 
 from tests.mcpd.test_instances import mcp_session, stdio_spec
+from tests.mcpd.test_part_authz import mcp_error
 from tests.mcplocal.conftest import Stack
 from tests.mcplocal.test_journey import token
-
-
-async def _error(call: Any) -> tuple[int, str]:
-    try:
-        await call
-    except MCPError as exc:
-        return exc.code, exc.message
-    return 0, "answered"
 
 
 def test_a_token_uses_only_the_prompts_and_resources_it_is_bound_to(stack: Stack) -> None:
@@ -50,12 +42,12 @@ def test_a_token_uses_only_the_prompts_and_resources_it_is_bound_to(stack: Stack
             out["greet"] = getattr(greeted.messages[0].content, "text", "")
             notes = await s.read_resource("demo://notes")
             out["notes"] = getattr(notes.contents[0], "text", "")
-            out["plan"] = await _error(s.get_prompt("demo__plan"))
-            out["nope"] = await _error(s.get_prompt("demo__nope"))
-            out["secret"] = await _error(s.read_resource("demo://secret"))
-            out["missing"] = await _error(s.read_resource("demo://missing"))
+            out["plan"] = await mcp_error(s.get_prompt("demo__plan"))
+            out["nope"] = await mcp_error(s.get_prompt("demo__nope"))
+            out["secret"] = await mcp_error(s.read_resource("demo://secret"))
+            out["missing"] = await mcp_error(s.read_resource("demo://missing"))
             ref = types.PromptReference(type="ref/prompt", name="demo__plan")
-            out["complete"] = await _error(s.complete(ref, {"name": "x", "value": "y"}))
+            out["complete"] = await mcp_error(s.complete(ref, {"name": "x", "value": "y"}))
         return out
 
     got = anyio.run(flow, narrow)
