@@ -16,23 +16,25 @@ PG_ADMIN_URL = os.environ.get(
 )
 
 
-# The files that take longest, longest first (`make test` prints the slowest tests). `make
+# The files that take longest, longest first (as `make test`'s slowest tests showed). `make
 # test` hands whole files to its pytest-xdist workers in collection order, so when these
 # come last one worker runs them alone while the other idles; first, they overlap the rest.
 SLOW_FIRST = (
+    "tests/mcplocal/test_identity.py",
+    "tests/authz/test_policy_tools.py",
     "tests/authz/test_differential.py",
     "tests/replicas/test_replicas.py",
-    "tests/mcpd/test_fuzz_openapi.py",
-    "tests/conformance/test_passthrough.py",
-    "tests/conformance/test_everything.py",
-    "tests/replicas/test_pg_restart_audit.py",
-    "tests/oauth/test_security.py",
-    "tests/mcpd/test_escalation.py",
-    "tests/mcplocal/test_identity.py",
-    "tests/test_quickstart.py",
-    "tests/bench/test_proxy_bench_smoke.py",
     "tests/mcplocal/test_audit_delivery.py",
     "tests/mcpd/test_escalation_property.py",
+    "tests/test_quickstart.py",
+    "tests/replicas/test_continuous.py",
+    "tests/bench/test_proxy_bench_smoke.py",
+    "tests/replicas/test_pg_restart_audit.py",
+    "tests/mcpd/test_fuzz_openapi.py",
+    "tests/conformance/test_suite.py",
+    "tests/conformance/test_everything.py",
+    "tests/oauth/test_security.py",
+    "tests/mcpd/test_escalation.py",
 )
 
 
