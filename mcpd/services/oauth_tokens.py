@@ -80,6 +80,16 @@ def _client(db: Session, form: Mapping[str, str]) -> OAuthClient:
     return client
 
 
+def _use_once(db: Session, model: type[OAuthCode] | type[OAuthToken], id: int, used: str) -> None:
+    """Mark the single-use row ``id`` used, even against concurrent requests (only one
+    UPDATE finds it unused); ``invalid_grant`` saying ``used`` if another got there first."""
+    claimed = db.execute(
+        update(model).where(model.id == id, model.used_at.is_(None)).values(used_at=utcnow())
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise OAuthError("invalid_grant", used)
+
+
 def _verifier_ok(verifier: str, challenge: str) -> bool:
     if not CODE_VERIFIER_PATTERN.match(verifier):
         return False
@@ -113,14 +123,7 @@ def exchange_code(
     resource = form.get("resource", code.resource)
     if resource != code.resource:
         raise OAuthError("invalid_target", "resource differs from the one consented to")
-    # used once, even by concurrent exchanges: only one UPDATE finds it unused
-    claimed = db.execute(
-        update(OAuthCode)
-        .where(OAuthCode.id == code.id, OAuthCode.used_at.is_(None))
-        .values(used_at=utcnow())
-    )
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
-        raise OAuthError("invalid_grant", "authorization code already used")
+    _use_once(db, OAuthCode, code.id, "authorization code already used")
     user = db.get(User, code.user_id)
     if user is None or user.disabled:
         raise OAuthError("invalid_grant", "the consenting user is disabled or gone")
@@ -218,13 +221,7 @@ def refresh(
     resource = form.get("resource", grant.resource)
     if resource != grant.resource:
         raise OAuthError("invalid_target", "a grant's tokens are for its own resource only")
-    claimed = db.execute(
-        update(OAuthToken)
-        .where(OAuthToken.id == row.id, OAuthToken.used_at.is_(None))
-        .values(used_at=utcnow())
-    )
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
-        raise OAuthError("invalid_grant", "refresh token was already used")
+    _use_once(db, OAuthToken, row.id, "refresh token was already used")
     tokens = _tokens(db, rt.settings, grant)
     db.commit()
     return tokens
