@@ -66,6 +66,7 @@ Request = tuple[str, str, str, str, str]
 
 SEED = 20261124
 OTHER_KINDS = tuple(k for k in KINDS if k not in ("servers", "tools"))
+PART_KINDS = ("tools", "prompts", "resources")  # the parts of a server
 VERBS = ("get", "list", "create", "update", "delete", "run")
 ROLE_VERBS = {
     "role:view": ("get", "list"),
@@ -172,8 +173,8 @@ class Population:
         rng = self.rng
         if kind == "servers":
             return f"srv-{rng.randrange(self.cfg.servers)}"
-        if kind == "tools":
-            return f"srv-{rng.randrange(self.cfg.servers)}__tool-{rng.randrange(20)}"
+        if kind in PART_KINDS:  # named `<server>__<part>` (a resource by its URI)
+            return f"srv-{rng.randrange(self.cfg.servers)}__{kind[:-1]}-{rng.randrange(20)}"
         return f"obj-{rng.randrange(self.cfg.objects)}"
 
     def binding(self) -> tuple[str, ...]:
@@ -460,6 +461,8 @@ def run(cfg: Config, quick: bool) -> dict[str, Any]:
                 f"{' (p99 of so few is about the max)' if k < 100 else ''}; "
                 f"agrees with fast on {agree}/{k}"
             )
+            if agree != k:  # the index must answer as plain Casbin does, or its speed means nothing
+                raise SystemExit(f"[{size} lines] fast and reference disagree on {k - agree} of {k}")
             results.append(
                 {
                     "engine": "reference",
