@@ -462,7 +462,7 @@ def run(cfg: Config, quick: bool) -> dict[str, Any]:
                 f"agrees with fast on {agree}/{k}"
             )
             if agree != k:  # the index must answer as plain Casbin does, or its speed means nothing
-                raise SystemExit(f"[{size} lines] fast and reference disagree on {k - agree} of {k}")
+                raise SystemExit(f"[{size} lines] fast and reference disagree: {k - agree}/{k}")
             results.append(
                 {
                     "engine": "reference",
