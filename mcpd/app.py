@@ -14,6 +14,7 @@ from mcp.server.transport_security import (
     DEFAULT_MAX_REQUEST_BODY_SIZE,
     TransportSecurityMiddleware,
 )
+from starlette.types import Receive, Scope, Send
 
 from mcpd import audit
 from mcpd.api import (
@@ -109,6 +110,21 @@ def body_limits(settings: Settings) -> BodyLimits:
     )
 
 
+class McpdApp(FastAPI):
+    """FastAPI behind mcpd's edge (:mod:`mcpd.edge`): the edge comes first, ahead of
+    FastAPI's own middlewares too (error pages, telemetry, body limit), so a relayed MCP
+    call answered there passes through nothing else."""
+
+    edge: Edge
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["app"] = self  # (as Starlette sets it: the edge's fast path reads app.state)
+        await self.edge(scope, receive, send)
+
+    async def behind_edge(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -153,7 +169,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await run_in_threadpool(replicator.stop)
             engine.dispose()
 
-    app = FastAPI(title="mcpd", version="0.1.0", lifespan=lifespan)
+    app = McpdApp(title="mcpd", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
 
     @app.exception_handler(Forbidden)
@@ -188,11 +204,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(oauth_browser.router)
     check_route_table(app)
 
-    # one raw ASGI layer (mcpd.edge): bounds first (a body is capped and its nesting
-    # checked before anything reads it), CORS, request ids, metrics, then a server's relayed
-    # MCP calls answered before FastAPI routes them
-    app.add_middleware(
-        Edge, limits=body_limits(settings), metrics=metrics, fast_path=instances.McpFastPath()
+    # one raw ASGI layer (mcpd.edge) in front of everything: bounds first (a body is capped
+    # and its nesting checked before anything reads it), CORS, request ids, metrics, then a
+    # server's relayed MCP calls answered before FastAPI sees them
+    app.edge = Edge(
+        app.behind_edge,
+        limits=body_limits(settings),
+        metrics=metrics,
+        fast_path=instances.McpFastPath(),
     )
 
     @app.get("/metrics", include_in_schema=False)

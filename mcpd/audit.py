@@ -10,7 +10,6 @@ once: :func:`ingest` skips ids already committed, whoever committed them.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Final, overload
@@ -21,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from mcpd.models import AuditEvent, McpToken, utcnow
 from mcpd.principal import Principal
+from upstream import ids
 
 
 def record(
@@ -63,7 +63,7 @@ def row(
 ) -> dict[str, Any]:
     """The column values of one audit event (see :func:`record`)."""
     return {
-        "event_id": event_id or str(uuid.uuid4()),
+        "event_id": event_id or ids.event_id(),
         "time": utcnow() if time is None else _utc(time),
         "subject": _fit(principal.user or principal.token_name or principal.subject, 255),
         "token_name": _fit(principal.token_name, 255),

@@ -21,8 +21,9 @@ applies something that was rolled back. Table changes travel the same way (``{"t
 
 On SQLite there are no replicas, but another process may still write the file (``mcpd
 bootstrap`` while mcpd runs): :class:`SqliteWatcher` reads SQLite's ``PRAGMA data_version``
-once a second and, when some other connection committed, brings the enforcer up to what the
-database holds (only the difference) and moves every read cache on.
+once a second and, when some other connection committed, moves every read cache on and,
+if the policy's counter moved (migration 0007: triggers count every write to rules, tokens,
+users and projects), brings the enforcer up to what the database holds (only the difference).
 """
 
 from __future__ import annotations
@@ -220,6 +221,15 @@ def sqlite_path(database_url: str) -> str | None:
     return url.database
 
 
+def _policy_version(conn: sqlite3.Connection) -> int | None:
+    """Migration 0007's counter of writes to what the policy is built from; None if absent."""
+    try:
+        row = conn.execute("SELECT n FROM policy_version").fetchone()
+    except sqlite3.OperationalError:
+        return None
+    return int(row[0]) if row else None
+
+
 class SqliteWatcher:
     """Follows commits that other processes make to mcpd's SQLite file (see above)."""
 
@@ -239,6 +249,7 @@ class SqliteWatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.synced = 0  # how many times another process's policy change was taken in
+        self.reads = 0  # how many times the policy was read again to look for one
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="mcpd-sqlite-watch", daemon=True)
@@ -253,18 +264,24 @@ class SqliteWatcher:
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         try:
             last = conn.execute("PRAGMA data_version").fetchone()[0]
+            policy = _policy_version(conn)
             while not self._stop.wait(self.interval):
                 try:
                     version = conn.execute("PRAGMA data_version").fetchone()[0]
                     if version != last:  # some other connection committed (ours too)
                         last = version
-                        self.sync()
+                        self.generations.bump_all()
+                        now = _policy_version(conn)
+                        if now is None or now != policy:  # (None: no counter, look anyway)
+                            policy = now
+                            self.sync()
                 except Exception:
                     log.exception("following the database file failed; trying again")
         finally:
             conn.close()
 
     def _difference(self) -> tuple[set[tuple[Rule, str]], set[tuple[Rule, str]], bool]:
+        self.reads += 1
         stored, tokens = self._load_all()
         have = {(r, r.source) for r in self.authorizer.rules() if r.source.startswith("db:")}
         want = {(r, r.source) for r in stored}
@@ -280,7 +297,6 @@ class SqliteWatcher:
         This process's own commits also move ``data_version``, and reach the enforcer a
         moment after they commit: only a difference seen twice, 50 ms apart, is applied,
         matched by row (``exact``) so that a rule is never held twice."""
-        self.generations.bump_all()
         added, removed, tokens_differ = self._difference()
         if not (added or removed or tokens_differ):
             return

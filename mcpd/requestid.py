@@ -6,9 +6,9 @@ Kept in ``request.state.request_id`` (audit events carry it) and echoed in the r
 
 from __future__ import annotations
 
-import uuid
-
 from starlette.types import Scope
+
+from upstream.ids import request_id
 
 HEADER = b"x-request-id"
 
@@ -21,4 +21,4 @@ def request_id_of(scope: Scope) -> str:
             if given:
                 return given
             break
-    return uuid.uuid4().hex
+    return request_id()

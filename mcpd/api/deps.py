@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import AsyncIterator, Hashable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -26,6 +25,7 @@ from mcpd.runtime import Runtime, SessionCache, aware
 from mcpd.services.oauth import resource_of_request
 from mcpd.services.oauth_grants import access_principal
 from mcpd.services.work import Caller
+from upstream import ids
 
 # Dependencies are `async def` where they do not block: FastAPI runs a plain `def` one in a
 # worker thread, a thread hop per request for nothing (11% of mcpd's CPU under load).
@@ -56,7 +56,7 @@ DbDep = Annotated[Session, Depends(get_db)]
 def request_id(request: Request) -> str:
     rid: str | None = getattr(request.state, "request_id", None)
     if rid is None:
-        rid = request.headers.get("x-request-id", "")[:64] or uuid.uuid4().hex
+        rid = request.headers.get("x-request-id", "")[:64] or ids.request_id()
         request.state.request_id = rid
     return rid
 

@@ -25,7 +25,7 @@ def test_migrate_is_idempotent_and_creates_the_policy_table(db_engine: sa.Engine
     assert current_revision(db_engine) is None
     migrate(db_engine)
     migrate(db_engine)
-    assert current_revision(db_engine) == "0006_oauth"
+    assert current_revision(db_engine) == "0007_policy_version"
     cols = {c["name"] for c in sa.inspect(db_engine).get_columns("casbin_rule")}
     assert cols == {"id", "ptype", "v0", "v1", "v2", "v3", "v4", "v5", "origin"}
     indexes = {i["name"] for i in sa.inspect(db_engine).get_indexes("casbin_rule")}

@@ -11,7 +11,7 @@ import asyncio
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -33,6 +33,7 @@ _NONE = object()
 _ids = itertools.count(1)
 PREFIX = "mcpd-relay-"  # of the relay's own request ids (and progress tokens) upstream
 U = TypeVar("U")
+V = TypeVar("V")
 _background: set[asyncio.Task[None]] = set()
 
 
@@ -138,13 +139,13 @@ class Call(Relayed[UpstreamHttp]):
         elicitation, roots) go to ``self.ask`` (the caller's session), or are refused."""
         body = json.dumps({**self.request, "id": self.upstream_id}, separators=(",", ":"))
         deadline = time.monotonic() + timeout
-        exchange = await asyncio.wait_for(self.upstream.post(body.encode()), timeout)
+        exchange = await _within(self.upstream.post(body.encode()), timeout)
         if exchange.status == 401:  # a credential renewed meanwhile: once more, with the new one
             exchange.release()
             if not await self.upstream.renewed():
                 raise RelayError("the upstream answered HTTP 401")
             left = max(0.001, deadline - time.monotonic())
-            exchange = await asyncio.wait_for(self.upstream.post(body.encode()), left)
+            exchange = await _within(self.upstream.post(body.encode()), left)
         last_id: str | None = None
         retry = 1.0
         for _ in range(MAX_RESUMES):
@@ -163,7 +164,7 @@ class Call(Relayed[UpstreamHttp]):
                     if left <= 0:
                         raise TimeoutError
                     try:
-                        chunk = await asyncio.wait_for(anext(body_iter), left)
+                        chunk = await _within(anext(body_iter), left)
                     except StopAsyncIteration:
                         break
                     buffer += chunk
@@ -192,7 +193,7 @@ class Call(Relayed[UpstreamHttp]):
                 exchange.release()
             # closed before the result: resume after the last event seen
             await asyncio.sleep(min(retry, MAX_RETRY, max(0.0, deadline - time.monotonic())))
-            exchange = await asyncio.wait_for(
+            exchange = await _within(
                 self.upstream.resume(last_id), max(0.001, deadline - time.monotonic())
             )
         raise RelayError(f"the upstream closed its answer {MAX_RESUMES} times without a result")
@@ -222,12 +223,19 @@ class Call(Relayed[UpstreamHttp]):
 
     async def _post_quietly(self, message: dict[str, Any]) -> None:
         with _quiet():
-            exchange = await asyncio.wait_for(self.upstream.post(json.dumps(message).encode()), 5.0)
+            exchange = await _within(self.upstream.post(json.dumps(message).encode()), 5.0)
             try:
                 async for _ in _bounded(exchange.body(), 5.0):
                     pass
             finally:
                 exchange.release()
+
+
+async def _within(step: Awaitable[V], seconds: float) -> V:
+    """``step``'s result, or TimeoutError after ``seconds`` (``asyncio.wait_for`` without its
+    task: on Python 3.11 that is a task per call, per chunk read)."""
+    async with asyncio.timeout(seconds):
+        return await step
 
 
 class _quiet:
@@ -247,6 +255,6 @@ async def _bounded(chunks: AsyncIterator[bytes], seconds: float) -> AsyncIterato
         if left <= 0:
             raise TimeoutError
         try:
-            yield await asyncio.wait_for(anext(chunks), left)
+            yield await _within(anext(chunks), left)
         except StopAsyncIteration:
             return

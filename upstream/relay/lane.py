@@ -185,10 +185,12 @@ class Relay:
         target: Target,
         call: Relayed[Any],
         on_done: OnDone,
-    ) -> AsyncIterator[bytes]:
-        """The SSE events answering ``call``. A failed upstream gives an ``isError`` result
-        naming the server (as the SDK path does), a lost connection is the instance's to
-        handle (``target.lost``), and ``on_done`` (:data:`OnDone`) hears how it ended."""
+    ) -> AsyncIterator[tuple[bytes, bool]]:
+        """The SSE events answering ``call``, each with whether it is the last (the result:
+        what follows is the upstream's answer read to its end, so the connection is kept).
+        A failed upstream gives an ``isError`` result naming the server (as the SDK path
+        does), a lost connection is the instance's to handle (``target.lost``), and
+        ``on_done`` (:data:`OnDone`) hears how it ended."""
         server, timeout = target.server, target.timeout
         request_id = call.request["id"]
         tool = call.request["params"]["name"]
@@ -204,7 +206,7 @@ class Relay:
                     if "method" not in message:
                         response, told = message, True
                         message = await on_done(response, None) or message
-                    yield sse_event(message)
+                    yield sse_event(message), told
             except RelayError as exc:
                 if isinstance(exc, ConnectionLost):
                     target.lost(f"connection lost: {exc}")
@@ -214,7 +216,7 @@ class Relay:
                 error = f"server `{server}` did not answer tools/call {tool} within {timeout:g}s"
             if error is not None:
                 response, told = error_result(request_id, error), True
-                yield sse_event(await on_done(response, error) or response)
+                yield sse_event(await on_done(response, error) or response), True
         except BaseException:  # the caller went away: so does its request
             spawn(call.cancel("the caller went away"))
             error = "the caller went away"
@@ -226,13 +228,24 @@ class Relay:
                 spawn(on_done(response, error))
 
 
+HEAD_WITHIN = 0.05  # seconds: a slower answer's head goes out then, before its first event
+
+
 class RelayedAnswer(Response):
     """The SSE answer of a relayed call, written as its events come: like Starlette's
     StreamingResponse, without its task group (a third of a relayed call's CPU). The
     caller's going away (``http.disconnect``, watched by one plain task) cancels the
-    writing, and with it the call (:meth:`Relay.stream`)."""
+    writing, and with it the call (:meth:`Relay.stream`).
 
-    def __init__(self, events: AsyncIterator[bytes], headers: Mapping[str, str]) -> None:
+    The head waits for the first event, up to :data:`HEAD_WITHIN`: most calls are answered
+    sooner, by their result alone, and then head and event leave as one plain (not
+    chunked) body in one write; a slower call's head goes out at that moment, its events
+    chunked as they come. The body ends with the result, before the upstream's answer is
+    read to its end."""
+
+    def __init__(
+        self, events: AsyncIterator[tuple[bytes, bool]], headers: Mapping[str, str]
+    ) -> None:
         self.events = events
         self.status_code = 200
         self.background = None
@@ -251,13 +264,42 @@ class RelayedAnswer(Response):
                 state["gone"] = True
                 task.cancel()
 
-        watcher = asyncio.get_running_loop().create_task(watch())
+        loop = asyncio.get_running_loop()
+        watcher = loop.create_task(watch())
+        start = {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
+        early: asyncio.Task[None] | None = None
+
+        async def head() -> None:
+            await send(start)
+
+        def head_now() -> None:
+            nonlocal early
+            early = loop.create_task(head())
+
+        timer: asyncio.TimerHandle | None = loop.call_later(HEAD_WITHIN, head_now)
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-            async for chunk in self.events:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            state["finished"] = True
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            async for chunk, last in self.events:
+                if state["finished"]:
+                    continue  # (the upstream's answer read to its end)
+                if timer is not None:
+                    timer.cancel()
+                    timer = None
+                    if early is not None:
+                        await early
+                    elif last:  # the whole answer: one plain body
+                        length = (b"content-length", b"%d" % len(chunk))
+                        await send({**start, "headers": [*self.raw_headers, length]})
+                    else:
+                        await send(start)
+                state["finished"] = last
+                await send({"type": "http.response.body", "body": chunk, "more_body": not last})
+            if not state["finished"]:
+                if timer is not None:
+                    timer.cancel()
+                    timer = None
+                    await (early or head())
+                state["finished"] = True
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
             if not state["gone"] or task.uncancel() > 0:
                 raise  # (cancelled by someone else too: shutting down)
@@ -266,11 +308,15 @@ class RelayedAnswer(Response):
             state["finished"] = True  # the caller went away mid-write
         finally:
             state["finished"] = True
+            if timer is not None:
+                timer.cancel()
+            if early is not None and early.done() and not early.cancelled():
+                early.exception()  # (seen: a failed early head is no "never retrieved" noise)
             watcher.cancel()
             await _close(self.events)
 
 
-async def _close(events: AsyncIterator[bytes]) -> None:
+async def _close(events: AsyncIterator[Any]) -> None:
     aclose = getattr(events, "aclose", None)
     if aclose is not None:
         await aclose()
