@@ -35,6 +35,7 @@ from mcp.shared.exceptions import MCPError
 from mcpd.app import create_app
 from mcpd.settings import Settings
 from tests.servers.launch import free_port, start_http
+from upstream.serving import CoalescingHttpProtocol
 from upstream.stdio import BASE_ENV
 
 ADMIN = "root@example.com"
@@ -114,7 +115,10 @@ class Mcpd:
 def serve_mcpd(settings: Settings, port: int | None = None) -> Iterator[Mcpd]:
     port = port or free_port()
     app = create_app(settings.model_copy(update={"port": port}))  # mcpd knows where it listens
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    config = uvicorn.Config(  # (with the HTTP protocol `mcpd serve` runs)
+        app, host="127.0.0.1", port=port, log_level="warning", http=CoalescingHttpProtocol
+    )
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"

@@ -266,3 +266,42 @@ def test_a_name_that_rebinds_to_mcpd_itself_is_refused_at_connect(
     inst = m.instance("rebind")
     logs = m.call("GET", "/servers/rebind/logs").text
     assert "refused to connect to localhost" in logs and "mcpd's own address" in logs, (inst, logs)
+
+
+def test_a_quick_answer_is_one_plain_body_and_a_slow_one_streams(mcpd: Mcpd) -> None:
+    """A relayed call answered at once goes out as one SSE event in a plain body (head and
+    event in one write, a Content-Length); one slower than 50 ms gets its head then, and
+    its events chunked as they come (upstream/relay/lane.py's RelayedAnswer)."""
+    m = mcpd
+    with http_server("demo") as (port, _):
+        remote(m, port)
+        url = mcp_url(m, "remote")
+        head = {**m.h(), "Accept": "application/json, text/event-stream"}
+        with httpx.Client(timeout=30) as client:
+            r = client.post(url, json=INIT, headers=head)
+            assert r.status_code == 200, r.text
+            head["mcp-session-id"] = r.headers["mcp-session-id"]
+            head["mcp-protocol-version"] = "2025-11-25"
+            done = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+            assert client.post(url, json=done, headers=head).status_code == 202
+            before = relayed(m)
+
+            def call(n: int, tool: str, args: dict[str, Any]) -> httpx.Response:
+                body = {"jsonrpc": "2.0", "id": n, "method": "tools/call",
+                        "params": {"name": tool, "arguments": args}}  # fmt: skip
+                return client.post(url, json=body, headers=head)
+
+            quick = call(1, "add", {"a": 2, "b": 3})
+            assert quick.status_code == 200
+            assert quick.headers["content-type"] == "text/event-stream"
+            assert quick.headers["content-length"] == str(len(quick.content))
+            assert "transfer-encoding" not in quick.headers
+            events = [ln for ln in quick.text.splitlines() if ln.startswith("data: ")]
+            assert len(events) == 1 and '"id":1' in events[0] and '"text":"5"' in events[0]
+
+            slow = call(2, "sleep", {"seconds": 0.3})
+            assert slow.status_code == 200
+            assert slow.headers.get("transfer-encoding") == "chunked"
+            assert "content-length" not in slow.headers
+            assert '"id":2' in slow.text and '"isError":false' in slow.text
+            assert relayed(m) - before == 2

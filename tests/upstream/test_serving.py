@@ -4,6 +4,7 @@ MCPLOCAL_TRUSTED_PROXIES), and from none by default."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 import uvicorn
 
 from tests.servers.launch import free_port
-from upstream.serving import proxy_options
+from upstream.serving import CoalescingTransport, proxy_options
 
 
 async def whoami(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -57,3 +58,47 @@ def test_x_forwarded_for_is_believed_from_trusted_proxies_only(
     trusted: str | None, client: str
 ) -> None:
     assert seen_as(trusted) == client
+
+
+def test_writes_in_one_step_of_the_loop_leave_as_one() -> None:
+    """CoalescingTransport, over a real loopback connection: what one step of the event
+    loop writes reaches the real transport as one write (uvicorn writes a response's head,
+    each chunk and the chunked end separately: a system call each); a close sends what
+    is pending first; writes in different steps stay apart."""
+
+    async def scenario() -> tuple[list[bytes], bytes]:
+        loop = asyncio.get_running_loop()
+        received = bytearray()
+        closed = loop.create_future()
+
+        class Sink(asyncio.Protocol):
+            def data_received(self, data: bytes) -> None:
+                received.extend(data)
+
+            def connection_lost(self, exc: Exception | None) -> None:
+                closed.set_result(None)
+
+        server = await loop.create_server(Sink, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        transport, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
+        written: list[bytes] = []
+        real_write = transport.write
+        transport.write = lambda data: (written.append(bytes(data)), real_write(data))[1]  # type: ignore[method-assign]
+        coalescing = CoalescingTransport(transport)
+        coalescing.write(b"HTTP/1.1 200 OK\r\n\r\n")
+        coalescing.write(b"5\r\nhello\r\n")
+        coalescing.write(b"0\r\n\r\n")
+        assert written == []  # (not before this step ends)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        coalescing.write(b"next")
+        coalescing.write(b" step")
+        coalescing.close()  # flushed first
+        await asyncio.wait_for(closed, 5)
+        server.close()
+        return written, bytes(received)
+
+    written, received = asyncio.run(scenario())
+    first = b"HTTP/1.1 200 OK\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+    assert written == [first, b"next step"]
+    assert received == first + b"next step"
