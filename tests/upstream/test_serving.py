@@ -83,7 +83,12 @@ def test_writes_in_one_step_of_the_loop_leave_as_one() -> None:
         transport, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
         written: list[bytes] = []
         real_write = transport.write
-        transport.write = lambda data: (written.append(bytes(data)), real_write(data))[1]  # type: ignore[method-assign]
+
+        def counted(data: bytes) -> None:
+            written.append(bytes(data))
+            real_write(data)
+
+        transport.write = counted  # type: ignore[method-assign]
         coalescing = CoalescingTransport(transport)
         coalescing.write(b"HTTP/1.1 200 OK\r\n\r\n")
         coalescing.write(b"5\r\nhello\r\n")
