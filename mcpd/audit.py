@@ -10,12 +10,13 @@ once: :func:`ingest` skips ids already committed, whoever committed them.
 from __future__ import annotations
 
 import json
+import sqlite3
+import weakref
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Final, overload
 
 from sqlalchemy import text, update
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from mcpd.models import AuditEvent, McpToken, utcnow
@@ -88,12 +89,52 @@ def ingest(session: Session, rows: Iterable[dict[str, Any]]) -> int:
         return 0
     if session.get_bind().dialect.name == "postgresql":
         return _ingest_postgresql(session, values)
-    table: Any = AuditEvent.__table__
-    # SQLite: executemany of one cached statement ("insertmanyvalues"): RETURNING names the
-    # rows inserted, so the count leaves out the ids recorded before
-    stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=["event_id"])
-    inserted = session.execute(stmt.returning(table.c.id), values)
-    return len(inserted.all())
+    return _ingest_sqlite(session, values)
+
+
+_COLUMNS: Final = (
+    "event_id", "time", "subject", "token_name", "token_sha", "action", "kind", "name",
+    "project", "outcome", "request_id", "detail", "policy_revision",
+)  # fmt: skip
+_SQLITE_INSERT: Final = (
+    "INSERT INTO audit_events (event_id, time, subject, token_name, token_sha, action, kind,"
+    " name, project, outcome, request_id, detail, policy_revision)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING"
+)
+
+
+def _ingest_sqlite(session: Session, values: list[dict[str, Any]]) -> int:
+    """SQLite: one executemany of one plain statement on the session's own connection (in
+    its transaction), each value made as the column's type makes it (the same stored text
+    as through the ORM). Through SQLAlchemy's statement (RETURNING, "insertmanyvalues") a
+    lone record cost ~200 us of CPU, most of a relayed call's audit; this is ~30. The
+    connection's change count leaves out the ids recorded before."""
+    raw = session.connection().connection.driver_connection
+    assert isinstance(raw, sqlite3.Connection)
+    convert = _sqlite_binds(session)
+    params = [tuple(c(v[name]) for name, c in convert) for v in values]
+    before = raw.total_changes
+    raw.executemany(_SQLITE_INSERT, params)
+    return raw.total_changes - before
+
+
+def _sqlite_binds(session: Session) -> list[tuple[str, Any]]:
+    """Each column's value as SQLite's dialect binds it (times as text, detail as JSON)."""
+    dialect = session.get_bind().dialect
+    converters = _BINDS.get(dialect)
+    if converters is None:
+        table: Any = AuditEvent.__table__
+        types = [(n, table.c[n].type.dialect_impl(dialect)) for n in _COLUMNS]
+        converters = [(n, t.bind_processor(dialect) or _same) for n, t in types]
+        _BINDS[dialect] = converters
+    return converters
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+_BINDS: weakref.WeakKeyDictionary[Any, list[tuple[str, Any]]] = weakref.WeakKeyDictionary()
 
 
 #: PostgreSQL: the batch is one JSON array of :func:`row`'s values, made rows by the server
