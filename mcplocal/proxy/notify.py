@@ -33,8 +33,8 @@ class Notify(Catalog):
     def listing_json(self, caller: Caller, version: str | None, sid: str | None) -> bytes | None:
         """The caller's ``tools/list`` result as the SDK puts it on the wire at ``version``,
         from the listing cache while that is fresh; serialized once per listing. For a
-        session, only once it is followed for listChanged (its first listing went the SDK
-        way, which remembers its connection)."""
+        session, only once it is followed for listChanged (from its ``initialized``, or
+        from its first request that went the SDK way: each remembers its connection)."""
         if version not in HANDSHAKE_PROTOCOL_VERSIONS:
             return None
         if sid is not None and sid not in self._followed:

@@ -164,9 +164,14 @@ class Proxy(Calls, Resources, Notify):
         ) -> types.EmptyResult:
             return await proxy.set_level(who(ctx), params, ctx)
 
+        async def initialized(ctx: ServerRequestContext[Any], _: types.NotificationParams) -> None:
+            # followed for listChanged from the start: so even a session's first tools/list
+            # may come from the serialized listing cache (notify.listing_json)
+            who(ctx)
+
         with warnings.catch_warnings():  # (logging is deprecated only from protocol 2026-07-28)
             warnings.simplefilter("ignore", MCPDeprecationWarning)
-            return ListChangedServer(
+            server = ListChangedServer(
                 "mcplocal",
                 version="0.1.0",
                 instructions="The tools of your mcpctl project, as <server>__<tool>",
@@ -182,3 +187,7 @@ class Proxy(Calls, Resources, Notify):
                 on_completion=complete,
                 on_set_logging_level=set_level,
             )
+        server.add_notification_handler(
+            "notifications/initialized", types.NotificationParams, initialized
+        )
+        return server

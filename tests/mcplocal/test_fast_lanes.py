@@ -1,7 +1,8 @@
 """mcplocal's fast lanes (upstream/relay) answer as the SDK path does.
 
-* ``tools/list``: a session's first listing goes the SDK way (which follows the session for
-  listChanged); later ones come from the serialized listing cache, byte-for-byte the
+* ``tools/list``: a session is followed for listChanged from its ``initialized``; its
+  listings come from the serialized listing cache once that holds the caller's (the first
+  caller's first goes the SDK way, which fills it), byte-for-byte the
   SDK's result at the caller's protocol version, and never staler than the listing cache
   itself (a project's new server shows up in them);
 * ``tools/call`` on an http upstream is relayed, its audit record written like any other.
@@ -97,6 +98,15 @@ def test_cached_listings_are_the_sdk_s_own(stack: Stack) -> None:
             huge = {**listing, "params": {"_meta": {"pad": "x" * (5 * 1024 * 1024)}}}
             assert s.http.post(s.url, headers=s.headers, json=huge).status_code == 413
             assert {t["name"] for t in first["result"]["tools"]} >= {"one__add", "one__echo"}
+            # another session of the same caller: followed from its `initialized` on, so its
+            # first listing comes from the cache too (nothing changed meanwhile)
+            other = RawSession(f"{stack.mcplocal}/mcp", raw, version)
+            try:
+                before = counter(stack, "mcplocal_cached_lists_total")
+                assert other.request("tools/list")["result"] == first["result"]
+                assert counter(stack, "mcplocal_cached_lists_total") - before == 1
+            finally:
+                other.close()
         finally:
             s.close()
 
