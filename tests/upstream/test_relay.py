@@ -177,3 +177,28 @@ def test_lingering_hanging_and_missing_upstreams() -> None:
 def test_header_values_cannot_break_lines() -> None:
     with pytest.raises(ValueError, match="line break"):
         UpstreamHttp("http://127.0.0.1:1/mcp", {"authorization": "Bearer x\r\nX-Evil: 1"}, None)
+
+
+def test_a_response_keeps_the_upstream_s_bytes_under_the_caller_s_id() -> None:
+    """with_caller_id: the relay's id is replaced in the upstream's own bytes when it is
+    certainly the message's id (it opens the message, as the SDKs write it); otherwise
+    None, and the relay serializes the parsed message again."""
+    from upstream.relay.call import with_caller_id
+
+    body = '{"jsonrpc":"2.0","id":"mcpd-relay-7","result":{"content":[{"type":"text","text":"é"}]}}'
+    data = body.encode()
+    assert with_caller_id(data, "mcpd-relay-7", 12) == data.replace(b'"mcpd-relay-7"', b"12")
+    assert with_caller_id(data, "mcpd-relay-7", 'a"b') == data.replace(
+        b'"mcpd-relay-7"', b'"a\\"b"'
+    )
+    spaced = b'{ "jsonrpc": "2.0", "id": "mcpd-relay-7", "result": {}}'
+    assert (
+        with_caller_id(spaced, "mcpd-relay-7", 1) == b'{ "jsonrpc": "2.0", "id": 1, "result": {}}'
+    )
+    for unsure in (
+        b'{"id":"mcpd-relay-7","jsonrpc":"2.0","result":{}}',  # another order
+        b'{"jsonrpc":"2.0","result":{"id":"mcpd-relay-7"},"id":"mcpd-relay-7"}',  # id last
+        b'{"jsonrpc":"2.0",\n"id":"mcpd-relay-7","result":{}}',  # two lines
+        b'{"jsonrpc":"2.0","id":"mcpd-relay-70","result":{}}',  # another call's
+    ):
+        assert with_caller_id(unsure, "mcpd-relay-7", 1) is None, unsure

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ class Relayed(Generic[U]):
     stateless: bool = False  # no session to ask the caller on: the upstream's requests refused
     upstream_id: str = field(default_factory=lambda: f"{PREFIX}{next(_ids)}")
     answered: bool = False
+    wire: bytes | None = None  # the response as the upstream sent it, with the caller's id
     asked: int = 0
     pending: dict[str, Any] = field(default_factory=dict)  # caller's id -> upstream's request id
 
@@ -219,6 +221,8 @@ class Call(Relayed[UpstreamHttp]):
             elif m.get("id") == self.upstream_id:
                 self.answered = True
                 out.append({**m, "id": self.request["id"]})
+                if m is message:  # (not in a batch)
+                    self.wire = with_caller_id(data, self.upstream_id, self.request["id"])
         return out
 
     async def _post_quietly(self, message: dict[str, Any]) -> None:
@@ -229,6 +233,26 @@ class Call(Relayed[UpstreamHttp]):
                     pass
             finally:
                 exchange.release()
+
+
+_OPENING = re.compile(rb'\A\s*\{\s*"jsonrpc"\s*:\s*"2\.0"\s*,\s*"id"\s*:\s*')
+
+
+def with_caller_id(data: bytes, upstream_id: str, caller_id: Any) -> bytes | None:
+    """The upstream's response ``data`` as the caller gets it, the relay's id replaced by
+    the caller's, without serializing it again (a large result takes milliseconds to dump;
+    and the caller sees the upstream's own bytes). None unless that is certain: the id
+    opens the message (``{"jsonrpc":"2.0","id":``, as the SDKs write it: so it is the
+    message's own id, not one inside its result) and the message is one line."""
+    opening = _OPENING.match(data)
+    if opening is None or b"\n" in data or b"\r" in data:
+        return None
+    quoted = b'"' + upstream_id.encode() + b'"'  # (the relay's ids need no escapes)
+    at = opening.end()
+    if not data.startswith(quoted, at):
+        return None
+    caller = json.dumps(caller_id, separators=(",", ":")).encode()
+    return data[:at] + caller + data[at + len(quoted) :]
 
 
 async def _within(step: Awaitable[V], seconds: float) -> V:

@@ -21,7 +21,7 @@ from upstream.relay.call import Call, Relayed, spawn
 from upstream.relay.http import SESSION_HEADER, VERSION_HEADER, UpstreamHttp
 from upstream.relay.jsonrpc import error_result
 from upstream.relay.pipe import StdioPipe
-from upstream.relay.sse import SSE_HEADERS, sse_event
+from upstream.relay.sse import SSE_HEADERS, sse_data, sse_event
 
 MAX_SESSIONS = 100_000  # sessions whose capabilities are kept (the SDK's cap is 10,000)
 
@@ -205,7 +205,11 @@ class Relay:
                 async for message in call.messages(timeout):
                     if "method" not in message:
                         response, told = message, True
-                        message = await on_done(response, None) or message
+                        instead = await on_done(response, None)
+                        if instead is None and call.wire is not None:
+                            yield sse_data(call.wire), True  # the upstream's own bytes
+                            continue
+                        message = instead or message
                     yield sse_event(message), told
             except RelayError as exc:
                 if isinstance(exc, ConnectionLost):

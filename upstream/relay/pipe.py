@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from upstream.errors import RelayError
-from upstream.relay.call import CAPABILITY, PREFIX, Relayed, _quiet, spawn
+from upstream.relay.call import CAPABILITY, PREFIX, Relayed, _quiet, spawn, with_caller_id
 
 _PREFIX = PREFIX.encode()
 # the child's messages the lane may have to take when no id of its own is in them
@@ -154,7 +154,7 @@ class StdioPipe:
             if isinstance(key, str) and key.startswith(PREFIX):
                 call = self._calls.get(key)
                 if call is not None:
-                    call.deliver(m)
+                    call.deliver(m, line)
                 return True
             if method is None:
                 return False
@@ -205,11 +205,14 @@ class PipeCall(Relayed[StdioPipe]):
     tool: str = ""  # the tool called (the pipe runs the calls of tools that ask alone)
     _queue: asyncio.Queue[dict[str, Any] | RelayError] = field(default_factory=asyncio.Queue)
 
-    def deliver(self, m: dict[str, Any]) -> None:
-        """One of the child's messages for this call, given to the caller as theirs."""
+    def deliver(self, m: dict[str, Any], line: bytes | None = None) -> None:
+        """One of the child's messages for this call (``line``: as the child wrote it),
+        given to the caller as theirs."""
         if "method" not in m:
             self.answered = True
             m = {**m, "id": self.request["id"]}
+            if line is not None:
+                self.wire = with_caller_id(line.strip(), self.upstream_id, self.request["id"])
         elif m["method"] == "notifications/progress" and self.token is not _NO_TOKEN:
             m = {**m, "params": {**m["params"], "progressToken": self.token}}
         self._queue.put_nowait(m)

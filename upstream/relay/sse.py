@@ -59,5 +59,9 @@ def events(buffer: bytearray) -> list[bytes]:
 
 
 def sse_event(message: dict[str, Any]) -> bytes:
-    data = json.dumps(message, separators=(",", ":")).encode()
+    return sse_data(json.dumps(message, separators=(",", ":")).encode())
+
+
+def sse_data(data: bytes) -> bytes:
+    """One SSE ``message`` event carrying ``data`` (one line of JSON)."""
     return b"event: message\r\ndata: " + data + b"\r\n\r\n"
