@@ -299,9 +299,13 @@ def test_a_quick_answer_is_one_plain_body_and_a_slow_one_streams(mcpd: Mcpd) -> 
             events = [ln for ln in quick.text.splitlines() if ln.startswith("data: ")]
             assert len(events) == 1 and '"id":1' in events[0] and '"text":"5"' in events[0]
 
+            # the result is the upstream's own bytes (UTF-8 as it sent it, not re-escaped)
+            echoed = call(3, "echo", {"text": "déjà vu"})
+            assert "déjà vu".encode() in echoed.content and b"\\u00e9" not in echoed.content
+
             slow = call(2, "sleep", {"seconds": 0.3})
             assert slow.status_code == 200
             assert slow.headers.get("transfer-encoding") == "chunked"
             assert "content-length" not in slow.headers
             assert '"id":2' in slow.text and '"isError":false' in slow.text
-            assert relayed(m) - before == 2
+            assert relayed(m) - before == 3
