@@ -121,7 +121,7 @@ class Settings(BaseSettings):
         "written before the answer, safe from a crash of mcplocal but not of the host)",
     )
     audit_delivery_linger: float = Field(
-        default=0.05,
+        default=0.25,
         ge=0,
         le=5,
         description="seconds audit delivery waits after a record is spooled, so that the "
