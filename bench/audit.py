@@ -81,7 +81,7 @@ class Timed(AuditReporter):
         self.answered += len(lines)
 
 
-def reporter(base: str, bearer: str, spool: Path, linger: float = 0.05) -> Timed:
+def reporter(base: str, bearer: str, spool: Path, linger: float = 0.25) -> Timed:
     r = Timed(base, bearer, spool, linger=linger)
     r.committed = {}
     r.answered = 0
@@ -301,7 +301,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the paced phase")
     parser.add_argument("--max-records", type=int, default=20000, help="the unpaced phase")
     parser.add_argument(
-        "--linger", type=float, default=0.05, help="delivery's linger (MCPLOCAL_AUDIT_...)"
+        "--linger", type=float, default=0.25, help="delivery's linger (MCPLOCAL_AUDIT_...)"
     )
     parser.add_argument("--db", default=None, help="mcpd's database URL (default: SQLite)")
     parser.add_argument("--chaos", action="store_true", help="add the 30 s mcpd outage")

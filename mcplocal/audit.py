@@ -4,8 +4,10 @@
 and returns once it is on disk; only then is the call answered. A background task
 (:meth:`AuditReporter.run`) sends the spool's records in order, in batches, to
 ``POST /api/v1/auditevents`` and moves the spool's mark on once mcpd has committed them.
-Woken by a record, it lingers ``linger`` seconds (50 ms) first, so that the records of a
-busy moment share a request (and mcpd's commit) instead of one request each.
+Woken by a record, it lingers ``linger`` seconds (250 ms) first, so that the records of a
+busy moment share a request (and mcpd's commit) instead of one request each: a request
+costs mcpd milliseconds of CPU whatever its size, a record in it ~0.05 ms, and under a
+steady load the linger, not the batch's bounds, sets its size (~125 records at 500/s).
 Each record carries its own id (made at the decision): a batch sent again - after mcpd
 went away mid-answer, or after this process restarted - is recorded once. When mcpd is
 away the records wait on disk and delivery retries with a bounded backoff; when the spool
@@ -104,7 +106,7 @@ class AuditReporter:
         interval: float = 0.2,
         batch: int = 500,
         batch_bytes: int = BATCH_BYTES,
-        linger: float = 0.05,
+        linger: float = 0.25,
     ) -> None:
         if not path.startswith(API + "/"):
             raise ValueError(f"`{path}` is not a path of mcpd's API ({API}/...)")

@@ -84,6 +84,8 @@ def serve(
     except CacheError as exc:
         _fail(str(exc), 1)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if not settings.log_http_requests:  # a line for each call's hop to mcpd: on request only
+        logging.getLogger("httpx2").setLevel(logging.WARNING)
     serving.serve(
         create_app(settings, credential),
         settings.host,

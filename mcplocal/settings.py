@@ -93,6 +93,12 @@ class Settings(BaseSettings):
         description="no MCP sessions: every request stands alone, so any replica can serve "
         "it (several replicas behind one Service); no server-to-client stream (listChanged)",
     )
+    log_http_requests: bool = Field(
+        default=False,
+        description="log each HTTP request mcplocal makes with httpx2 (to mcpd on the SDK "
+        "path, audit batches, logins) at INFO; off: only their warnings (what it serves is "
+        "in uvicorn's access log either way)",
+    )
     trusted_proxies: str = Field(
         default="",
         description="comma-separated addresses or CIDRs of reverse proxies whose "
@@ -121,7 +127,7 @@ class Settings(BaseSettings):
         "written before the answer, safe from a crash of mcplocal but not of the host)",
     )
     audit_delivery_linger: float = Field(
-        default=0.05,
+        default=0.25,
         ge=0,
         le=5,
         description="seconds audit delivery waits after a record is spooled, so that the "

@@ -6,14 +6,16 @@ from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
+from starlette.responses import Response
 
 from mcpd import audit
-from mcpd.api.deps import DbDep, PrincipalDep
+from mcpd.api.deps import DbDep, PrincipalDep, RuntimeDep
 from mcpd.errors import Forbidden, Invalid
 from mcpd.models import AuditEvent
 from mcpd.principal import Principal
-from mcpd.runtime import aware
+from mcpd.runtime import Runtime, aware
 from mcpd.schemas.auditevents import AuditOut, AuditPage, ReportedCall, ReportedCalls
 
 router = APIRouter(prefix="/api/v1", tags=["audit"])
@@ -89,22 +91,28 @@ def list_audit(
     return AuditPage(items=items, next=nxt)
 
 
-@router.post("/auditevents", status_code=202)
-def report_calls(body: ReportedCalls, p: PrincipalDep, db: DbDep) -> dict[str, int]:
+# A proxy sends its batches several times a second under load, so these two do their unit
+# of work (session, insert, commit, close) in one worker-thread hop and answer with the
+# count's bytes: DbDep takes a second hop to close the session, and a returned dict goes
+# through the response model's validation and encoding (~0.2 ms of mcpd's CPU a request).
+
+
+@router.post("/auditevents", status_code=202, response_model=dict[str, int])
+async def report_calls(body: ReportedCalls, p: PrincipalDep, rt: RuntimeDep) -> Response:
     """Record tool calls made through a proxy (needs the `proxy` operation); all or none."""
-    return _record_calls(db, p, body.events)
+    return await run_in_threadpool(_record_calls, rt, p, body.events)
 
 
-@router.post("/auth/me/calls", status_code=202)
-def report_my_calls(body: ReportedCalls, p: PrincipalDep, db: DbDep) -> dict[str, int]:
+@router.post("/auth/me/calls", status_code=202, response_model=dict[str, int])
+async def report_my_calls(body: ReportedCalls, p: PrincipalDep, rt: RuntimeDep) -> Response:
     """Record the calling user's own tool calls (`mcplocal stdio`); all or none."""
     others = sorted({e.user or f"token {e.token_name}" for e in body.events if e.user != p.user})
     if p.user is None or others:
         raise Forbidden(f"{p.display} may report only its own calls, not those of {others}")
-    return _record_calls(db, p, body.events)
+    return await run_in_threadpool(_record_calls, rt, p, body.events)
 
 
-def _record_calls(db: DbDep, p: Principal, events: list[ReportedCall]) -> dict[str, int]:
+def _record_calls(rt: Runtime, p: Principal, events: list[ReportedCall]) -> Response:
     """Record the batch in one statement; an id recorded before (a retry, by any replica)
     is skipped, so a proxy may send a batch again whenever it did not hear the answer."""
     rows = []
@@ -140,7 +148,9 @@ def _record_calls(db: DbDep, p: Principal, events: list[ReportedCall]) -> dict[s
                 time=e.time,
             )
         )
-    recorded = audit.ingest(db, rows)
-    audit.touch_tokens(db, {e.token_sha for e in events if e.token_sha})
-    db.commit()
-    return {"recorded": recorded, "duplicates": len(rows) - recorded}
+    with rt.sessions() as db:
+        recorded = audit.ingest(db, rows)
+        audit.touch_tokens(db, {e.token_sha for e in events if e.token_sha})
+        db.commit()
+    body = b'{"recorded":%d,"duplicates":%d}' % (recorded, len(rows) - recorded)
+    return Response(body, status_code=202, media_type="application/json")
