@@ -14,6 +14,9 @@ it calls the ``echo`` tool on each path:
 
 * ``direct``:   on the upstream itself;
 * ``nginx``:    through nginx (the floor: bytes relayed, no MCP, no auth);
+* ``pyfloor``:  through a byte relay in Python (``bench/pyfloor.py``: uvicorn, the
+  coalescing HTTP protocol and the relay's upstream client that mcpd and mcplocal use; no
+  MCP, no auth, no audit): the floor of a hop in the stack the proxies are built on;
 * ``mcpd``:     through ``/api/v1/servers/bench/mcp`` (the admin's session bearer);
 * ``mcplocal``: through mcplocal's ``/mcp`` with an McpToken (client -> mcplocal -> mcpd
   -> upstream), as ``bench__echo``;
@@ -582,7 +585,9 @@ def main() -> None:
     sessions = 20 if args.quick else args.sessions
     with tempfile.TemporaryDirectory(prefix="bench-proxy-") as tmp_s:
         tmp = Path(tmp_s)
-        up_port, many_port, mcpd_port, local_port, nginx_port = (free_port() for _ in range(5))
+        up_port, many_port, mcpd_port, local_port, nginx_port, py_port = (
+            free_port() for _ in range(6)
+        )
         upstream = f"http://127.0.0.1:{up_port}/mcp"
         many = f"http://127.0.0.1:{many_port}/mcp"
         base = f"http://127.0.0.1:{mcpd_port}"
@@ -644,9 +649,13 @@ def main() -> None:
             via_mcpd = f"{base}/api/v1/servers/bench/mcp"
             via_stdio = f"{base}/api/v1/servers/bench-stdio/mcp"
             results: list[dict[str, Any]] = []
+            py_argv = [sys.executable, str(_HERE / "pyfloor.py"), "--port", str(py_port),
+                       "--upstream", upstream]  # fmt: skip
+            pyfloor = f"http://127.0.0.1:{py_port}/mcp"
             with (
                 process(local_argv, local_env, f"{local}/readyz", tmp / "mcplocal.log") as proc,
                 nginx(tmp, up_port, nginx_port, env) as nginx_pid,
+                process(py_argv, env, pyfloor, tmp / "pyfloor.log") as py_proc,
             ):
                 child_env = {**env, "PYTHONPATH": str(ROOT)}
                 sdk_stdio, raw_stdio = (
@@ -666,7 +675,11 @@ def main() -> None:
                         ("nginx", SdkHttp(floor, None), "echo", nginx_pids, ("nginx",)),
                         ("nginx_raw", RawHttp(floor, None), "echo", nginx_pids, ("nginx",)),
                     ]
+                py_pids = {"pyfloor": [py_proc.pid], **up}
                 paths += [
+                    ("pyfloor", SdkHttp(pyfloor, None), "echo", lambda: py_pids, ("pyfloor",)),
+                    ("pyfloor_raw", RawHttp(pyfloor, None), "echo", lambda: py_pids,
+                     ("pyfloor",)),
                     ("mcpd", SdkHttp(via_mcpd, admin), "echo", lambda: via_mcpd_, ("mcpd",)),
                     ("mcpd_raw", RawHttp(via_mcpd, admin), "echo", lambda: via_mcpd_, ("mcpd",)),
                     ("mcplocal", SdkHttp(f"{local}/mcp", tokens["bench"]), "bench__echo",

@@ -5,8 +5,8 @@ is done - or gets that write's error. While one write runs, the records that arr
 for the next one, so under load many records share one ``fsync`` (mcplocal's audit spool)
 or one database commit (mcpd's own ``tools/call`` records), and a lone call waits for one.
 The write function runs in a thread of its own (one per group commit, so writes never
-overlap; a plain executor: anyio's worker-thread hop cost ~5% of a relayed call's CPU in
-mcpd); a caller cancelled while it waits does not take its record back (it is written all
+overlap; a plain executor: anyio's worker-thread hop cost ~45 us of CPU a write, this
+~32); a caller cancelled while it waits does not take its record back (it is written all
 the same).
 """
 

@@ -18,7 +18,8 @@ def test_proxy_bench_quick_prints_its_report() -> None:
     floor = ["nginx", "nginx_raw"] if report["floor"] == "nginx" else []
     assert floor or report["floor"].startswith("skipped")
     assert paths == [
-        "direct", "direct_raw", *floor, "mcpd", "mcpd_raw", "mcplocal", "mcplocal_raw",
+        "direct", "direct_raw", *floor, "pyfloor", "pyfloor_raw", "mcpd", "mcpd_raw",
+        "mcplocal", "mcplocal_raw",
         "stdio_direct", "stdio_direct_raw", "stdio_mcpd", "stdio_mcpd_raw",
     ]  # fmt: skip
     assert report["sessions"] == 20 and report["mcplocal_rss_mb"] > 0
@@ -30,8 +31,8 @@ def test_proxy_bench_quick_prints_its_report() -> None:
         assert 0 < row["p50_ms"] <= row["p99_ms"]
         assert 0 < row["seq_p50_ms"] <= row["seq_p99_ms"]
         # the serving processes did work for the calls (a tick is 10 ms: a few calls of
-        # nginx's may not show)
-        assert row["cpu_ms_per_call"] > 0 or row["path"].startswith("nginx")
+        # the floors' may not show)
+        assert row["cpu_ms_per_call"] > 0 or row["path"].startswith(("nginx", "pyfloor"))
         assert row["rps_16"] > 0
         assert "client" in row["cpu_by_process_ms_per_call"]
     assert set(report["added_seq_p50_ms"]) >= {"mcpd", "stdio_mcpd", "stdio_mcpd_raw"}

@@ -238,8 +238,9 @@ HEAD_WITHIN = 0.05  # seconds: a slower answer's head goes out then, before its 
 class RelayedAnswer(Response):
     """The SSE answer of a relayed call, written as its events come: like Starlette's
     StreamingResponse, without its task group (a third of a relayed call's CPU). The
-    caller's going away (``http.disconnect``, watched by one plain task) cancels the
-    writing, and with it the call (:meth:`Relay.stream`).
+    caller's going away (``http.disconnect``, watched by one plain task once the call
+    takes longer than :data:`HEAD_WITHIN`) cancels the writing, and with it the call
+    (:meth:`Relay.stream`); a quicker call is simply answered.
 
     The head waits for the first event, up to :data:`HEAD_WITHIN`: most calls are answered
     sooner, by their result alone, and then head and event leave as one plain (not
@@ -269,16 +270,17 @@ class RelayedAnswer(Response):
                 task.cancel()
 
         loop = asyncio.get_running_loop()
-        watcher = loop.create_task(watch())
         start = {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
         early: asyncio.Task[None] | None = None
+        watcher: asyncio.Task[None] | None = None
 
         async def head() -> None:
             await send(start)
 
-        def head_now() -> None:
-            nonlocal early
+        def head_now() -> None:  # a slow call: its head goes out, its caller is watched
+            nonlocal early, watcher
             early = loop.create_task(head())
+            watcher = loop.create_task(watch())
 
         timer: asyncio.TimerHandle | None = loop.call_later(HEAD_WITHIN, head_now)
         try:
@@ -316,7 +318,8 @@ class RelayedAnswer(Response):
                 timer.cancel()
             if early is not None and early.done() and not early.cancelled():
                 early.exception()  # (seen: a failed early head is no "never retrieved" noise)
-            watcher.cancel()
+            if watcher is not None:
+                watcher.cancel()
             await _close(self.events)
 
 
