@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from typing import Any
 
 from fastapi.testclient import TestClient
 
@@ -110,3 +111,34 @@ def test_every_field_of_a_record_comes_back_as_sent(api: Api) -> None:
     assert (second["subject"], second["tokenName"], second["tokenSha"]) == ("ci", "ci", sha)
     assert (second["name"], second["project"], second["policyRevision"]) == ("s__t", "", None)
     assert "error" not in second["detail"] and second["detail"]["durationMs"] == 0
+
+
+def test_ingest_stores_what_the_orm_stores(db_engine: Any) -> None:
+    """audit.ingest's SQLite path binds the values itself (one executemany): each column
+    holds exactly what the ORM writes for the same record (times, JSON detail, NULs made
+    to fit), and an id already there is skipped and not counted."""
+    from sqlalchemy.orm import sessionmaker
+
+    from mcpd import audit
+    from mcpd.db import migrate
+    from mcpd.models import AuditEvent
+    from mcpd.principal import Principal
+
+    migrate(db_engine)
+    sessions = sessionmaker(db_engine)
+    who = Principal("User:a", user="a", token_name="t\x00k", token_sha="ab" * 32)
+    detail = {"server": "s", "reason": "déjà"}
+    row = audit.row(who, action="call", kind="tools", name="s__t", outcome="allow",
+                    request_id="r1", detail=detail, revision="abc")  # fmt: skip
+    with sessions() as s:
+        s.add(AuditEvent(**row))
+        s.commit()
+    with sessions() as s:
+        assert audit.ingest(s, [{**row, "event_id": "other"}, row]) == 1
+        s.commit()
+    columns = [c.name for c in AuditEvent.__table__.columns if c.name not in ("id", "event_id")]
+    with db_engine.connect() as conn:
+        stored = conn.exec_driver_sql(
+            f"SELECT {', '.join(columns)} FROM audit_events ORDER BY id"
+        ).all()
+    assert len(stored) == 2 and stored[0] == stored[1]
