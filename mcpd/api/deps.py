@@ -21,11 +21,11 @@ from mcpd.errors import Forbidden, NotFound, Unauthorized
 from mcpd.metrics import record_decision
 from mcpd.models import LoginSession, McpToken, ServiceAccountToken
 from mcpd.principal import Principal
+from mcpd.requestid import request_id_of
 from mcpd.runtime import Runtime, SessionCache, aware
 from mcpd.services.oauth import resource_of_request
 from mcpd.services.oauth_grants import access_principal
 from mcpd.services.work import Caller
-from upstream import ids
 
 # Dependencies are `async def` where they do not block: FastAPI runs a plain `def` one in a
 # worker thread, a thread hop per request for nothing (11% of mcpd's CPU under load).
@@ -55,9 +55,8 @@ DbDep = Annotated[Session, Depends(get_db)]
 
 def request_id(request: Request) -> str:
     rid: str | None = getattr(request.state, "request_id", None)
-    if rid is None:
-        rid = request.headers.get("x-request-id", "")[:64] or ids.request_id()
-        request.state.request_id = rid
+    if rid is None:  # (the edge sets it for every request it passes)
+        rid = request.state.request_id = request_id_of(request.scope)
     return rid
 
 
