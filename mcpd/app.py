@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Request, Response
@@ -160,11 +161,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             len(rt.authorizer.index),
             "indexed" if rt.authorizer.indexed else "plain enforcer (model differs from index)",
         )
+        calls = asyncio.get_running_loop().create_task(rt.call_log.run())
         try:
             # the supervisor's children are stopped (SIGTERM, then SIGKILL) on the way out
             async with rt.supervisor.running(), app.state.mcp_sessions.run():
                 yield
         finally:
+            calls.cancel()
+            with suppress(asyncio.CancelledError):
+                await calls
+            try:  # the calls' records the spool still holds (the next start commits them else)
+                await run_in_threadpool(rt.call_log.flush)
+            except Exception as exc:
+                log.error("call records left in the spool, for the next start: %s", exc)
+            rt.call_log.close()
             if replicator is not None:
                 await run_in_threadpool(replicator.stop)
             engine.dispose()

@@ -7,7 +7,8 @@ import time
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, overload
+from functools import partial
+from typing import overload
 
 import anyio
 import anyio.from_thread
@@ -17,18 +18,19 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, object_session, sessionmaker
 
 from authz import Authorizer, Rule, TokenGrant
-from mcpd import audit
 from mcpd.addresses import Rules
+from mcpd.calllog import CallLog, spool_dir
 from mcpd.changes import Generations, ReadCache
 from mcpd.isolation import stdio_sandbox
 from mcpd.models import McpToken, User
 from mcpd.policystore import load_authorizer, load_stored_rules
 from mcpd.ratelimit import RateLimiter
+from mcpd.replication import sqlite_path
 from mcpd.security import SecretBox
 from mcpd.settings import Settings
 from mcpd.upstreams import load_spec
-from upstream.commit import GroupCommit
 from upstream.spec import UpstreamSpec
+from upstream.spool import Spool
 from upstream.supervisor import Supervisor, SupervisorSettings
 
 
@@ -103,11 +105,21 @@ class Runtime:
     # which tables changed (mcpd.changes), and responses cached until they do
     generations: Generations = field(default_factory=Generations)
     read_cache: ReadCache = field(init=False)
-    # tools/call records of the per-server endpoint: many per commit (upstream.commit)
-    call_log: GroupCommit[dict[str, Any]] = field(init=False)
+    # tools/call records of the per-server endpoint: written before their calls are answered
+    call_log: CallLog = field(init=False)
 
     def __post_init__(self) -> None:
-        self.call_log = GroupCommit(self._write_calls)
+        database = sqlite_path(self.settings.database_url)
+        spool = None
+        if database is not None:  # (SQLite: mcpd.calllog)
+            spool = partial(
+                Spool,
+                spool_dir(database),
+                max_bytes=self.settings.call_spool_max_bytes,
+                fsync=False,
+                limit_setting="MCPD_CALL_SPOOL_MAX_BYTES",
+            )
+        self.call_log = CallLog(self.sessions, spool, linger=self.settings.call_spool_linger)
         self.generations.watch(self.sessions)
         # a session ended on any replica (logout, disable, delete, password) ends here too,
         # and so does a service-account token revoked there
@@ -116,10 +128,6 @@ class Runtime:
             ("login_sessions", "users", "service_accounts", "service_account_tokens"),
         )
         self.read_cache = ReadCache(self.generations)
-
-    def _write_calls(self, rows: list[dict[str, Any]]) -> None:
-        with self.sessions() as session:
-            audit.write_calls(session, rows)
 
     def load_policy(self) -> tuple[list[Rule], list[TokenGrant]]:
         """The stored rules and token grants, as the database has them now."""

@@ -153,6 +153,19 @@ class Settings(BaseSettings):
         "X-Forwarded-For / X-Forwarded-Proto are believed (default none: the peer address is "
         "the client's, so the login rate limit cannot be dodged with a forged header)",
     )
+    call_spool_max_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=64 * 1024,
+        description="SQLite: the most the spool of tools/call records not yet committed "
+        "(beside the database file, `<file>-calls`) may hold; past it calls are refused",
+    )
+    call_spool_linger: float = Field(
+        default=0.1,
+        ge=0,
+        le=60,
+        description="SQLite: seconds a tools/call record waits in the spool for others to "
+        "share its commit (a reader of the audit log commits them at once)",
+    )
     max_body_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="largest request body of an API route"
     )

@@ -1,6 +1,6 @@
 """Every ``tools/call`` audited in mcpd, exactly once, after a crash too.
 
-:meth:`AuditReporter.report` writes the call's record to the spool (:mod:`mcplocal.spool`)
+:meth:`AuditReporter.report` writes the call's record to the spool (:mod:`upstream.spool`)
 and returns once it is on disk; only then is the call answered. A background task
 (:meth:`AuditReporter.run`) sends the spool's records in order, in batches, to
 ``POST /api/v1/auditevents`` and moves the spool's mark on once mcpd has committed them.
@@ -30,7 +30,7 @@ import httpx2
 
 from client import API, ApiError, AsyncMcpdClient
 from client.errors import transport_error
-from mcplocal.spool import Spool, SpoolFull
+from upstream.spool import Spool, SpoolFull
 
 log = logging.getLogger("mcplocal.audit")
 

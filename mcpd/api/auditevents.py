@@ -50,6 +50,7 @@ def list_audit(
             f"unknown filter(s) {', '.join(f'`{k}`' for k in unknown)}; "
             f"valid filters: {', '.join(FILTERS)}"
         )
+    request.app.state.runtime.call_log.flush()  # the calls' records not yet committed
     stmt = select(AuditEvent)
     for column, value in (
         (AuditEvent.subject, subject),

@@ -1,4 +1,4 @@
-"""The audit spool (mcplocal/spool.py) on real files: records on disk before ``append``
+"""The audit spool (upstream/spool.py) on real files: records on disk before ``append``
 returns, many per write, kept until sent, adopted after a crash, bounded."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 import pytest
 
-from mcplocal.spool import Spool, SpoolFull
+from upstream.spool import Spool, SpoolFull
 
 
 def record(n: int) -> dict[str, Any]:
@@ -91,7 +91,7 @@ def test_a_full_spool_refuses_records_until_some_are_sent(tmp_path: Path) -> Non
 
 
 def test_segments_roll_and_the_oldest_is_sent_first(tmp_path: Path, monkeypatch: Any) -> None:
-    monkeypatch.setattr("mcplocal.spool.SEGMENT_BYTES", 4096)
+    monkeypatch.setattr("upstream.spool.SEGMENT_BYTES", 4096)
     spool = Spool(tmp_path, max_bytes=10 * 1024 * 1024, fsync=False)
 
     async def one_by_one() -> None:

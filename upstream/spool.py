@@ -1,18 +1,21 @@
-"""The audit spool: each ``tools/call`` record on disk before the call is answered, kept
-until mcpd has committed it.
+"""An audit spool: records on disk before their calls are answered, kept until they are
+committed where they belong (mcplocal's: by mcpd; mcpd's own, on SQLite: in its database).
 
 A directory of append-only segment files (``seg-<pid>-<n>.jsonl``), one JSON record a line.
-:meth:`Spool.append` hands a record to a group commit (:mod:`upstream.commit`): one
-writer appends every record that arrived meanwhile with one ``write`` and, with ``fsync``
-on, one ``fsync``; the call waits for that, and only then answers. A process killed at any
-moment therefore leaves every answered call's record in a segment. What a torn last line
-holds (a write cut short) was never answered, and is skipped.
+With ``fsync`` on (mcplocal's default) :meth:`Spool.append` hands a record to a group commit
+(:mod:`upstream.commit`): one writer thread appends every record that arrived meanwhile with
+one ``write`` and one ``fsync``; the call waits for that, and only then answers. With
+``fsync`` off the record is appended at once, by the caller's own thread, with one
+``write`` (a few microseconds; a thread hop would cost ten times that): it then survives
+the process's death, not the machine's - as a commit of SQLite's at ``synchronous=NORMAL``
+in WAL mode does. A process killed at any moment therefore leaves every answered call's
+record in a segment. What a torn last line holds (a write cut short) was never answered,
+and is skipped.
 
-Delivery (:class:`mcplocal.audit.AuditReporter`) reads records in order from the oldest
-segment (:meth:`Spool.unsent`) and, once mcpd has committed them, moves that segment's
-mark on (:meth:`Spool.sent`); a segment wholly sent is deleted. The mark lives in memory
-only: after a crash a segment is sent again from its start, and mcpd, which keys records
-by their id, records each once.
+Delivery reads records in order from the oldest segment (:meth:`Spool.unsent`) and, once
+they are committed, moves that segment's mark on (:meth:`Spool.sent`); a segment wholly
+sent is deleted. The mark lives in memory only: after a crash a segment is sent again from
+its start, and the receiver, which keys records by their id, records each once.
 
 A process holds an exclusive ``flock`` on each segment it owns; a segment nobody holds
 (its writer died) is adopted by the next process that looks (:meth:`Spool.adopt`), so
@@ -42,7 +45,7 @@ _PREFIX = "seg-"
 
 
 class SpoolFull(Exception):
-    """The spool holds ``max_bytes``: no record is taken until mcpd has taken some."""
+    """The spool holds ``max_bytes``: no record is taken until some are committed."""
 
 
 @dataclass(eq=False)
@@ -57,10 +60,18 @@ class _Segment:
 
 
 class Spool:
-    def __init__(self, directory: Path, *, max_bytes: int, fsync: bool = True) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        max_bytes: int,
+        fsync: bool = True,
+        limit_setting: str = "MCPLOCAL_AUDIT_SPOOL_MAX_BYTES",
+    ) -> None:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.dir = directory
         self.max_bytes = max_bytes
+        self.limit_setting = limit_setting  # the setting of max_bytes, named when full
         self.fsync = fsync
         self._lock = threading.Lock()  # the writer thread vs. roll/delete
         self._segments: list[_Segment] = []  # oldest first; the active one last, if any
@@ -82,15 +93,18 @@ class Spool:
         return self.bytes + self._reserved + 4096 > self.max_bytes
 
     async def append(self, record: dict[str, Any]) -> None:
-        """Write ``record`` (durably, with ``fsync``) before returning; :class:`SpoolFull`
-        when it does not fit, ``OSError`` when the disk refuses it."""
+        """Write ``record`` (durably, with ``fsync``; without, at once) before returning;
+        :class:`SpoolFull` when it does not fit, ``OSError`` when the disk refuses it."""
         line = json.dumps(record, separators=(",", ":")).encode() + b"\n"
         if self.bytes + self._reserved + len(line) > self.max_bytes:
             self.refused += 1
             raise SpoolFull(
                 f"the audit spool in {self.dir} is full ({self.max_bytes} bytes, "
-                "MCPLOCAL_AUDIT_SPOOL_MAX_BYTES): mcpd has not taken its records"
+                f"{self.limit_setting}): its records have not been committed yet"
             )
+        if not self.fsync:
+            self._write([line])
+            return
         self._reserved += len(line)
         try:
             await self._commit.submit(line)
