@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import suppress
+from functools import lru_cache
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -165,13 +166,21 @@ class McpFastPath:
                 return None
         record_decision(request, "servers", True)
         request.state.principal, request.state.project = p, project
-        who = AccessToken(token="", client_id=f"{p.subject}|{name}|{project}", scopes=[])
-        scope["user"] = AuthenticatedUser(who)
+        scope["user"] = mcp_user(p.subject, name, project)
         security: TransportSecurityMiddleware = request.app.state.mcp_security
         if await security.validate_request(request, is_post=True) is not None:
             return None
         scope["route"] = self.route
         return _fast_lane(request, rt, name, p, project, body)
+
+
+@lru_cache(maxsize=4096)
+def mcp_user(subject: str, server: str, project: str) -> AuthenticatedUser:
+    """Who the MCP SDK takes the caller for. The SDK binds each MCP session to the
+    credential that opened it; here that is the caller, this server and this project, so a
+    session id is useless to anyone else. (Made once for each: a pydantic model.)"""
+    who = AccessToken(token="", client_id=f"{subject}|{server}|{project}", scopes=[])
+    return AuthenticatedUser(who)
 
 
 def _query_project(scope: Scope) -> str:
@@ -200,10 +209,7 @@ async def server_mcp(name: str, request: Request, p: PrincipalDep, rt: RuntimeDe
         inst = await rt.supervisor.instance(name)  # starts it on first use
     except UpstreamError as exc:
         raise NotFound(str(exc)) from None
-    # The SDK binds each MCP session to the credential that opened it; here that is the
-    # caller, this server and this project, so a session id is useless to anyone else.
-    who = AccessToken(token="", client_id=f"{p.subject}|{name}|{project}", scopes=[])
-    request.scope["user"] = AuthenticatedUser(who)
+    request.scope["user"] = mcp_user(p.subject, name, project)
     security: TransportSecurityMiddleware = request.app.state.mcp_security
     refused = await security.validate_request(request, is_post=request.method == "POST")
     if refused is not None:  # DNS rebinding: a Host or Origin not allowed

@@ -160,14 +160,15 @@ class Call(Relayed[UpstreamHttp]):
                 if kind not in ("application/json", "text/event-stream"):
                     raise RelayError(f"the upstream answered {kind or 'no content type'}")
                 buffer = bytearray()
-                body_iter = exchange.body()
                 while not self.answered:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         raise TimeoutError
-                    try:
-                        chunk = await _within(anext(body_iter), left)
-                    except StopAsyncIteration:
+                    # (a part already received is taken without a timer: most answers are)
+                    chunk = await (
+                        exchange.read() if exchange.ready else _within(exchange.read(), left)
+                    )
+                    if chunk is None:
                         break
                     buffer += chunk
                     if len(buffer) > MAX_MESSAGE:
@@ -185,9 +186,10 @@ class Call(Relayed[UpstreamHttp]):
                         yield message
                 if self.answered:
                     # the stream ends after the result; read it to the end to keep the connection
-                    with _quiet():
-                        async for _ in _bounded(body_iter, 0.05):
-                            pass
+                    if not exchange.complete:
+                        with _quiet():
+                            async for _ in _bounded(exchange.body(), 0.05):
+                                pass
                     return
                 if kind != "text/event-stream" or last_id is None:
                     raise RelayError("the upstream ended its answer without a result")

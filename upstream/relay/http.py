@@ -103,19 +103,34 @@ class Exchange:
         self.status = int(resp.parser.get_status_code())
         self.headers = resp.headers
 
-    async def body(self) -> AsyncIterator[bytes]:
+    @property
+    def ready(self) -> bool:
+        """Whether :meth:`read` has its answer at hand (a part of the body, or its end):
+        it need not wait, nor be timed."""
+        return bool(self._resp.chunks) or self._resp.complete
+
+    @property
+    def complete(self) -> bool:
+        """Whether the body has been received to its end."""
+        return self._resp.complete
+
+    async def read(self) -> bytes | None:
+        """The next part of the body as it arrives; None at its end."""
         resp = self._resp
-        while True:
-            while resp.chunks:
-                yield resp.chunks.popleft()
+        while not resp.chunks:
             if resp.complete:
-                return
+                return None
             if self._conn is None:
                 raise RelayError("the answer was abandoned")
             data = await self._conn.reader.read(65536)
             if not data:
                 raise ConnectionLost("the upstream closed the connection mid-answer")
             resp.parser.feed_data(data)
+        return resp.chunks.popleft()
+
+    async def body(self) -> AsyncIterator[bytes]:
+        while (chunk := await self.read()) is not None:
+            yield chunk
 
     def release(self) -> None:
         """Back to the pool if the answer was read to its end, else closed."""
