@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from typing import Any
 
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Request, Response
@@ -40,6 +41,7 @@ from mcpd.api.deps import guard, request_id
 from mcpd.api.route_table import ROUTES, Guard, guard_for
 from mcpd.bodylimit import BodyLimits
 from mcpd.bootstrap import bootstrap_admin
+from mcpd.calllog import CallLog
 from mcpd.db import make_engine, migrate
 from mcpd.edge import Edge
 from mcpd.errors import Forbidden, OAuthError, install_error_handlers, problem
@@ -240,6 +242,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 conn.execute(sa.text("SELECT 1"))
         except Exception as exc:  # any database failure means not ready
             return JSONResponse({"status": "unavailable", "database": type(exc).__name__}, 503)
-        return JSONResponse({"status": "ok", "database": "ok"})
+        ready: dict[str, Any] = {"status": "ok", "database": "ok"}
+        calls: CallLog = request.app.state.runtime.call_log
+        spool = calls.spool
+        if spool is not None:  # (SQLite: mcpd.calllog)
+            ready["callSpoolPendingBytes"] = spool.pending
+            if spool.full:  # every tools/call is refused meanwhile
+                why = calls.last_error or "the database has not taken its records yet"
+                ready["status"] = "unavailable"
+                ready["callSpool"] = f"full ({spool.max_bytes} bytes, {spool.limit_setting}): {why}"
+                return JSONResponse(ready, 503)
+        return JSONResponse(ready)
 
     return app

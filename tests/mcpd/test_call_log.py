@@ -241,3 +241,22 @@ def test_a_process_that_records_no_call_opens_no_spool(tmp_path: Path) -> None:
     build_runtime(settings, engine).call_log.close()
     engine.dispose()
     assert not spool_dir(str(fresh / "mcpd.db")).exists()
+
+
+def test_readyz_says_when_the_spool_is_full(tmp_path: Path) -> None:
+    settings = make_settings(
+        f"sqlite:///{tmp_path / 'mcpd.db'}", tmp_path,
+        call_spool_linger=60, call_spool_max_bytes=64 * 1024,
+    )  # fmt: skip
+    with serve_mcpd(settings) as m:
+        ready = httpx.get(f"{m.base}/readyz").json()
+        assert ready == {"status": "ok", "database": "ok", "callSpoolPendingBytes": 0}
+        spool = m.app.state.runtime.call_log.spool
+        with pytest.raises(SpoolFull):  # (records not committed: the linger is a minute)
+            for i in range(100):
+                anyio.run(spool.append, {"i": i, "pad": "x" * 4000})
+        r = httpx.get(f"{m.base}/readyz")
+        assert r.status_code == 503
+        assert r.json()["status"] == "unavailable"
+        assert "MCPD_CALL_SPOOL_MAX_BYTES" in r.json()["callSpool"]
+        assert r.json()["callSpoolPendingBytes"] > 60 * 1024
