@@ -112,8 +112,9 @@ class CallLog:
                 self.committed += len(rows)
 
     async def run(self) -> None:
-        """Commit the spool's records as they come, until cancelled (then :meth:`flush`
-        what is left, and :meth:`close`)."""
+        """Commit the spool's records as they come (a batch ``linger`` seconds after the
+        first of them), until cancelled; what is left then is the caller's to
+        :meth:`flush` (mcpd's lifespan does, on the way out)."""
         if self.spool is None:
             return
         self._wake = wake = asyncio.Event()
