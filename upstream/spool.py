@@ -82,6 +82,7 @@ class Spool:
         self.records = 0  # records appended by this process
         self.written = 0  # bytes appended by this process
         self.refused = 0  # records (and calls, mcplocal.audit) refused: the spool was full
+        self.writes = 0  # appends (each with its fsync, with ``fsync`` on): many records each
         self._commit: GroupCommit[bytes] = GroupCommit(self._write)
         self.adopt()
 
@@ -120,6 +121,7 @@ class Spool:
             os.write(seg.fd, data)  # O_APPEND: one write, whole lines
             if self.fsync:
                 os.fsync(seg.fd)
+            self.writes += 1
             seg.written += len(data)
             self.bytes += len(data)
             self.written += len(data)

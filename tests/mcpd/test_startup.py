@@ -37,7 +37,8 @@ def test_app_loads_stored_rules_into_the_shared_authorizer(tmp_path: Path) -> No
     settings = Settings(database_url=url, secrets_key_file=tmp_path / "secrets.key")
     with TestClient(create_app(settings)) as client:
         assert client.get("/healthz").json() == {"status": "ok"}
-        assert client.get("/readyz").json() == {"status": "ok", "database": "ok"}
+        ready = {"status": "ok", "database": "ok", "callSpoolPendingBytes": 0}
+        assert client.get("/readyz").json() == ready
         engine = client.app.state.runtime.engine  # type: ignore[attr-defined]
         authorizer = client.app.state.runtime.authorizer  # type: ignore[attr-defined]
         rule = authorizer.parse_binding("role:view,resource:servers").to_rule("User:alice")
