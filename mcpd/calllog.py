@@ -68,7 +68,6 @@ class CallLog:
         self._flushing = threading.Lock()  # one commit of the spool at a time
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="call-log")
         self._wake: asyncio.Event | None = None
-        self.committed = 0  # records committed from the spool (for tests and metrics)
         self.last_error: str | None = None
 
     @property
@@ -109,7 +108,6 @@ class CallLog:
                     self._write(rows)
                 spool.sent(seg, used)
                 done += len(rows)
-                self.committed += len(rows)
 
     async def run(self) -> None:
         """Commit the spool's records as they come (a batch ``linger`` seconds after the

@@ -12,12 +12,8 @@ database before the call is answered, committed in batches.
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +29,7 @@ from mcpd.calllog import CallLog, spool_dir
 from mcpd.db import make_engine, migrate
 from mcpd.principal import Principal
 from mcpd.runtime import build_runtime
+from tests.mcpd.test_e2e_http import mcpd_process, mcpd_serve
 from tests.mcpd.test_instances import (
     ADMIN,
     PASSWORD,
@@ -44,10 +41,8 @@ from tests.mcpd.test_instances import (
     serve_mcpd,
     text,
 )
-from tests.servers.launch import free_port, http_server
+from tests.servers.launch import http_server
 from upstream.spool import Spool, SpoolFull
-
-MCPD = Path(sys.executable).with_name("mcpd")
 
 
 def calls_in(db: Path) -> list[str]:
@@ -56,83 +51,52 @@ def calls_in(db: Path) -> list[str]:
         return [r[0] for r in conn.execute("SELECT event_id FROM audit_events WHERE action='call'")]
 
 
-class Served:
-    def __init__(self, tmp: Path, port: int) -> None:
-        env = {
-            **os.environ,
-            "MCPD_DATABASE_URL": f"sqlite:///{tmp / 'mcpd.db'}",
-            "MCPD_BOOTSTRAP_ADMIN": ADMIN,
-            "MCPD_BOOTSTRAP_PASSWORD": PASSWORD,
-            "MCPD_SECRETS_KEY_FILE": str(tmp / "secrets.key"),
-            "MCPD_LOG_DIR": str(tmp / "logs"),
-            "MCPD_CALL_SPOOL_LINGER": "60",  # nothing is committed but by a reader or a start
-        }
-        env.pop("MCPD_SECRETS_KEY", None)
-        self.base = f"http://127.0.0.1:{port}"
-        self.log = (tmp / f"mcpd-{time.monotonic_ns()}.log").open("wb")
-        self.proc = subprocess.Popen(
-            [str(MCPD), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{self.base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert self.proc.poll() is None and time.monotonic() < deadline, "mcpd did not start"
-            time.sleep(0.1)
-        r = httpx.post(
-            f"{self.base}/api/v1/auth/login", json={"username": ADMIN, "password": PASSWORD}
-        )
-        r.raise_for_status()
-        self.admin = r.json()["token"]
+LINGER = {"MCPD_CALL_SPOOL_LINGER": "60"}  # nothing is committed but by a reader or a start
 
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-        self.log.close()
 
-    def audited(self) -> list[str]:
-        r = httpx.get(
-            f"{self.base}/api/v1/auditevents",
-            params={"action": "call", "limit": 1000},
-            headers={"Authorization": f"Bearer {self.admin}"},
-        )
-        r.raise_for_status()
-        return [e["eventId"] for e in r.json()["items"]]
+def login(base: str) -> str:
+    r = httpx.post(f"{base}/api/v1/auth/login", json={"username": ADMIN, "password": PASSWORD})
+    r.raise_for_status()
+    token: str = r.json()["token"]
+    return token
+
+
+def audited(base: str, admin: str) -> list[str]:
+    r = httpx.get(
+        f"{base}/api/v1/auditevents",
+        params={"action": "call", "limit": 1000},
+        headers={"Authorization": f"Bearer {admin}"},
+    )
+    r.raise_for_status()
+    return [e["eventId"] for e in r.json()["items"]]
 
 
 @pytest.mark.timeout(120)
 def test_a_killed_mcpd_loses_no_record_of_a_call_it_answered(tmp_path: Path) -> None:
     db = tmp_path / "mcpd.db"
+    url = f"sqlite:///{db}"
     with http_server("demo") as (up, _):
-        first = Served(tmp_path, free_port())
-        try:
+        with mcpd_process(url, tmp_path, env=LINGER) as (first, base):
+            admin = login(base)
             httpx.post(
-                f"{first.base}/api/v1/servers",
+                f"{base}/api/v1/servers",
                 json={"name": "remote", "transport": "http",
                       "http": {"url": f"http://127.0.0.1:{up}/mcp"}},
-                headers={"Authorization": f"Bearer {first.admin}"},
+                headers={"Authorization": f"Bearer {admin}"},
             ).raise_for_status()  # fmt: skip
 
             async def calls() -> list[str]:
-                url = f"{first.base}/api/v1/servers/remote/mcp"
-                async with mcp_session(url, first.admin) as s:
+                async with mcp_session(f"{base}/api/v1/servers/remote/mcp", admin) as s:
                     return [text(await s.call_tool("add", {"a": i, "b": 1})) for i in range(20)]
 
             assert run(calls) == [str(i + 1) for i in range(20)]  # answered, so recorded
-        finally:
-            first.kill()
+            first.send_signal(signal.SIGKILL)
+            first.wait(10)
         assert calls_in(db) == []  # none committed yet: all in the spool
         assert list(spool_dir(str(db)).glob("seg-*.jsonl"))
 
-        second = Served(tmp_path, free_port())
-        try:
-            ids = second.audited()
-        finally:
-            second.kill()
+        with mcpd_serve(url, tmp_path, env=LINGER) as base:
+            ids = audited(base, login(base))
         assert len(ids) == len(set(ids)) == 20
     assert sorted(calls_in(db)) == sorted(ids)
 

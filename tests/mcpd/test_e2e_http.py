@@ -37,6 +37,20 @@ def mcpd_serve(
 ) -> Iterator[str]:
     """Start ``mcpd serve`` on a free loopback port; yield its base URL; always stop it.
     ``env``: more of its environment (over the defaults); ``prefix``: a command it runs under."""
+    with mcpd_process(db_url, workdir, startup_s=startup_s, env=env, prefix=prefix) as (_, base):
+        yield base
+
+
+@contextmanager
+def mcpd_process(
+    db_url: str,
+    workdir: Path,
+    *,
+    startup_s: float = 30.0,
+    env: dict[str, str] | None = None,
+    prefix: tuple[str, ...] = (),
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """:func:`mcpd_serve`, yielding the process too (to kill it, say)."""
     port = free_port()
     log_path = workdir / f"mcpd-{port}.log"
     base_env = {k: v for k, v in os.environ.items() if k != "MCPD_SECRETS_KEY"}
@@ -71,7 +85,7 @@ def mcpd_serve(
                 if time.monotonic() > deadline:
                     raise AssertionError(f"mcpd was not ready within {startup_s} s")
                 time.sleep(0.1)
-            yield base
+            yield proc, base
         finally:
             stop(proc)
             sys.stderr.write(f"--- mcpd output ({log_path}) ---\n")
